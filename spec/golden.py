@@ -1,0 +1,151 @@
+"""Bit-exact integer golden models of what the accelerator computes.
+
+Pure NumPy integer functions, one per operation, shared by the PyTorch export check, the
+Amaranth and cocotb testbenches and the host driver. Activations are int8 codes, weights are
+codes of the layer's weight format, accumulators are int32 (checked: an accumulator that would
+leave int32 raises OverflowError, since the hardware never wraps silently).
+
+A quantized TT-matrix linear layer (seed 000's requantization points, generalised to any plan):
+
+1. offline, each segment of the plan is merged from its cores left to right; after every
+   pairwise merge the int32 product is requantized back to the weight format
+   (:func:`merge_cores_int`);
+2. online, the int8 input is contracted with each merged core in turn (one GEMM each, see
+   :func:`ttaccel.spec.tt.contract_core`); after every stage the accumulator is requantized to
+   int8; the last stage adds the int32 bias first (:func:`tt_linear_int`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import ACC_BITS, NumberFormat, Requant, requantize
+from .tt import Plan, contract_core, merge_cores, merged_shape, tt_shape_of
+
+__all__ = ["QuantTTLinear", "gemm_int", "merge_cores_int", "tt_contract_int", "tt_linear_int"]
+
+_ACC_MIN, _ACC_MAX = -(2 ** (ACC_BITS - 1)), 2 ** (ACC_BITS - 1) - 1
+
+
+def _check_acc(acc: np.ndarray, what: str) -> np.ndarray:
+    if acc.size and (acc.min() < _ACC_MIN or acc.max() > _ACC_MAX):
+        raise OverflowError(
+            f"{what}: accumulator leaves int{ACC_BITS}: [{int(acc.min())}, {int(acc.max())}]"
+        )
+    return acc
+
+
+def gemm_int(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer GEMM ``a @ b`` with int32 accumulation: (R, K) x (K, N) -> int64 array (R, N)
+    whose values are checked to fit int32 (OverflowError otherwise)."""
+    acc = np.asarray(a, dtype=np.int64) @ np.asarray(b, dtype=np.int64)
+    return _check_acc(acc, "gemm")
+
+
+def merge_cores_int(left: np.ndarray, right: np.ndarray, requant: Requant) -> np.ndarray:
+    """Merge two integer cores (see :func:`ttaccel.spec.tt.merge_cores`) and requantize the
+    int32 products to ``requant.out_format`` (normally the weight format). Returns int8 codes
+    of shape ``(r0, m0 * m1, n0 * n1, r2)``."""
+    acc = merge_cores(np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64))
+    return requantize(_check_acc(acc, "merge"), requant)
+
+
+def tt_contract_int(
+    x: np.ndarray,
+    cores: Sequence[np.ndarray],
+    stage_requants: Sequence[Requant],
+    bias: np.ndarray | None = None,
+) -> np.ndarray:
+    """Integer contraction of int8 codes ``x`` (B, M) with already merged integer ``cores``.
+
+    After stage ``k`` the int32 accumulators are requantized with ``stage_requants[k]``; the
+    last stage adds ``bias`` (int32, shape (N,)) before requantizing. Returns codes (B, N) of the
+    last requant's output format.
+    """
+    shape = tt_shape_of(cores)
+    if len(stage_requants) != shape.num_cores:
+        raise ValueError(f"need {shape.num_cores} stage requants, got {len(stage_requants)}")
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != shape.in_features:
+        raise ValueError(f"x must have shape (B, {shape.in_features}), not {x.shape}")
+    batch = x.shape[0]
+    state = x.astype(np.int64).reshape(batch, 1, shape.in_modes[0], -1)
+    for k, (core, requant) in enumerate(zip(cores, stage_requants, strict=True)):
+        acc = _check_acc(contract_core(state, np.asarray(core, dtype=np.int64)), f"stage {k}")
+        p, n, r_next, rest = acc.shape
+        if k == shape.num_cores - 1:
+            # acc axes: (batch * n_0..n_{d-2}, n_{d-1}, 1, 1) -> (B, N)
+            out = acc.reshape(batch, shape.out_features)
+            return requantize(out, requant, bias)
+        codes = requantize(acc, requant).astype(np.int64)
+        next_m = shape.in_modes[k + 1]
+        state = codes.reshape(p * n, r_next, next_m, rest // next_m)
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class QuantTTLinear:
+    """An integer TT-matrix linear layer, everything the hardware needs to run it.
+
+    ``cores``: int8 arrays of codes of ``weight_format``, shapes ``(r, m, n, r')``;
+    ``plan``: consecutive segments merged offline; ``merge_requants[s]``: the
+    ``len(segment) - 1`` requants of segment ``s``'s pairwise merges (output: weight format);
+    ``stage_requants[s]``: the requant after online stage ``s`` (int8 output; the last one
+    brings the result to the layer's output scale); ``bias``: int32 (N,) at the last stage's
+    accumulator scale, or None. ``input_scale`` and ``output_scale`` are the float scales of
+    the int8 input and output codes.
+    """
+
+    cores: tuple[np.ndarray, ...]
+    weight_format: NumberFormat
+    plan: Plan
+    merge_requants: tuple[tuple[Requant, ...], ...]
+    stage_requants: tuple[Requant, ...]
+    bias: np.ndarray | None
+    input_scale: float
+    output_scale: float
+
+    def __post_init__(self) -> None:
+        shape = tt_shape_of(self.cores)
+        merged = merged_shape(shape, self.plan)  # validates the plan
+        for k, core in enumerate(self.cores):
+            bad = ~self.weight_format.valid(core)
+            if bad.any():
+                raise ValueError(
+                    f"core {k} holds {int(np.asarray(core)[bad][0])}, not a legal "
+                    f"{self.weight_format.name} code"
+                )
+        for s, (a, b) in enumerate(self.plan):
+            if len(self.merge_requants[s]) != b - a - 1:
+                raise ValueError(
+                    f"segment {s} {(a, b)} merges {b - a - 1} times but has "
+                    f"{len(self.merge_requants[s])} merge requants"
+                )
+        if len(self.stage_requants) != merged.num_cores:
+            raise ValueError(
+                f"{merged.num_cores} stages need as many stage requants, not {len(self.stage_requants)}"
+            )
+        if self.bias is not None and np.shape(self.bias) != (shape.out_features,):
+            raise ValueError(f"bias must have shape ({shape.out_features},), not {np.shape(self.bias)}")
+
+    def merged_cores(self) -> list[np.ndarray]:
+        """The per-stage integer cores: each segment merged with :func:`merge_cores_int`."""
+        merged = []
+        for (a, b), requants in zip(self.plan, self.merge_requants, strict=True):
+            core = np.asarray(self.cores[a])
+            for k, requant in zip(range(a + 1, b), requants, strict=True):
+                core = merge_cores_int(core, self.cores[k], requant)
+            merged.append(core)
+        return merged
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """int8 codes (B, in_features) -> int8 codes (B, out_features)."""
+        return tt_linear_int(x, self)
+
+
+def tt_linear_int(x: np.ndarray, layer: QuantTTLinear) -> np.ndarray:
+    """Run :class:`QuantTTLinear` on int8 codes ``x`` (B, M); returns int8 codes (B, N)."""
+    return tt_contract_int(x, layer.merged_cores(), layer.stage_requants, layer.bias)
