@@ -20,5 +20,9 @@ def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:
     block = f"{begin}\n{markdown.strip()}\n{end}"
     text = path.read_text() if path.exists() else "# Results\n"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + f"\n\n{block}\n"
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else text.rstrip() + f"\n\n{block}\n"
+    )
     path.write_text(text)

@@ -190,14 +190,16 @@ def quantize_multiplier(ratio: float) -> tuple[int, int]:
     special case. Otherwise the multiplier is normalised into [2**15, 2**16) for 16 significant
     bits (relative error below 2**-16) with the largest shift <= ``MAX_SHIFT``.
 
-    Raises ValueError when ``ratio`` is not positive and finite, rounds to 2**16 or more, or is so small that
-    the multiplier would round to zero.
+    Raises ValueError when ``ratio`` is not positive and finite, rounds to 2**16 or more, or is
+    so small that the multiplier would round to zero.
     """
     ratio = float(ratio)
     if not math.isfinite(ratio) or ratio <= 0:
         raise ValueError(f"requantization ratio must be positive and finite, not {ratio!r}")
     if ratio >= 2**MULTIPLIER_BITS - 0.5:
-        raise ValueError(f"requantization ratio {ratio!r} does not fit a {MULTIPLIER_BITS}-bit multiplier")
+        raise ValueError(
+            f"requantization ratio {ratio!r} does not fit a {MULTIPLIER_BITS}-bit multiplier"
+        )
     mantissa, exponent = math.frexp(ratio)  # ratio = mantissa * 2**exponent, mantissa in [0.5, 1)
     if mantissa == 0.5:  # exact power of two, ratio = 2**k
         k = exponent - 1

@@ -25,7 +25,15 @@ import numpy as np
 from .formats import ACC_BITS, NumberFormat, Requant, requantize
 from .tt import Plan, contract_core, merge_cores, merged_shape, tt_shape_of
 
-__all__ = ["QuantTTLinear", "gemm_int", "merge_cores_int", "tt_contract_int", "tt_linear_int"]
+__all__ = [
+    "QuantTTEmbedding",
+    "QuantTTLinear",
+    "gemm_int",
+    "merge_cores_int",
+    "tt_contract_int",
+    "tt_embedding_int",
+    "tt_linear_int",
+]
 
 _ACC_MIN, _ACC_MAX = -(2 ** (ACC_BITS - 1)), 2 ** (ACC_BITS - 1) - 1
 
@@ -126,10 +134,13 @@ class QuantTTLinear:
                 )
         if len(self.stage_requants) != merged.num_cores:
             raise ValueError(
-                f"{merged.num_cores} stages need as many stage requants, not {len(self.stage_requants)}"
+                f"{merged.num_cores} stages need as many stage requants, "
+                f"not {len(self.stage_requants)}"
             )
         if self.bias is not None and np.shape(self.bias) != (shape.out_features,):
-            raise ValueError(f"bias must have shape ({shape.out_features},), not {np.shape(self.bias)}")
+            raise ValueError(
+                f"bias must have shape ({shape.out_features},), not {np.shape(self.bias)}"
+            )
 
     def merged_cores(self) -> list[np.ndarray]:
         """The per-stage integer cores: each segment merged with :func:`merge_cores_int`."""
@@ -149,3 +160,72 @@ class QuantTTLinear:
 def tt_linear_int(x: np.ndarray, layer: QuantTTLinear) -> np.ndarray:
     """Run :class:`QuantTTLinear` on int8 codes ``x`` (B, M); returns int8 codes (B, N)."""
     return tt_contract_int(x, layer.merged_cores(), layer.stage_requants, layer.bias)
+
+
+@dataclass(frozen=True)
+class QuantTTEmbedding:
+    """An integer TT-matrix embedding table, looked up row by row without forming the table.
+
+    ``cores``: int8 arrays of codes of ``weight_format`` with shapes ``(r, v_k, n_k, r')``; the
+    table has ``prod(v)`` rows of which the first ``num_embeddings`` are valid ids and
+    ``prod(n)`` columns. ``stage_requants[k - 1]`` requantizes the product after core ``k``
+    (``d - 1`` entries, int8 output); ``output_scale`` is the scale of the returned codes (the
+    core-0 scale when there is a single core).
+    """
+
+    cores: tuple[np.ndarray, ...]
+    weight_format: NumberFormat
+    stage_requants: tuple[Requant, ...]
+    num_embeddings: int
+    output_scale: float
+
+    def __post_init__(self) -> None:
+        shape = tt_shape_of(self.cores)
+        if len(self.stage_requants) != shape.num_cores - 1:
+            raise ValueError(
+                f"{shape.num_cores} cores need {shape.num_cores - 1} stage requants, "
+                f"not {len(self.stage_requants)}"
+            )
+        if not 1 <= self.num_embeddings <= shape.in_features:
+            raise ValueError(
+                f"num_embeddings must be in [1, {shape.in_features}] (the product of the row "
+                f"modes), not {self.num_embeddings}"
+            )
+        for k, core in enumerate(self.cores):
+            if (~self.weight_format.valid(core)).any():
+                raise ValueError(f"core {k} holds codes outside {self.weight_format.name}")
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        return tt_embedding_int(ids, self)
+
+
+def tt_embedding_int(ids: np.ndarray, layer: QuantTTEmbedding) -> np.ndarray:
+    """Look up integer rows: ids (B,) in [0, num_embeddings) -> int8 codes (B, N).
+
+    Row ``i`` has row-major digits ``(i_0, ..., i_{d-1})`` over the row modes. The state starts
+    as the core-0 slice ``G0[0, i_0]`` (n_0, r_1); each next core multiplies it by
+    ``G_k[:, i_k]`` reshaped ``(r_k, n_k * r_{k+1})`` in int32 and is requantized with
+    ``stage_requants[k - 1]``; columns come out row-major over ``(n_0, ..., n_{d-1})``.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids must be a 1-D integer array, not {ids.dtype} of shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= layer.num_embeddings):
+        raise ValueError(
+            f"ids must lie in [0, {layer.num_embeddings}), found [{ids.min()}, {ids.max()}]"
+        )
+    shape = tt_shape_of(layer.cores)
+    digits = (
+        np.stack(np.unravel_index(ids, shape.in_modes), axis=1)
+        if ids.size
+        else np.zeros((0, shape.num_cores), dtype=np.int64)
+    )
+    state = np.asarray(layer.cores[0], dtype=np.int64)[0][digits[:, 0]]  # (B, n0, r1)
+    for k in range(1, shape.num_cores):
+        core = np.asarray(layer.cores[k], dtype=np.int64)
+        r, _, n, r_next = core.shape
+        slices = core[:, digits[:, k]].transpose(1, 0, 2, 3).reshape(-1, r, n * r_next)
+        acc = _check_acc(np.matmul(state, slices), f"embedding stage {k}")  # (B, N_so_far, n*r')
+        state = requantize(acc, layer.stage_requants[k - 1]).astype(np.int64)
+        state = state.reshape(ids.size, -1, r_next)
+    return state.reshape(ids.size, shape.out_features).astype(np.int8)

@@ -42,11 +42,15 @@ def pack(codes: np.ndarray, fmt: NumberFormat) -> np.ndarray:
         )
     if fmt.bits == 8:
         return flat.astype(np.int8).view(np.uint8).copy()
-    field = (flat > 0).astype(np.uint8) if fmt == BINARY else flat.astype(np.uint8) & ((1 << fmt.bits) - 1)
+    field = (
+        (flat > 0).astype(np.uint8)
+        if fmt == BINARY
+        else flat.astype(np.uint8) & ((1 << fmt.bits) - 1)
+    )
     lanes = 8 // fmt.bits
     padded = np.zeros(packed_nbytes(flat.size, fmt) * lanes, dtype=np.uint8)
     padded[: flat.size] = field
-    shifts = (np.arange(lanes, dtype=np.uint8) * fmt.bits)
+    shifts = np.arange(lanes, dtype=np.uint8) * fmt.bits
     return np.bitwise_or.reduce(padded.reshape(-1, lanes) << shifts, axis=1).astype(np.uint8)
 
 
@@ -63,7 +67,7 @@ def unpack(data: np.ndarray, fmt: NumberFormat, count: int) -> np.ndarray:
     if fmt.bits == 8:
         return data[:count].view(np.int8).copy()
     lanes = 8 // fmt.bits
-    shifts = (np.arange(lanes, dtype=np.uint8) * fmt.bits)
+    shifts = np.arange(lanes, dtype=np.uint8) * fmt.bits
     fields = ((data[:need, None] >> shifts) & ((1 << fmt.bits) - 1)).reshape(-1)[:count]
     if fmt == BINARY:
         return np.where(fields == 1, 1, -1).astype(np.int8)
@@ -90,7 +94,9 @@ def pack_words(codes: np.ndarray, fmt: NumberFormat, word_bits: int = 64) -> np.
     return padded.view(dtype.newbyteorder("<")).astype(dtype)
 
 
-def unpack_words(words: np.ndarray, fmt: NumberFormat, count: int, word_bits: int = 64) -> np.ndarray:
+def unpack_words(
+    words: np.ndarray, fmt: NumberFormat, count: int, word_bits: int = 64
+) -> np.ndarray:
     """Inverse of :func:`pack_words`: the first ``count`` codes of ``fmt`` from bus words."""
     dtype = _word_dtype(word_bits)
     data = np.asarray(words, dtype=dtype).astype(dtype.newbyteorder("<")).view(np.uint8)

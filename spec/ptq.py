@@ -19,10 +19,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from .formats import INT8, NumberFormat, Requant, quantize, quantize_bias
-from .golden import QuantTTLinear
+from .golden import QuantTTEmbedding, QuantTTLinear
 from .tt import Plan, contract_core, merge_cores, tt_shape_of
 
-__all__ = ["calibrate_tt_linear", "max_abs_scale", "quant_tt_linear_from_scales"]
+__all__ = [
+    "calibrate_tt_linear",
+    "max_abs_scale",
+    "quant_tt_embedding_from_scales",
+    "quant_tt_linear_from_scales",
+]
 
 
 def max_abs_scale(x: np.ndarray, fmt: NumberFormat) -> float:
@@ -52,7 +57,9 @@ def quant_tt_linear_from_scales(
         running = core_scales[a]
         requants = []
         for k, merged_scale in zip(range(a + 1, b), scales, strict=True):
-            requants.append(Requant.from_ratio(running * core_scales[k] / merged_scale, weight_format))
+            requants.append(
+                Requant.from_ratio(running * core_scales[k] / merged_scale, weight_format)
+            )
             running = merged_scale
         merge_requants.append(tuple(requants))
         merged_core_scales.append(running)
@@ -62,7 +69,9 @@ def quant_tt_linear_from_scales(
         scale_in = scale_out
     bias_codes = None
     if bias is not None:
-        acc_scale = (input_scale if len(stage_scales) == 1 else stage_scales[-2]) * merged_core_scales[-1]
+        acc_scale = (
+            input_scale if len(stage_scales) == 1 else stage_scales[-2]
+        ) * merged_core_scales[-1]
         bias_codes = quantize_bias(bias, acc_scale)
     return QuantTTLinear(
         cores=tuple(np.asarray(c, dtype=np.int8) for c in core_codes),
@@ -116,4 +125,27 @@ def calibrate_tt_linear(
         state = state.reshape(p * n, r_next, merged[s + 1].shape[1], rest // merged[s + 1].shape[1])
     return quant_tt_linear_from_scales(
         core_codes, core_scales, weight_format, plan, merge_scales, stage_scales, input_scale, bias
+    )
+
+
+def quant_tt_embedding_from_scales(
+    core_codes: Sequence[np.ndarray],
+    core_scales: Sequence[float],
+    weight_format: NumberFormat,
+    stage_scales: Sequence[float],
+    num_embeddings: int,
+) -> QuantTTEmbedding:
+    """Assemble a :class:`QuantTTEmbedding`: ``stage_scales[k - 1]`` is the scale of the int8
+    state after core ``k`` (``d - 1`` entries); the requant after core ``k`` implements
+    ``state_scale * core_scales[k] / stage_scales[k - 1]``."""
+    requants, state_scale = [], core_scales[0]
+    for core_scale, scale_out in zip(core_scales[1:], stage_scales, strict=True):
+        requants.append(Requant.from_ratio(state_scale * core_scale / scale_out, INT8))
+        state_scale = scale_out
+    return QuantTTEmbedding(
+        cores=tuple(np.asarray(c, dtype=np.int8) for c in core_codes),
+        weight_format=weight_format,
+        stage_requants=tuple(requants),
+        num_embeddings=int(num_embeddings),
+        output_scale=float(state_scale),
     )

@@ -91,7 +91,9 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str,
             shape = tuple(int(s) for s in info["shape"])
             begin, end = (int(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError):
-            raise SafetensorsError(f"{path}: tensor {name!r} has a malformed entry {info!r}") from None
+            raise SafetensorsError(
+                f"{path}: tensor {name!r} has a malformed entry {info!r}"
+            ) from None
         if end - begin != math.prod(shape) * dtype.itemsize or begin < 0:
             raise SafetensorsError(
                 f"{path}: tensor {name!r}: byte range {begin}..{end} does not hold shape {shape} "

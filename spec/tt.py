@@ -70,7 +70,9 @@ class TTShape:
         for name in ("in_modes", "out_modes", "ranks"):
             value = tuple(getattr(self, name))
             if not value or not all(isinstance(v, int | np.integer) and v >= 1 for v in value):
-                raise ValueError(f"{name} must be a non-empty list of positive integers, not {value!r}")
+                raise ValueError(
+                    f"{name} must be a non-empty list of positive integers, not {value!r}"
+                )
             object.__setattr__(self, name, tuple(int(v) for v in value))
         d = len(self.in_modes)
         if len(self.out_modes) != d:
@@ -79,7 +81,9 @@ class TTShape:
                 f"and {len(self.out_modes)}"
             )
         if len(self.ranks) != d + 1:
-            raise ValueError(f"ranks must have {d + 1} entries for {d} cores, not {len(self.ranks)}")
+            raise ValueError(
+                f"ranks must have {d + 1} entries for {d} cores, not {len(self.ranks)}"
+            )
         if self.ranks[0] != 1 or self.ranks[-1] != 1:
             raise ValueError(f"ranks must start and end with 1, not {self.ranks!r}")
 
@@ -132,7 +136,9 @@ def tt_shape_of(cores: Sequence[np.ndarray]) -> TTShape:
         raise ValueError("a TT-matrix needs at least one core")
     for k, core in enumerate(cores):
         if np.ndim(core) != 4:
-            raise ValueError(f"core {k} must be 4-D (r_in, m, n, r_out), not shape {np.shape(core)}")
+            raise ValueError(
+                f"core {k} must be 4-D (r_in, m, n, r_out), not shape {np.shape(core)}"
+            )
     for k in range(1, len(cores)):
         if cores[k].shape[0] != cores[k - 1].shape[3]:
             raise ValueError(
@@ -140,12 +146,12 @@ def tt_shape_of(cores: Sequence[np.ndarray]) -> TTShape:
                 f"{cores[k - 1].shape[3]}"
             )
     ranks = (cores[0].shape[0], *(c.shape[3] for c in cores))
-    return TTShape(
-        tuple(c.shape[1] for c in cores), tuple(c.shape[2] for c in cores), tuple(ranks)
-    )
+    return TTShape(tuple(c.shape[1] for c in cores), tuple(c.shape[2] for c in cores), tuple(ranks))
 
 
-def tt_layer_modes(in_modes: Sequence[int], out_modes: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def tt_layer_modes(
+    in_modes: Sequence[int], out_modes: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Seed 000's TT layout for a linear layer as TT-matrix modes.
 
     Input cores first, output cores after: ``([24, 32], [32, 24])`` becomes
@@ -297,15 +303,19 @@ def merged_shape(shape: TTShape, plan: Plan) -> TTShape:
     return TTShape(
         tuple(math.prod(shape.in_modes[a:b]) for a, b in plan),
         tuple(math.prod(shape.out_modes[a:b]) for a, b in plan),
-        tuple(shape.ranks[a] for a, _ in plan) + (1,),
+        (*tuple(shape.ranks[a] for a, _ in plan), 1),
     )
 
 
 def _check_plan(plan: Plan, d: int) -> None:
     starts = [a for a, _ in plan]
     ends = [b for _, b in plan]
-    if not plan or starts[0] != 0 or ends[-1] != d or starts[1:] != ends[:-1] or any(
-        b <= a for a, b in plan
+    if (
+        not plan
+        or starts[0] != 0
+        or ends[-1] != d
+        or starts[1:] != ends[:-1]
+        or any(b <= a for a, b in plan)
     ):
         raise ValueError(f"plan {plan!r} does not split cores 0..{d} into consecutive segments")
 
@@ -343,9 +353,14 @@ def best_plan(shape: TTShape, batch: int = 1) -> Plan:
         for a in range(b):
             cost_a, stages_a, plan_a = best[a]
             rows = batch * math.prod(shape.out_modes[:a]) * math.prod(shape.in_modes[b:])
-            cost = cost_a + rows * shape.ranks[a] * math.prod(shape.in_modes[a:b]) * math.prod(
-                shape.out_modes[a:b]
-            ) * shape.ranks[b]
+            cost = (
+                cost_a
+                + rows
+                * shape.ranks[a]
+                * math.prod(shape.in_modes[a:b])
+                * math.prod(shape.out_modes[a:b])
+                * shape.ranks[b]
+            )
             if (cost, stages_a + 1) < best[b][:2]:
                 best[b] = (cost, stages_a + 1, (*plan_a, (a, b)))
     return best[d][2]

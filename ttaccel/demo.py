@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weight-format", default="int8", choices=["int8", "int4", "int2"],
         help="number format of the TT cores (default: int8)",
     )  # fmt: skip
-    parser.add_argument("--tokens", type=int, default=128, help="token vectors to contract (default: 128)")
+    parser.add_argument(
+        "--tokens", type=int, default=128, help="token vectors to contract (default: 128)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed choosing the tokens (default: 0)")
 
 
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         modes = tt_layer_modes(in_modes, out_modes)
         for rank in args.ranks:
             cores, tt_error = tt_svd(weight, *modes, rank)
-            shape = TTShape(*modes, tuple(c.shape[0] for c in cores) + (1,))
+            shape = TTShape(*modes, (*tuple(c.shape[0] for c in cores), 1))
             plan = best_plan(shape, args.tokens)
             layer = calibrate_tt_linear(cores, x, fmt, plan)
             x_codes = quantize(x, layer.input_scale, format_by_name("int8"))
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{name:8} {rank:4d} {shape.num_params:8d} {shape.compression():6.1f}x "
                 f"{tt_error:8.4f} {int_error:8.4f} {sum(online):8d} {weight.size:9d} "
-                f"{str(list(plan)):>16}"
+                f"{list(plan)!s:>16}"
             )
         print(f"{'':8} dense output norm {np.linalg.norm(dense):.1f}")
     print(

@@ -1,0 +1,357 @@
+"""The ttaccel artifact: one safetensors file per compressed model (see docs/artifact.md).
+
+Contents: the integer TT cores packed at their bit width, their requantization constants and
+scales, int32 biases, the float tensors the accelerator does not run (LayerNorm, classifier,
+position and token-type embeddings), the tokenizer vocabulary and a JSON manifest with a schema
+version, stored in the safetensors header's ``__metadata__["ttaccel"]``. No pickle anywhere.
+
+Tensor names
+    ``<layer>.core<k>``    uint8, packed codes of TT core ``k`` (:mod:`.packing`, C order of
+                           the core's ``(r, m, n, r')`` shape)
+    ``<layer>.bias``       int32 (N,), TT linears with a bias only
+    ``tokenizer.vocab``    uint8, the UTF-8 bytes of ``vocab.txt`` (one token per line)
+    any other name         float32, listed in the manifest's ``float_tensors``
+
+:func:`load_artifact` validates everything and raises :class:`ArtifactError`, whose ``field``
+names the offending manifest field or tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .formats import FORMATS, INT8, NumberFormat, Requant
+from .golden import QuantTTEmbedding, QuantTTLinear
+from .packing import pack, packed_nbytes, unpack
+from .safetensors_io import SafetensorsError, load_safetensors, save_safetensors
+from .tt import TTShape
+
+__all__ = [
+    "FORMAT_NAME",
+    "SCHEMA_VERSION",
+    "Artifact",
+    "ArtifactError",
+    "load_artifact",
+    "save_artifact",
+]
+
+FORMAT_NAME = "ttaccel-artifact"
+SCHEMA_VERSION = 1
+_VOCAB = "tokenizer.vocab"
+_META_KEY = "ttaccel"
+
+
+class ArtifactError(ValueError):
+    """A malformed artifact. ``field`` is the manifest path or tensor name that is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass
+class Artifact:
+    """A compressed model in memory.
+
+    ``model_config``: JSON-able dict describing the network (hidden size, layers, heads, ...,
+    free form for the model's inference code); ``tt_linears`` / ``tt_embeddings``: integer layers
+    keyed by module name; ``tensors``: float32 arrays by name; ``vocab``: tokens in id order;
+    ``activation_format``: format of the activations between layers (int8).
+    """
+
+    model_config: dict[str, Any]
+    tt_linears: dict[str, QuantTTLinear] = field(default_factory=dict)
+    tt_embeddings: dict[str, QuantTTEmbedding] = field(default_factory=dict)
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    vocab: list[str] = field(default_factory=list)
+    activation_format: NumberFormat = INT8
+
+    def nbytes(self) -> int:
+        """Payload bytes: packed cores, biases, float tensors and vocabulary."""
+        total = sum(
+            _packed_core_bytes(layer.cores, layer.weight_format)
+            for layer in self.tt_linears.values()
+        )
+        total += sum(
+            layer.bias.nbytes for layer in self.tt_linears.values() if layer.bias is not None
+        )
+        total += sum(
+            _packed_core_bytes(e.cores, e.weight_format) for e in self.tt_embeddings.values()
+        )
+        total += sum(np.asarray(t, dtype=np.float32).nbytes for t in self.tensors.values())
+        return total + len("\n".join(self.vocab).encode())
+
+
+def _packed_core_bytes(cores: tuple[np.ndarray, ...], fmt: NumberFormat) -> int:
+    return sum(packed_nbytes(np.size(c), fmt) for c in cores)
+
+
+def _requant_json(requant: Requant) -> list[Any]:
+    return [requant.multiplier, requant.shift, requant.out_format.name]
+
+
+def save_artifact(path: str | Path, artifact: Artifact) -> None:
+    """Write ``artifact`` to ``path`` (a single safetensors file)."""
+    tensors: dict[str, np.ndarray] = {}
+    linears, embeddings = {}, {}
+    for name, layer in artifact.tt_linears.items():
+        shape = TTShape(*_modes(layer.cores))
+        for k, core in enumerate(layer.cores):
+            tensors[f"{name}.core{k}"] = pack(core, layer.weight_format)
+        if layer.bias is not None:
+            tensors[f"{name}.bias"] = np.asarray(layer.bias, dtype=np.int32)
+        linears[name] = {
+            "weight_format": layer.weight_format.name,
+            "in_modes": list(shape.in_modes), "out_modes": list(shape.out_modes),
+            "ranks": list(shape.ranks),
+            "plan": [list(seg) for seg in layer.plan],
+            "merge_requants": [[_requant_json(r) for r in seg] for seg in layer.merge_requants],
+            "stage_requants": [_requant_json(r) for r in layer.stage_requants],
+            "input_scale": float(layer.input_scale), "output_scale": float(layer.output_scale),
+            "has_bias": layer.bias is not None,
+        }  # fmt: skip
+    for name, layer in artifact.tt_embeddings.items():
+        shape = TTShape(*_modes(layer.cores))
+        for k, core in enumerate(layer.cores):
+            tensors[f"{name}.core{k}"] = pack(core, layer.weight_format)
+        embeddings[name] = {
+            "weight_format": layer.weight_format.name,
+            "row_modes": list(shape.in_modes), "col_modes": list(shape.out_modes),
+            "ranks": list(shape.ranks), "num_embeddings": layer.num_embeddings,
+            "stage_requants": [_requant_json(r) for r in layer.stage_requants],
+            "output_scale": float(layer.output_scale),
+        }  # fmt: skip
+    for name, tensor in artifact.tensors.items():
+        if name in tensors or name == _VOCAB:
+            raise ValueError(f"float tensor name {name!r} collides with an integer tensor")
+        tensors[name] = np.asarray(tensor, dtype=np.float32)
+    tensors[_VOCAB] = np.frombuffer("\n".join(artifact.vocab).encode(), dtype=np.uint8)
+    manifest = {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "activation_format": artifact.activation_format.name,
+        "model": artifact.model_config,
+        "tt_linears": linears,
+        "tt_embeddings": embeddings,
+        "float_tensors": sorted(artifact.tensors),
+        "vocab_size": len(artifact.vocab),
+    }
+    save_safetensors(path, tensors, {_META_KEY: json.dumps(manifest, allow_nan=True)})
+
+
+def _modes(
+    cores: tuple[np.ndarray, ...],
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    return (
+        tuple(c.shape[1] for c in cores),
+        tuple(c.shape[2] for c in cores),
+        (cores[0].shape[0], *(c.shape[3] for c in cores)),
+    )
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Read and validate an artifact; raises :class:`ArtifactError` naming the bad field.
+
+    Checked: the file is a complete safetensors container; format name and schema version;
+    every listed tensor present with the expected dtype and size; modes and ranks consistent;
+    number formats known; requantization constants in range; codes legal for their format;
+    scales positive and finite; float tensors finite.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"artifact {path} does not exist")
+    try:
+        tensors, metadata = load_safetensors(path)
+    except SafetensorsError as error:
+        raise ArtifactError("file", str(error)) from None
+    if _META_KEY not in metadata:
+        raise ArtifactError("manifest", f"{path} has no ttaccel manifest: not a ttaccel artifact")
+    try:
+        manifest = json.loads(metadata[_META_KEY])
+    except json.JSONDecodeError as error:
+        raise ArtifactError("manifest", f"not valid JSON: {error}") from None
+    reader = _Reader(manifest, tensors)
+    return reader.artifact()
+
+
+class _Reader:
+    """Validating reader: each ``_get`` names the manifest path it reads."""
+
+    def __init__(self, manifest: Any, tensors: dict[str, np.ndarray]) -> None:
+        if not isinstance(manifest, dict):
+            raise ArtifactError("manifest", "must be a JSON object")
+        self.manifest, self.tensors = manifest, tensors
+
+    def _get(self, obj: dict, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            raise ArtifactError(f"{where}.{key}" if where else key, "missing")
+        value = obj[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ArtifactError(
+                f"{where}.{key}" if where else key, f"expected {kind}, found {value!r}"
+            )
+        return value
+
+    def _tensor(self, name: str, dtype: np.dtype, owner: str) -> np.ndarray:
+        if name not in self.tensors:
+            raise ArtifactError(name, f"tensor missing (needed by {owner})")
+        tensor = self.tensors[name]
+        if tensor.dtype != dtype:
+            raise ArtifactError(name, f"expected dtype {np.dtype(dtype)}, found {tensor.dtype}")
+        return tensor
+
+    def _format(self, obj: dict, where: str) -> NumberFormat:
+        name = self._get(obj, "weight_format", where, str)
+        if name not in FORMATS:
+            raise ArtifactError(
+                f"{where}.weight_format", f"bit width/format {name!r} not one of {sorted(FORMATS)}"
+            )
+        return FORMATS[name]
+
+    def _scale(self, obj: dict, key: str, where: str) -> float:
+        value = self._get(obj, key, where, (int, float))
+        if not math.isfinite(value) or value <= 0:
+            raise ArtifactError(
+                f"{where}.{key}", f"scale must be positive and finite, found {value!r}"
+            )
+        return float(value)
+
+    def _requant(self, value: Any, where: str) -> Requant:
+        if not (isinstance(value, list) and len(value) == 3):
+            raise ArtifactError(where, f"expected [multiplier, shift, format], found {value!r}")
+        multiplier, shift, fmt = value
+        if fmt not in FORMATS:
+            raise ArtifactError(where, f"output format {fmt!r} not one of {sorted(FORMATS)}")
+        try:
+            return Requant(multiplier, shift, FORMATS[fmt])
+        except ValueError as error:
+            raise ArtifactError(where, str(error)) from None
+
+    def _cores(
+        self, name: str, where: str, fmt: NumberFormat, shape: TTShape
+    ) -> tuple[np.ndarray, ...]:
+        cores = []
+        for k, core_shape in enumerate(shape.core_shapes):
+            tensor_name = f"{name}.core{k}"
+            data = self._tensor(tensor_name, np.dtype(np.uint8), where)
+            count = math.prod(core_shape)
+            if data.shape != (packed_nbytes(count, fmt),):
+                raise ArtifactError(
+                    tensor_name,
+                    f"shape mismatch: core shape {core_shape} at {fmt.name} needs "
+                    f"{packed_nbytes(count, fmt)} bytes, found shape {data.shape}",
+                )
+            try:
+                cores.append(unpack(data, fmt, count).reshape(core_shape))
+            except ValueError as error:
+                raise ArtifactError(
+                    tensor_name, f"value out of range for {fmt.name}: {error}"
+                ) from None
+        return tuple(cores)
+
+    def _shape(self, obj: dict, where: str, in_key: str, out_key: str) -> TTShape:
+        try:
+            return TTShape(
+                tuple(self._get(obj, in_key, where, list)),
+                tuple(self._get(obj, out_key, where, list)),
+                tuple(self._get(obj, "ranks", where, list)),
+            )
+        except ValueError as error:
+            if isinstance(error, ArtifactError):
+                raise
+            raise ArtifactError(f"{where}.ranks", f"rank/mode mismatch: {error}") from None
+
+    def _linear(self, name: str, obj: dict) -> QuantTTLinear:
+        where = f"tt_linears[{name!r}]"
+        fmt = self._format(obj, where)
+        shape = self._shape(obj, where, "in_modes", "out_modes")
+        cores = self._cores(name, where, fmt, shape)
+        plan = tuple(tuple(seg) for seg in self._get(obj, "plan", where, list))
+        merges = tuple(
+            tuple(self._requant(r, f"{where}.merge_requants[{s}][{i}]") for i, r in enumerate(seg))
+            for s, seg in enumerate(self._get(obj, "merge_requants", where, list))
+        )
+        stages = tuple(
+            self._requant(r, f"{where}.stage_requants[{s}]")
+            for s, r in enumerate(self._get(obj, "stage_requants", where, list))
+        )
+        bias = None
+        if self._get(obj, "has_bias", where, bool):
+            bias = self._tensor(f"{name}.bias", np.dtype(np.int32), where)
+            if bias.shape != (shape.out_features,):
+                raise ArtifactError(
+                    f"{name}.bias",
+                    f"shape mismatch: expected ({shape.out_features},), found {bias.shape}",
+                )
+        try:
+            return QuantTTLinear(
+                cores, fmt, plan, merges, stages, bias,
+                self._scale(obj, "input_scale", where), self._scale(obj, "output_scale", where),
+            )  # fmt: skip
+        except (ValueError, TypeError) as error:
+            if isinstance(error, ArtifactError):
+                raise
+            raise ArtifactError(where, str(error)) from None
+
+    def _embedding(self, name: str, obj: dict) -> QuantTTEmbedding:
+        where = f"tt_embeddings[{name!r}]"
+        fmt = self._format(obj, where)
+        shape = self._shape(obj, where, "row_modes", "col_modes")
+        cores = self._cores(name, where, fmt, shape)
+        stages = tuple(
+            self._requant(r, f"{where}.stage_requants[{s}]")
+            for s, r in enumerate(self._get(obj, "stage_requants", where, list))
+        )
+        try:
+            return QuantTTEmbedding(
+                cores, fmt, stages, self._get(obj, "num_embeddings", where, int),
+                self._scale(obj, "output_scale", where),
+            )  # fmt: skip
+        except ValueError as error:
+            if isinstance(error, ArtifactError):
+                raise
+            raise ArtifactError(where, str(error)) from None
+
+    def artifact(self) -> Artifact:
+        m = self.manifest
+        if m.get("format") != FORMAT_NAME:
+            raise ArtifactError("format", f"expected {FORMAT_NAME!r}, found {m.get('format')!r}")
+        version = m.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ArtifactError(
+                "schema_version", f"expected {SCHEMA_VERSION}, found {version!r}: "
+                "this ttaccel cannot read it (upgrade, or re-export the model)"
+            )  # fmt: skip
+        act_name = self._get(m, "activation_format", "", str)
+        if act_name not in FORMATS:
+            raise ArtifactError("activation_format", f"{act_name!r} not one of {sorted(FORMATS)}")
+        linears = {n: self._linear(n, o) for n, o in self._get(m, "tt_linears", "", dict).items()}
+        embeddings = {
+            n: self._embedding(n, o) for n, o in self._get(m, "tt_embeddings", "", dict).items()
+        }
+        floats = {}
+        for name in self._get(m, "float_tensors", "", list):
+            tensor = self._tensor(name, np.dtype(np.float32), "float_tensors")
+            if not np.all(np.isfinite(tensor)):
+                raise ArtifactError(name, "float tensor holds NaN or infinite values")
+            floats[name] = tensor
+        vocab_bytes = self._tensor(_VOCAB, np.dtype(np.uint8), "the tokenizer")
+        vocab = vocab_bytes.tobytes().decode("utf-8").split("\n") if vocab_bytes.size else []
+        if len(vocab) != self._get(m, "vocab_size", "", int):
+            raise ArtifactError(
+                _VOCAB, f"holds {len(vocab)} tokens, manifest vocab_size says {m['vocab_size']}"
+            )
+        return Artifact(
+            model_config=self._get(m, "model", "", dict),
+            tt_linears=linears,
+            tt_embeddings=embeddings,
+            tensors=floats,
+            vocab=vocab,
+            activation_format=FORMATS[act_name],
+        )
