@@ -94,7 +94,7 @@ def test_requantize_refuses_accumulator_overflow():
     ("multiplier", "shift"), [(0, 0), (2**16, 0), (1, -1), (1, MAX_SHIFT + 1), (1.5, 2)]
 )
 def test_requant_validates(multiplier, shift):
-    with pytest.raises(ValueError, match="multiplier|shift"):
+    with pytest.raises(ValueError, match=r"multiplier|shift"):
         Requant(multiplier, shift)
 
 

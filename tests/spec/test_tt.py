@@ -58,7 +58,7 @@ def test_seed_000_merged_plan_is_two_skinny_gemms():
 def all_plans(d):
     for cuts in itertools.product([False, True], repeat=d - 1):
         bounds = [0] + [k + 1 for k, c in enumerate(cuts) if c] + [d]
-        yield tuple(zip(bounds[:-1], bounds[1:], strict=True))
+        yield tuple(itertools.pairwise(bounds))
 
 
 @given(tt_shapes(max_cores=5, max_mode=6, max_rank=6), st.integers(1, 9))
