@@ -43,10 +43,10 @@ def save_safetensors(
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs, offset = [], 0
     for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
+        array = np.asarray(tensors[name])  # (ascontiguousarray would turn a scalar into 1-D)
         if array.dtype not in _CODES:
             raise TypeError(f"tensor {name!r}: dtype {array.dtype} is not storable in safetensors")
-        data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes(order="C")
         header[name] = {
             "dtype": _CODES[array.dtype], "shape": list(array.shape),
             "data_offsets": [offset, offset + len(data)],

@@ -2,6 +2,7 @@
 
 import numpy as np
 from hypothesis import strategies as st
+
 from ttaccel.spec.formats import FORMATS, Requant
 from ttaccel.spec.tt import TTShape
 

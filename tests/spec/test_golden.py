@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ttaccel.spec.formats import FORMATS, INT4, INT8, Requant, dequantize, quantize
 from ttaccel.spec.golden import (
     QuantTTEmbedding,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ttaccel.spec.formats import INT4, INT8
 from ttaccel.spec.tt import (
     TTShape,
