@@ -1,0 +1,137 @@
+"""Learnable-scale (LSQ) fake quantization with a straight-through estimator.
+
+Forward (fake-quantize) follows the spec exactly: ``codes = clip(round(x / s), qmin, qmax)``
+with ``torch.round`` (half to even, as ``numpy.rint``), value ``codes * s``; binary formats are
+not supported here. Backward: the straight-through estimator passes the gradient of ``x``
+inside the clipping range and zero outside; the scale gets the LSQ gradient
+(Esser et al., ICLR 2020) multiplied by ``1 / sqrt(numel * qmax)`` (LSQ's gradient scaling).
+With ``power_of_two=True`` the effective scale is ``2 ** round(log2 s)`` (straight-through in
+the log domain), so every requantization becomes a pure shift.
+
+``forward()`` fake-quantizes (float in, float out); :meth:`LsqQuantizer.to_int` gives the
+integer codes and the effective scale for export, computed by :func:`ttaccel.spec.formats.quantize`
+so export and spec agree by construction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ttaccel.spec.formats import BINARY, INT2, INT4, INT8, NumberFormat, quantize
+
+__all__ = [
+    "LsqQuantizer",
+    "fake_quantize",
+    "format_for_bits",
+    "grad_scale",
+    "round_half_up_ste",
+    "round_ste",
+]
+
+_BITS = {8: INT8, 4: INT4, 2: INT2}
+
+
+def format_for_bits(bits: int | str) -> NumberFormat:
+    """The signed spec format for 8, 4 or 2 bits (or its name ``int8``/``int4``/``int2``)."""
+    if isinstance(bits, str):
+        for fmt in _BITS.values():
+            if fmt.name == bits:
+                return fmt
+    if bits in _BITS:
+        return _BITS[bits]
+    raise ValueError(
+        f"quantization bits must be one of {sorted(_BITS)} (or int8/int4/int2), not {bits!r}"
+    )
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """``torch.round`` (half to even) forward, identity gradient backward."""
+    return x + (torch.round(x) - x).detach()
+
+
+def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
+    """``floor(x + 0.5)`` (half up, the requantizer's rounding) forward, identity backward."""
+    return x + (torch.floor(x + 0.5) - x).detach()
+
+
+def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by ``factor`` backward."""
+    return x * factor + (x - x * factor).detach()
+
+
+def fake_quantize(
+    x: torch.Tensor, scale: torch.Tensor, fmt: NumberFormat, *, power_of_two: bool = False,
+    grad_factor: float = 1.0, half_up: bool = False,
+) -> torch.Tensor:  # fmt: skip
+    """``clip(round(x / s), qmin, qmax) * s`` with STE/LSQ gradients (see module docstring).
+
+    ``scale`` is a positive scalar tensor; ``x`` any shape. Rounding is half to even (the spec's
+    ``quantize``), or half up with ``half_up`` (the spec's ``requantize``, used where the
+    integer model requantizes an accumulator). Returns a float tensor like ``x``.
+    """
+    if fmt == BINARY:
+        raise ValueError("binary fake quantization is not supported by the LSQ quantizer")
+    s = grad_scale(scale, grad_factor)
+    if power_of_two:
+        s = torch.exp2(round_ste(torch.log2(s)))
+    rounder = round_half_up_ste if half_up else round_ste
+    q = rounder(torch.clamp(x / s, fmt.qmin, fmt.qmax))
+    return q * s
+
+
+class LsqQuantizer(nn.Module):
+    """One learnable-scale symmetric quantizer (a single scale per tensor).
+
+    ``fmt``: the code format (int8/int4/int2). The scale is initialised lazily from the first
+    tensor seen in training mode or by :meth:`init_from` as ``max|x| / qmax`` (seed 000's core
+    initialisation; used for activations too, which is stable at 8 bits). ``enabled=False``
+    makes it the identity (float training). ``half_up`` selects the requantizer's rounding
+    (for quantization points that are requantizations of integer accumulators).
+    """
+
+    def __init__(
+        self, fmt: NumberFormat, *, power_of_two: bool = False, half_up: bool = False
+    ) -> None:
+        super().__init__()
+        self.fmt = fmt
+        self.power_of_two = power_of_two
+        self.half_up = half_up
+        self.scale = nn.Parameter(torch.tensor(1.0))
+        self.register_buffer("initialized", torch.tensor(False))
+        self.enabled = True
+
+    def extra_repr(self) -> str:
+        return f"{self.fmt.name}, power_of_two={self.power_of_two}, half_up={self.half_up}"
+
+    @torch.no_grad()
+    def init_from(self, x: torch.Tensor) -> None:
+        """Set the scale to ``max|x| / qmax`` (1.0 for an all-zero tensor)."""
+        peak = float(x.detach().abs().max()) if x.numel() else 0.0
+        self.scale.fill_(peak / self.fmt.qpos if peak > 0 else 1.0)
+        self.initialized.fill_(True)
+
+    def effective_scale(self) -> float:
+        """The scale the codes are at: the learned one, rounded to a power of two if asked."""
+        s = float(self.scale.detach().abs())
+        return 2.0 ** round(math.log2(s)) if self.power_of_two else s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        if not bool(self.initialized):
+            self.init_from(x)
+        factor = 1.0 / math.sqrt(max(1, x.numel()) * self.fmt.qpos)
+        return fake_quantize(
+            x, self.scale.abs().to(x.dtype), self.fmt, power_of_two=self.power_of_two,
+            grad_factor=factor, half_up=self.half_up,
+        )  # fmt: skip
+
+    def to_int(self, x: torch.Tensor) -> tuple[np.ndarray, float]:
+        """Integer codes of ``x`` (int8 array, same shape) and the effective scale, by the spec's
+        :func:`~ttaccel.spec.formats.quantize` (float64 division, half-to-even rounding)."""
+        scale = self.effective_scale()
+        return quantize(x.detach().double().cpu().numpy(), scale, self.fmt), scale
