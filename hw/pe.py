@@ -1,0 +1,329 @@
+"""Low-bit multiply-accumulate processing elements and the providers that make them.
+
+A *MAC provider* (as Tiliqua passes ``macp=`` to its filters) is handed to
+:class:`~ttaccel.hw.systolic.SystolicArray`; it knows one weight format and builds the array's
+processing elements, so the array never mentions bit widths or DSP tricks.
+
+Every processing element (PE) multiplies one int8 activation by ``lanes`` weights (adjacent
+output columns that share the activation) and keeps ``lanes`` accumulators. Its ports:
+
+``a``: ``signed(8)`` activation; ``w``: ``ArrayLayout(weight_shape, lanes)`` weights, lane 0
+in the low bits; ``valid`` / ``first`` / ``last``: this beat is real / starts a new sum /
+ends it; ``en``: clock enable (the whole PE holds while it is low); ``acc``:
+``ArrayLayout(signed(acc_bits), lanes)`` accumulators; ``done``: ``acc`` holds a finished sum.
+
+Timing, identical for every provider: a beat presented while ``en`` is high is in ``acc`` after
+``latency = 2`` enabled cycles (a product register, then the accumulator, as DSP48E1's MREG
+and PREG). ``done`` rises with the accumulator update of a ``last`` beat and stays high until
+the next enabled cycle, which may already accumulate the next sum (``first`` restarts the sum
+from the product, so back-to-back sums need no bubble). Throughput: one beat per enabled cycle.
+
+Accumulators never overflow: ``accumulator_bits(k_max)`` is the smallest two's complement
+width holding ``k_max`` times the extreme product of an int8 activation and a legal weight
+(``k_max * -16256 .. k_max * 16384`` for int8 weights); sums of more than ``k_max`` beats are
+the caller's error.
+
+Weight encodings (``spec/formats.py``): int8 / int4 / int2 two's complement; ternary is int2
+with 0b10 unused (treated as 0 here); binary is one unsigned bit, 1 for +1 and 0 for -1.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from amaranth import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec.formats import BINARY, INT2, INT4, INT8, TERNARY, NumberFormat
+
+__all__ = [
+    "ACTIVATION_BITS",
+    "BinaryNegate",
+    "Int8Dsp",
+    "Int8DspPacked",
+    "LutMultiply",
+    "MacProvider",
+    "ProcessingElement",
+    "TernarySelect",
+    "mac_provider",
+    "signed_bits",
+]
+
+ACTIVATION_BITS = 8
+"""Activations are int8 codes everywhere."""
+_A_MIN, _A_MAX = -(2 ** (ACTIVATION_BITS - 1)), 2 ** (ACTIVATION_BITS - 1) - 1
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """The smallest two's complement width holding every integer in ``[lo, hi]``."""
+    bits = 1
+    while not (-(2 ** (bits - 1)) <= lo and hi <= 2 ** (bits - 1) - 1):
+        bits += 1
+    return bits
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+class MacProvider(abc.ABC):
+    """Makes processing elements for one weight format; see the module docstring.
+
+    Subclasses set ``weight_format`` and ``lanes`` and implement :meth:`products` (the
+    per-lane products of the stage-1 register) and :meth:`accumulate` (how the product register
+    adds into the accumulators).
+    """
+
+    #: Weight codes this provider multiplies.
+    weight_format: NumberFormat
+    #: Output columns (weights) per activation and PE.
+    lanes: int = 1
+    #: Short name used in build directories and reports.
+    name: str
+
+    @property
+    def weight_shape(self) -> Shape:
+        """Shape of one weight lane: ``signed(bits)``, or ``unsigned(1)`` for binary."""
+        if self.weight_format == BINARY:
+            return unsigned(1)
+        return signed(self.weight_format.bits)
+
+    def product_range(self) -> tuple[int, int]:
+        """Smallest and largest product of an int8 activation and a legal weight."""
+        fmt = self.weight_format
+        corners = [a * w for a in (_A_MIN, _A_MAX) for w in (fmt.qmin, fmt.qmax)]
+        return min(corners), max(corners)
+
+    def accumulator_bits(self, k_max: int) -> int:
+        """Accumulator width for sums of up to ``k_max`` products: never overflows."""
+        k_max = _positive_int(k_max, "K max")
+        lo, hi = self.product_range()
+        return signed_bits(k_max * lo, k_max * hi)
+
+    @property
+    def dsps_per_pe(self) -> int:
+        """DSP48E1 multipliers one PE is meant to use (0: LUTs only)."""
+        return 0
+
+    def pe(self, *, k_max: int) -> ProcessingElement:
+        """A processing element whose accumulators hold sums of up to ``k_max`` products."""
+        return ProcessingElement(provider=self, k_max=k_max)
+
+    @abc.abstractmethod
+    def products(self, m: Module, a: Signal, w: data.View) -> tuple[Signal, list]:
+        """Stage-1 logic from activation ``a`` and weights ``w``, built in ``m``.
+
+        Returns ``(register_d, lane_products)``: ``register_d`` is a signal (driven in
+        ``m.d.comb``) that the product register loads, and ``lane_products(q)`` maps the
+        registered copy ``q`` to the ``lanes`` signed products the accumulators add."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class _OneProductPerLane(MacProvider):
+    """Providers whose product register is simply one product per lane."""
+
+    def lane_product(self, m: Module, a: Signal, w: Signal) -> Signal:
+        raise NotImplementedError
+
+    def products(self, m, a, w):
+        lo, hi = self.product_range()
+        shape = signed(signed_bits(lo, hi))
+        reg_layout = data.ArrayLayout(shape, self.lanes)
+        d = Signal(reg_layout)
+        for lane in range(self.lanes):
+            m.d.comb += d[lane].eq(self.lane_product(m, a, w[lane]))
+
+        def lane_products(q):
+            return [q[lane] for lane in range(self.lanes)]
+
+        return d, lane_products
+
+
+class Int8Dsp(_OneProductPerLane):
+    """int8 x int8 on one DSP48E1 per MAC (a plain ``*``; yosys maps it with MREG/PREG)."""
+
+    weight_format = INT8
+    name = "int8"
+
+    @property
+    def dsps_per_pe(self) -> int:
+        return 1
+
+    def lane_product(self, m, a, w):
+        return a * w
+
+
+class Int8DspPacked(MacProvider):
+    """Two int8 x int8 MACs sharing one activation on one DSP48E1 multiplier (25 x 18).
+
+    The two weights are packed into one 25-bit operand ``w1 * 2**16 + w0`` (in
+    ``[-8388736, 8323199]``, inside 25-bit two's complement) and multiplied by the 8-bit
+    activation: ``p = a * w1 * 2**16 + a * w0``. The low product ``a * w0`` lies in
+    ``[-16256, 16384]`` and so fits 16-bit two's complement: it is ``p[0:16]`` sign-extended.
+    The high product is ``(p >> 16) + p[15]``: an arithmetic shift floors, which borrows one
+    from the high field whenever the low product is negative, and ``p[15]`` (the low product's
+    sign) pays it back. Products are split before accumulating, so each lane keeps its own
+    full-width accumulator and nothing limits K but ``k_max``. Two MACs per DSP48E1.
+    """
+
+    weight_format = INT8
+    lanes = 2
+    name = "int8x2"
+    FIELD_BITS = 16
+
+    @property
+    def dsps_per_pe(self) -> int:
+        return 1
+
+    def products(self, m, a, w):
+        packed = Signal(signed(25))
+        m.d.comb += packed.eq((w[1] << self.FIELD_BITS) + w[0])
+        d = Signal(signed(25 + ACTIVATION_BITS))
+        m.d.comb += d.eq(packed * a)
+        f = self.FIELD_BITS
+
+        def lane_products(q):
+            low = q[:f].as_signed()
+            high = (q[f:].as_signed() + q[f - 1]).as_signed()
+            return [low, high]
+
+        return d, lane_products
+
+
+class LutMultiply(_OneProductPerLane):
+    """int8 x int4 or int8 x int2 as shift-and-add in LUTs: no DSP48E1.
+
+    ``a * w = sum_k w[k] * (a << k) - w[bits-1] * (a << (bits-1))``, written with selects
+    and adders so that synthesis never infers a multiplier.
+    """
+
+    name = "lut"
+
+    def __init__(self, *, weight_format: NumberFormat):
+        if weight_format not in (INT4, INT2):
+            raise ValueError(f"Weight format must be int4 or int2, not {weight_format!r}")
+        self.weight_format = weight_format
+        self.name = weight_format.name
+
+    def lane_product(self, m, a, w):
+        bits = self.weight_format.bits
+        terms = [Mux(w[k], a << k, 0) for k in range(bits - 1)]
+        total = terms[0] if terms else 0
+        for term in terms[1:]:
+            total = total + term
+        return total - Mux(w[bits - 1], a << (bits - 1), 0)
+
+    def __repr__(self) -> str:
+        return f"LutMultiply(weight_format={self.weight_format.name})"
+
+
+class TernarySelect(_OneProductPerLane):
+    """int8 x ternary {-1, 0, +1}: select ``a``, ``-a`` or 0. No multiplier."""
+
+    weight_format = TERNARY
+    name = "ternary"
+
+    def lane_product(self, m, a, w):
+        return Mux(w == 1, a, Mux(w == -1, -a, 0))
+
+
+class BinaryNegate(_OneProductPerLane):
+    """int8 x binary {-1, +1} (bit 1 is +1): ``a`` or ``-a``. No multiplier."""
+
+    weight_format = BINARY
+    name = "binary"
+
+    def lane_product(self, m, a, w):
+        return Mux(w, a, -a)
+
+
+def mac_provider(weight_format: NumberFormat, *, packed: bool = False) -> MacProvider:
+    """The provider for ``weight_format``; ``packed`` picks two int8 MACs per DSP48E1."""
+    if packed and weight_format != INT8:
+        raise ValueError(f"Packed MACs exist only for int8 weights, not {weight_format.name}")
+    if weight_format == INT8:
+        return Int8DspPacked() if packed else Int8Dsp()
+    if weight_format in (INT4, INT2):
+        return LutMultiply(weight_format=weight_format)
+    if weight_format == TERNARY:
+        return TernarySelect()
+    if weight_format == BINARY:
+        return BinaryNegate()
+    raise ValueError(f"Unknown weight format {weight_format!r}")
+
+
+class ProcessingElement(wiring.Component):
+    """One low-bit MAC processing element; see the module docstring for ports and timing.
+
+    Parameters (keyword-only): ``provider``, a :class:`MacProvider`; ``k_max``, the longest
+    sum the accumulators must hold without overflow (sets ``acc_bits``).
+    """
+
+    latency = 2
+
+    def __init__(self, *, provider: MacProvider, k_max: int):
+        if not isinstance(provider, MacProvider):
+            raise TypeError(f"Provider must be a MacProvider, not {provider!r}")
+        self._provider = provider
+        self._k_max = _positive_int(k_max, "K max")
+        self._acc_bits = provider.accumulator_bits(k_max)
+        lanes = provider.lanes
+        super().__init__({
+            "a": In(signed(ACTIVATION_BITS)),
+            "w": In(data.ArrayLayout(provider.weight_shape, lanes)),
+            "valid": In(1),
+            "first": In(1),
+            "last": In(1),
+            "en": In(1),
+            "acc": Out(data.ArrayLayout(signed(self._acc_bits), lanes)),
+            "done": Out(1),
+        })
+
+    @property
+    def provider(self) -> MacProvider:
+        return self._provider
+
+    @property
+    def k_max(self) -> int:
+        return self._k_max
+
+    @property
+    def acc_bits(self) -> int:
+        return self._acc_bits
+
+    @property
+    def lanes(self) -> int:
+        return self._provider.lanes
+
+    def elaborate(self, platform):
+        m = Module()
+
+        # Stage 1: product register (DSP48E1 MREG), with the beat's flags alongside.
+        product_d, lane_products = self._provider.products(m, self.a, self.w)
+        product = Signal.like(product_d, name="product", reset_less=True)
+        p_valid = Signal(name="p_valid")
+        p_first = Signal(name="p_first")
+        p_last = Signal(name="p_last")
+        with m.If(self.en):
+            m.d.sync += [
+                product.eq(product_d),
+                p_valid.eq(self.valid),
+                p_first.eq(self.first),
+                p_last.eq(self.last),
+            ]
+
+        # Stage 2: accumulators (DSP48E1 PREG); `first` restarts the sum from the product.
+        acc = Signal.like(self.acc, name="acc_q", reset_less=True)
+        done = Signal(name="done_q")
+        m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
+        with m.If(self.en):
+            m.d.sync += done.eq(p_valid & p_last)
+            with m.If(p_valid):
+                for lane, term in enumerate(lane_products(product)):
+                    m.d.sync += acc[lane].eq(Mux(p_first, 0, acc[lane]) + term)
+        return m

@@ -1,0 +1,66 @@
+"""Requantizer: parameter checks, an Amaranth-simulator unit test, cocotb on both simulators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from ttaccel.hw.requant import OutFormat, Requantizer
+from ttaccel.sim.runner import SIMULATORS, run_cocotb, test_seed
+from ttaccel.spec.formats import INT2, INT4, INT8, Requant, requantize
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"lanes": 0}, "Lanes must be a positive integer, not 0"),
+    ({"lanes": 2, "acc_bits": 33}, "Acc bits must be an integer in [1, 32], not 33"),
+])
+def test_rejects_bad_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        Requantizer(**kwargs)
+
+
+def test_amaranth_sim_round_half_up_and_saturation():
+    """Hand-picked cases through the pipeline in Amaranth's simulator."""
+    dut = Requantizer(lanes=4, acc_bits=32)
+    cases = [  # acc lanes, bias lanes, multiplier, shift, format
+        ([5, -5, 6, -6], [0, 0, 0, 0], 1, 1, INT8),          # 2.5 -> 3, -2.5 -> -2, 3, -3
+        ([2**31 - 1, -(2**31), 1000, -1000], [0, 0, 7, -7], 65535, 0, INT8),
+        ([40, -40, 17, -17], [0, 0, -1, 1], 3, 4, INT4),
+        ([1, 2, 3, -3], [0, 0, 0, 0], 1, 0, INT2),
+    ]
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for acc, bias, mult, shift, fmt in cases:
+            ctx.set(dut.i.payload, {"acc": acc, "bias": bias, "multiplier": mult, "shift": shift,
+                                    "out_format": OutFormat.of(fmt), "last": 0})
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        for _ in range(Requantizer.latency + 2):
+            if ctx.get(dut.o.valid):
+                got.append([int(x) for x in ctx.get(dut.o.payload.codes)])
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    want = [
+        list(requantize(np.array(acc), Requant(mult, shift, fmt), np.array(bias)))
+        for acc, bias, mult, shift, fmt in cases
+    ]
+    assert got == want
+    assert got[0] == [3, -2, 3, -3]  # round half up, by hand
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize(("lanes", "acc_bits"), [(4, 32), (3, 22)])
+def test_requantizer_cocotb(sim, lanes, acc_bits):
+    dut = Requantizer(lanes=lanes, acc_bits=acc_bits)
+    run_cocotb(dut, sim=sim, config_name=f"requant-l{lanes}-a{acc_bits}",
+               test_module="ttaccel.sim.tb_requant",
+               config={"lanes": lanes, "acc_bits": acc_bits, "seed": test_seed(),
+                       "beats": 400 if sim == "verilator" else 150})
