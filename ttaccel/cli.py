@@ -17,7 +17,6 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: dict[str, str] = {
     "demo": "ttaccel.demo",
-    "train-teacher": "ttaccel.models.cmd_train_teacher",
 }
 
 
