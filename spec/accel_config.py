@@ -1,0 +1,317 @@
+"""Configuration of one generated accelerator, its validation and resource estimates.
+
+An :class:`AccelConfig` fixes everything the generator needs and everything the compiler, the
+cycle model and the host driver must know about a bitstream:
+
+* the MAC array: ``rows x cols`` processing elements, output stationary (PE ``(i, j)`` owns one
+  output and accumulates over K), int8 activations times weights of ``weight_format``;
+* the on-chip buffers (block RAM), all word addressed with :data:`ADDRESS_BITS`-bit addresses:
+  the activation buffer holds *A-words* of ``rows`` int8 lanes, the weight buffer *B-words* of
+  ``cols`` lanes of ``weight_format`` codes, the bias buffer int32 entries, the instruction
+  memory 320-bit instructions (see :mod:`.isa`);
+* the envelope of TT layers the generator promises to run (``max_cores``, ``max_rank``,
+  ``max_mode``, ``max_k``), from which the accumulator width follows;
+* the AXI4-Stream data width (64 bits, the PYNQ-Z2's HP port) and the target clock.
+
+Resource estimates are pure arithmetic (no synthesis): DSP48E1 slices for the MAC lanes (two
+int8 or four int4 multiplies per DSP48E1 with packing, as FINN does; int2, ternary and binary
+multiply in LUTs) and for the requantizers, and RAMB36E1 blocks for the four memories. FIFOs,
+the AXI DMA and other glue are not counted: the default leaves headroom for them.
+
+JSON: :meth:`AccelConfig.to_json` writes one flat object with formats by name;
+:meth:`AccelConfig.from_json` accepts such an object (missing keys take the default, unknown
+keys are an error) and validates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .formats import FORMATS, INT4, INT8, NumberFormat
+
+__all__ = [
+    "ADDRESS_BITS",
+    "DEVICES",
+    "INSTRUCTION_BITS",
+    "REQUANT_DSPS_PER_LANE",
+    "AccelConfig",
+    "DeviceLimits",
+    "bram36_blocks",
+]
+
+ADDRESS_BITS = 16
+"""Width of every buffer address, count and stride field in an instruction (see :mod:`.isa`)."""
+INSTRUCTION_BITS = 320
+"""Width of one instruction word (five 64-bit stream beats)."""
+REQUANT_DSPS_PER_LANE = 2
+"""A requantizer multiplies the 33-bit ``acc + bias`` by a 16-bit multiplier: two DSP48E1."""
+
+
+@dataclass(frozen=True)
+class DeviceLimits:
+    """The resources of one FPGA that configurations are checked against."""
+
+    name: str
+    dsp48: int
+    bram36: int
+
+
+DEVICES: dict[str, DeviceLimits] = {
+    "xc7z020": DeviceLimits("xc7z020", dsp48=220, bram36=140),  # PYNQ-Z2 (Zynq-7020)
+}
+
+# RAMB36E1 simple-dual-port aspect ratios (data width incl. parity, depth).
+_BRAM36_SHAPES = ((1, 32768), (2, 16384), (4, 8192), (9, 4096), (18, 2048), (36, 1024), (72, 512))
+
+
+def bram36_blocks(depth: int, width_bits: int) -> int:
+    """RAMB36E1 blocks for a ``depth x width_bits`` memory: the best single aspect ratio,
+    ``ceil(width / w) * ceil(depth / d)`` over the block's (w, d) shapes."""
+    if depth <= 0 or width_bits <= 0:
+        return 0
+    return min(math.ceil(width_bits / w) * math.ceil(depth / d) for w, d in _BRAM36_SHAPES)
+
+
+def _positive_int(owner: str, name: str, value: Any, upper: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
+    if upper is not None and value > upper:
+        raise ValueError(f"{owner} {name} must be at most {upper}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """One generated accelerator (all fields keyword-friendly; validated on construction).
+
+    ``rows`` x ``cols``: the output-stationary MAC array; a tile is ``rows`` GEMM rows (tokens)
+    by ``cols`` GEMM columns. ``activation_format``: int8 (the only one supported).
+    ``weight_format``: the weight codes the PEs multiply (int8, int4, int2, ternary, binary).
+    ``dsp_packing``: pack two int8 or four int4 multiplies into one DSP48E1.
+    ``weight_buffer_depth``: B-words of ``cols`` weight lanes. ``act_buffer_depth``: A-words of
+    ``rows`` int8 lanes. ``bias_buffer_depth``: int32 entries. ``instruction_depth``:
+    instructions the program memory holds. ``queue_depth``: per-engine dispatch queue entries.
+    ``max_cores``, ``max_rank``, ``max_mode``: the TT layers the compiler accepts (cores of a
+    layer, any TT rank, any unmerged input or output mode). ``max_k``: the longest reduction
+    of one GEMM; fixes :attr:`acc_bits`. ``stream_bits``: AXI4-Stream data width (64).
+    ``clock_mhz``: target clock. ``device``: a key of :data:`DEVICES`; the estimates must fit.
+    """
+
+    rows: int = 16
+    cols: int = 16
+    activation_format: NumberFormat = INT8
+    weight_format: NumberFormat = INT8
+    dsp_packing: bool = True
+    weight_buffer_depth: int = 8192
+    act_buffer_depth: int = 8192
+    bias_buffer_depth: int = 4096
+    instruction_depth: int = 1024
+    queue_depth: int = 8
+    max_cores: int = 8
+    max_rank: int = 64
+    max_mode: int = 1024
+    max_k: int = 4096
+    stream_bits: int = 64
+    clock_mhz: float = 100.0
+    device: str = "xc7z020"
+
+    def __post_init__(self) -> None:
+        owner = "AccelConfig"
+        _positive_int(owner, "rows", self.rows, 256)
+        _positive_int(owner, "cols", self.cols, 256)
+        for name in ("activation_format", "weight_format"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, _format(name, value))
+            elif not isinstance(value, NumberFormat) or FORMATS.get(value.name) != value:
+                raise ValueError(f"{owner} {name} must be one of {sorted(FORMATS)}, not {value!r}")
+        if self.activation_format != INT8:
+            raise ValueError(
+                f"{owner} activation_format must be int8 (the only activation format the "
+                f"array supports), not {self.activation_format.name!r}"
+            )
+        if not isinstance(self.dsp_packing, bool):
+            raise ValueError(f"{owner} dsp_packing must be a bool, not {self.dsp_packing!r}")
+        for name in ("weight_buffer_depth", "act_buffer_depth", "bias_buffer_depth"):
+            _positive_int(owner, name, getattr(self, name), 2**ADDRESS_BITS)
+        _positive_int(owner, "instruction_depth", self.instruction_depth, 2**ADDRESS_BITS)
+        _positive_int(owner, "queue_depth", self.queue_depth, 256)
+        _positive_int(owner, "max_cores", self.max_cores, 64)
+        _positive_int(owner, "max_rank", self.max_rank, 2**ADDRESS_BITS - 1)
+        _positive_int(owner, "max_mode", self.max_mode, 2**ADDRESS_BITS - 1)
+        _positive_int(owner, "max_k", self.max_k, 2**ADDRESS_BITS - 1)
+        if self.stream_bits != 64:
+            raise ValueError(
+                f"{owner} stream_bits must be 64 (the PYNQ-Z2 HP port and AXI DMA width), "
+                f"not {self.stream_bits!r}"
+            )
+        if (
+            isinstance(self.clock_mhz, bool)
+            or not isinstance(self.clock_mhz, int | float)
+            or not 1 <= self.clock_mhz <= 1000
+        ):
+            raise ValueError(
+                f"{owner} clock_mhz must be a number in [1, 1000], not {self.clock_mhz!r}"
+            )
+        object.__setattr__(self, "clock_mhz", float(self.clock_mhz))
+        if self.device not in DEVICES:
+            raise ValueError(
+                f"{owner} device must be one of {sorted(DEVICES)}, not {self.device!r}"
+            )
+        if self.acc_bits > 32:
+            raise ValueError(
+                f"{owner} max_k {self.max_k} needs a {self.acc_bits}-bit accumulator; the "
+                f"requantizer takes at most 32 bits (max_k <= {self.max_k_for_acc(32)})"
+            )
+        limits = DEVICES[self.device]
+        if self.dsp_total > limits.dsp48:
+            raise ValueError(
+                f"{owner} needs {self.dsp_total} DSP48E1 ({self.dsp_estimate}), but "
+                f"{limits.name} has {limits.dsp48}"
+            )
+        if self.bram36_total > limits.bram36:
+            raise ValueError(
+                f"{owner} needs {self.bram36_total} RAMB36 ({self.bram36_estimate}), but "
+                f"{limits.name} has {limits.bram36}"
+            )
+
+    # -- the array ---------------------------------------------------------------------------
+
+    @property
+    def lanes(self) -> int:
+        """MAC lanes (PEs): ``rows * cols``."""
+        return self.rows * self.cols
+
+    @property
+    def product_magnitude(self) -> int:
+        """Largest ``|a * w|`` of one MAC: ``128 * max|w|`` (int8 activations)."""
+        w = self.weight_format
+        return max(-self.activation_format.qmin, self.activation_format.qmax) * max(-w.qmin, w.qmax)
+
+    @property
+    def acc_bits(self) -> int:
+        """Accumulator width that never overflows: a sum of ``max_k`` products, each at most
+        :attr:`product_magnitude` in magnitude, needs ``1 + bit_length(max_k * magnitude)``
+        signed bits (28 for int8 x int8 at ``max_k = 4096``)."""
+        return 1 + (self.max_k * self.product_magnitude).bit_length()
+
+    def max_k_for_acc(self, bits: int) -> int:
+        """The largest ``max_k`` whose worst case fits a ``bits``-bit accumulator."""
+        return (2 ** (bits - 1) - 1) // self.product_magnitude
+
+    @property
+    def macs_per_dsp(self) -> int:
+        """MACs one DSP48E1 performs per cycle; 0 when the lanes use LUTs only."""
+        if self.weight_format == INT8:
+            return 2 if self.dsp_packing else 1
+        if self.weight_format == INT4:
+            return 4 if self.dsp_packing else 1
+        return 0  # int2, ternary and binary multiply in LUTs (no multiplier for +-1, 0)
+
+    @property
+    def a_word_bits(self) -> int:
+        """Bits of one activation-buffer word: ``rows`` int8 lanes."""
+        return self.rows * self.activation_format.bits
+
+    @property
+    def b_word_bits(self) -> int:
+        """Bits of one weight-buffer word: ``cols`` lanes of ``weight_format``."""
+        return self.cols * self.weight_format.bits
+
+    @property
+    def peak_gmacs(self) -> float:
+        """Peak MACs per second in GMAC/s: ``lanes * clock``."""
+        return self.lanes * self.clock_mhz / 1000.0
+
+    # -- resources ---------------------------------------------------------------------------
+
+    @property
+    def dsp_estimate(self) -> dict[str, int]:
+        """DSP48E1 by use: ``mac`` (``ceil(lanes / macs_per_dsp)``) and ``requant``
+        (:data:`REQUANT_DSPS_PER_LANE` per row: the drain requantizes one A-word per cycle)."""
+        mac = math.ceil(self.lanes / self.macs_per_dsp) if self.macs_per_dsp else 0
+        return {"mac": mac, "requant": self.rows * REQUANT_DSPS_PER_LANE}
+
+    @property
+    def dsp_total(self) -> int:
+        return sum(self.dsp_estimate.values())
+
+    @property
+    def bram36_estimate(self) -> dict[str, int]:
+        """RAMB36E1 blocks per memory (see :func:`bram36_blocks`)."""
+        return {
+            "weight_buffer": bram36_blocks(self.weight_buffer_depth, self.b_word_bits),
+            "act_buffer": bram36_blocks(self.act_buffer_depth, self.a_word_bits),
+            "bias_buffer": bram36_blocks(self.bias_buffer_depth, 32),
+            "instructions": bram36_blocks(self.instruction_depth, INSTRUCTION_BITS),
+        }
+
+    @property
+    def bram36_total(self) -> int:
+        return sum(self.bram36_estimate.values())
+
+    @property
+    def weight_buffer_bytes(self) -> int:
+        return self.weight_buffer_depth * self.b_word_bits // 8
+
+    @property
+    def act_buffer_bytes(self) -> int:
+        return self.act_buffer_depth * self.a_word_bits // 8
+
+    # -- JSON --------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict: formats by name, every field present."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            out[field.name] = value.name if isinstance(value, NumberFormat) else value
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text of :meth:`to_dict` (keys in field order)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AccelConfig:
+        """Inverse of :meth:`to_dict`; missing keys take their default, unknown keys raise."""
+        if not isinstance(data, dict):
+            raise ValueError(f"AccelConfig JSON must be an object, not {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"AccelConfig has no field(s) {unknown}; expected some of {sorted(known)}"
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> AccelConfig:
+        """Parse and validate JSON text written by :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"AccelConfig JSON does not parse: {error}") from None
+        return cls.from_dict(data)
+
+    def summary(self) -> str:
+        """One line for logs and reports."""
+        return (
+            f"{self.rows}x{self.cols} {self.activation_format.name}x{self.weight_format.name} "
+            f"@ {self.clock_mhz:g} MHz: {self.peak_gmacs:g} GMAC/s peak, acc {self.acc_bits} bit, "
+            f"{self.dsp_total} DSP48E1, {self.bram36_total} RAMB36 "
+            f"(weights {self.weight_buffer_bytes // 1024} KiB, activations "
+            f"{self.act_buffer_bytes // 1024} KiB)"
+        )
+
+
+def _format(name: str, value: str) -> NumberFormat:
+    try:
+        return FORMATS[value]
+    except KeyError:
+        raise ValueError(
+            f"AccelConfig {name} must be one of {sorted(FORMATS)}, not {value!r}"
+        ) from None

@@ -1,0 +1,548 @@
+"""Compile one quantized layer into programs for an :class:`~.accel_config.AccelConfig`.
+
+Data layout (the contract with the host driver)
+================================================
+
+Tokens are the array's rows: a *token block* is ``rows`` consecutive tokens (the last one zero
+padded), and every activation lives in ABUF as A-words whose lane ``i`` is token
+``block * rows + i``. Per token block, the state before TT stage ``s`` (merged core
+``(r, m, n, r')``, ``P`` = product of the merged output modes before it, ``R`` = product of the
+merged input modes after it) occupies ``P * r * m * R`` consecutive A-words in the natural
+order of :func:`ttaccel.spec.tt.contract_core`'s ``(P, r, m, R)`` state, so stage ``s`` is one
+GEMM with row tiles ``(p, q)`` in ``P x R``, ``K = r * m`` (stride ``R``) and ``N = n * r'``,
+and its result word ``(p, q, c)`` at ``p * N * R + c * R + q`` is already the next stage's
+state: no reshapes or transposes, ever. The merged cores live in WBUF as B-words, core ``s``
+as ``K x N`` with column tile ``t`` at ``base + t * K + kk`` (columns past ``N`` zero).
+
+Streams
+    Input (run program): per token block ``b`` (in order), the ``in_features`` A-words of
+    ``x[b*rows:(b+1)*rows, :].T`` (int8, zero padded tokens), 16 bytes per word for 16 rows.
+    Output: per token block, the ``out_features`` result words (feature order), each ``rows``
+    codes of the output format; :meth:`CompiledLayer.decode_output` undoes it.
+
+Schedule
+    A *setup* program loads the merged cores and the bias once; they stay resident for every
+    later *run* program (one per batch of ``tokens``). The run program software-pipelines the
+    token blocks: step ``t`` runs stage ``s`` on block ``t - s`` for ascending ``s``, so no
+    GEMM reads what the GEMM just before it writes (no fences, no pipeline bubbles) and
+    intermediate states are double buffered; the load engine streams block ``b + slots`` into
+    the X slot that stage 0 of block ``b`` has finished with (``wait``/``signal`` tokens), so
+    input transfers overlap compute. The last stage streams its results straight out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .accel_config import AccelConfig
+from .formats import NumberFormat, Requant
+from .golden import QuantTTLinear
+from .isa import (
+    STREAM_BITS,
+    Buffer,
+    End,
+    Gemm,
+    Instruction,
+    Load,
+    add_fences,
+    check_program,
+    pack_bias,
+    result_beats,
+)
+from .packing import pack_words, unpack_words
+from .tt import merged_shape, plan_macs, tt_shape_of
+
+__all__ = [
+    "CompiledLayer",
+    "LayerDoesNotFit",
+    "StageInfo",
+    "compile_dense",
+    "compile_tt_linear",
+    "dense_as_tt_linear",
+    "tile_tokens",
+    "untile_tokens",
+]
+
+
+class LayerDoesNotFit(ValueError):
+    """A layer exceeds a limit of the accelerator configuration (the message names both)."""
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """One GEMM stage of a layer: ``P x R`` row tiles per token block, ``K``, ``N``."""
+
+    p: int
+    r: int
+    k: int
+    n: int
+
+    @property
+    def in_words(self) -> int:
+        """A-words of the stage's input state per token block."""
+        return self.p * self.k * self.r
+
+    @property
+    def out_words(self) -> int:
+        return self.p * self.n * self.r
+
+
+@dataclass(frozen=True)
+class _InputSegment:
+    """One LOAD's data: token blocks ``blocks`` of x, packed back to back (if not empty), or
+    constant ``beats``."""
+
+    blocks: tuple[int, ...]
+    beats: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _OutputChunk:
+    """One streaming GEMM's results: word ``w`` holds feature ``features[w]`` of block
+    ``blocks[w]``."""
+
+    blocks: np.ndarray
+    features: np.ndarray
+
+
+@dataclass(frozen=True)
+class CompiledLayer:
+    """Programs and stream formats for one layer on one configuration.
+
+    ``setup``: loads the resident constants (ends with END); ``setup_stream``: its input beats.
+    ``run``: the per-batch program; :meth:`input_stream` and :meth:`decode_output` convert
+    between int8 codes ``(tokens, in_features)`` / ``(tokens, out_features)`` and its streams.
+    ``useful_macs``: the layer's MACs for ``tokens`` tokens (no padding).
+    """
+
+    config: AccelConfig
+    tokens: int
+    in_features: int
+    out_features: int
+    out_format: NumberFormat
+    setup: tuple[Instruction, ...]
+    setup_stream: np.ndarray
+    run: tuple[Instruction, ...]
+    stages: tuple[StageInfo, ...]
+    useful_macs: int
+    _inputs: tuple[_InputSegment, ...] = field(repr=False, default=())
+    _outputs: tuple[_OutputChunk, ...] = field(repr=False, default=())
+
+    @property
+    def blocks(self) -> int:
+        """Token blocks: ``ceil(tokens / rows)``."""
+        return -(-self.tokens // self.config.rows)
+
+    def input_stream(self, x: np.ndarray) -> np.ndarray:
+        """The run program's input beats for int8 codes ``x`` (tokens, in_features)."""
+        x = np.asarray(x)
+        if x.shape != (self.tokens, self.in_features):
+            raise ValueError(
+                f"x must have shape ({self.tokens}, {self.in_features}), not {x.shape}"
+            )
+        tiled = tile_tokens(x, self.config.rows)  # (blocks, in_features, rows)
+        chunks = []
+        for segment in self._inputs:
+            if not segment.blocks:
+                chunks.append(segment.beats)
+            else:
+                codes = tiled[list(segment.blocks)].reshape(-1)
+                chunks.append(pack_words(codes, self.config.activation_format, STREAM_BITS))
+        return np.concatenate(chunks) if chunks else np.empty(0, np.uint64)
+
+    def decode_output(self, beats: np.ndarray) -> np.ndarray:
+        """Output-stream beats of the run program -> codes (tokens, out_features)."""
+        beats = np.asarray(beats, dtype=np.uint64).reshape(-1)
+        rows, fmt = self.config.rows, self.out_format
+        tiled = np.zeros((self.blocks, self.out_features, rows), dtype=np.int8)
+        cursor = 0
+        for chunk in self._outputs:
+            words = chunk.blocks.size
+            count = result_beats(words, rows, fmt)
+            if cursor + count > beats.size:
+                raise ValueError(
+                    f"output stream has {beats.size} beats; expected more than {cursor + count - 1}"
+                )
+            codes = unpack_words(beats[cursor : cursor + count], fmt, words * rows).reshape(
+                words, rows
+            )
+            tiled[chunk.blocks, chunk.features] = codes
+            cursor += count
+        if cursor != beats.size:
+            raise ValueError(f"output stream has {beats.size} beats; the program sends {cursor}")
+        return untile_tokens(tiled, self.tokens)
+
+    @property
+    def output_beats(self) -> int:
+        """Beats the run program sends."""
+        return sum(
+            result_beats(c.blocks.size, self.config.rows, self.out_format) for c in self._outputs
+        )
+
+    def cold(self) -> tuple[Instruction, ...]:
+        """Setup and run as one program (constants loaded, then the batch)."""
+        return (*self.setup[:-1], *self.run)
+
+    def cold_stream(self, x: np.ndarray) -> np.ndarray:
+        """Input beats of :meth:`cold`."""
+        return np.concatenate([self.setup_stream, self.input_stream(x)])
+
+
+def tile_tokens(x: np.ndarray, rows: int) -> np.ndarray:
+    """(tokens, features) -> (blocks, features, rows): A-words, padded tokens zero."""
+    x = np.asarray(x)
+    tokens, features = x.shape
+    blocks = -(-tokens // rows)
+    padded = np.zeros((blocks * rows, features), dtype=x.dtype)
+    padded[:tokens] = x
+    return padded.reshape(blocks, rows, features).transpose(0, 2, 1)
+
+
+def untile_tokens(tiled: np.ndarray, tokens: int) -> np.ndarray:
+    """Inverse of :func:`tile_tokens`: (blocks, features, rows) -> (tokens, features)."""
+    blocks, features, rows = tiled.shape
+    return tiled.transpose(0, 2, 1).reshape(blocks * rows, features)[:tokens]
+
+
+def _fits_format(layer_fmt: NumberFormat, config: AccelConfig) -> None:
+    codes = np.array(
+        [v for v in range(layer_fmt.qmin, layer_fmt.qmax + 1) if layer_fmt.has_zero or v], np.int64
+    )
+    if not config.weight_format.valid(codes).all():
+        raise LayerDoesNotFit(
+            f"weight format: the layer's {layer_fmt.name} codes are not all "
+            f"{config.weight_format.name} codes, which the accelerator multiplies"
+        )
+
+
+def _limit(name: str, value: int, limit: int, limit_name: str) -> None:
+    if value > limit:
+        raise LayerDoesNotFit(f"{name} is {value}, but the configuration's {limit_name} is {limit}")
+
+
+def _b_words(core_matrix: np.ndarray, cols: int) -> np.ndarray:
+    """(K, N) codes -> (tiles * K, cols) B-words, column tile major, columns past N zero."""
+    k, n = core_matrix.shape
+    tiles = -(-n // cols)
+    padded = np.zeros((k, tiles * cols), dtype=np.int8)
+    padded[:, :n] = core_matrix
+    return padded.reshape(k, tiles, cols).transpose(1, 0, 2).reshape(tiles * k, cols)
+
+
+def _loads(buffer: Buffer, base: int, count: int, **flags) -> list[Load]:
+    """LOADs of ``count`` words, split at the 16-bit count limit (flags on the last)."""
+    out, done = [], 0
+    while done < count:
+        step = min(count - done, 2**16 - 1)
+        last = done + step == count
+        out.append(Load(buffer, base + done, step, **(flags if last else {})))
+        done += step
+    return out
+
+
+def compile_tt_linear(layer: QuantTTLinear, tokens: int, config: AccelConfig) -> CompiledLayer:
+    """Compile ``layer`` (its plan's segments merged offline with
+    :func:`~ttaccel.spec.golden.merge_cores_int`) for ``tokens`` tokens per run.
+
+    The run program computes exactly :func:`~ttaccel.spec.golden.tt_linear_int` on the codes
+    given to :meth:`CompiledLayer.input_stream`. Raises :class:`LayerDoesNotFit` naming the
+    dimension and the limit when the layer or the batch exceeds the configuration.
+    """
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        raise ValueError(f"tokens must be a positive integer, not {tokens!r}")
+    shape = tt_shape_of(layer.cores)
+    _limit("the number of TT cores", shape.num_cores, config.max_cores, "max_cores")
+    _limit("the largest TT rank", max(shape.ranks), config.max_rank, "max_rank")
+    _limit("the largest input mode", max(shape.in_modes), config.max_mode, "max_mode")
+    _limit("the largest output mode", max(shape.out_modes), config.max_mode, "max_mode")
+    _fits_format(layer.weight_format, config)
+    merged = merged_shape(shape, layer.plan)
+    cores = layer.merged_cores()
+    rows, cols = config.rows, config.cols
+    stages = []
+    for s, (r, m, n, r_next) in enumerate(merged.core_shapes):
+        info = StageInfo(
+            p=math.prod(merged.out_modes[:s]),
+            r=math.prod(merged.in_modes[s + 1 :]),
+            k=r * m,
+            n=n * r_next,
+        )
+        _limit(f"stage {s}'s reduction K = r * m", info.k, config.max_k, "max_k")
+        stages.append(info)
+    out_format = layer.stage_requants[-1].out_format
+
+    # Weight buffer: merged cores back to back.
+    w_bases, w_words, cursor = [], [], 0
+    for core, info in zip(cores, stages, strict=True):
+        words = _b_words(np.asarray(core).reshape(info.k, info.n), cols)
+        w_bases.append(cursor)
+        w_words.append(words)
+        cursor += words.shape[0]
+    _limit("the merged cores' B-words", cursor, config.weight_buffer_depth, "weight_buffer_depth")
+    n_out = shape.out_features
+    if layer.bias is not None:
+        _limit(
+            "the bias length (out_features)", n_out, config.bias_buffer_depth, "bias_buffer_depth"
+        )
+
+    # Activation buffer: X slots, then two slots per intermediate state.
+    inter = [info.in_words for info in stages[1:]]
+    for x_slots in (2, 1):
+        need = x_slots * stages[0].in_words + 2 * sum(inter)
+        if need <= config.act_buffer_depth:
+            break
+    else:
+        raise LayerDoesNotFit(
+            f"activations: one token block needs {stages[0].in_words + 2 * sum(inter)} A-words "
+            f"(input {stages[0].in_words}, double-buffered intermediates {2 * sum(inter)}), "
+            f"but the configuration's act_buffer_depth is {config.act_buffer_depth}"
+        )
+    x_base = [i * stages[0].in_words for i in range(x_slots)]
+    cursor = x_slots * stages[0].in_words
+    state_base: list[list[int]] = [x_base]
+    for size in inter:
+        state_base.append([cursor, cursor + size])
+        cursor += 2 * size
+
+    # Setup program: cores and bias.
+    setup: list[Instruction] = []
+    setup_chunks = []
+    for base, words in zip(w_bases, w_words, strict=True):
+        setup += _loads(Buffer.WBUF, base, words.shape[0])
+        setup_chunks.append(pack_words(words.reshape(-1), config.weight_format, STREAM_BITS))
+    if layer.bias is not None:
+        setup += _loads(Buffer.BIAS, 0, n_out)
+        setup_chunks.append(pack_bias(layer.bias))
+    setup.append(End())
+
+    # Run program: software-pipelined token blocks.
+    blocks = -(-tokens // rows)
+    num_stages = len(stages)
+    run: list[Instruction] = []
+    inputs: list[_InputSegment] = []
+    outputs: list[_OutputChunk] = []
+
+    def load_x(b: int) -> None:
+        run.append(
+            Load(
+                Buffer.ABUF, x_base[b % x_slots], stages[0].in_words, wait=b >= x_slots, signal=True
+            )
+        )
+        inputs.append(_InputSegment((b,)))
+
+    for b in range(min(x_slots, blocks)):
+        load_x(b)
+    for step in range(blocks + num_stages - 1):
+        for s, info in enumerate(stages):
+            b = step - s
+            if not 0 <= b < blocks:
+                continue
+            last = s == num_stages - 1
+            slots = state_base[s]
+            gemm = Gemm(
+                m_outer=info.p,
+                m_inner=info.r,
+                k=info.k,
+                n=info.n,
+                a_base=slots[b % len(slots)],
+                a_outer=info.k * info.r,
+                a_inner=1,
+                a_k=info.r,
+                b_base=w_bases[s],
+                b_tile=info.k,
+                b_k=1,
+                requant=layer.stage_requants[s],
+                out_base=0 if last else state_base[s + 1][b % 2],
+                out_outer=0 if last else info.n * info.r,
+                out_inner=0 if last else 1,
+                out_col=0 if last else info.r,
+                bias_en=last and layer.bias is not None,
+                dst_stream=last,
+                wait=s == 0,
+                signal=s == 0 and b + x_slots < blocks,
+            )
+            run.append(gemm)
+            if last:  # R = 1: word (p, 0, c) is feature p * N + c
+                outputs.append(_OutputChunk(np.full(n_out, b), np.arange(n_out)))
+        if step + x_slots < blocks:
+            load_x(step + x_slots)
+    run.append(End())
+    _limit(
+        f"the run program for {tokens} tokens ({blocks} token blocks)",
+        len(run),
+        config.instruction_depth,
+        "instruction_depth (instructions)",
+    )
+    run = add_fences(run, config)
+    check_program(setup, config)
+    check_program(run, config)
+    online, _ = plan_macs(shape, layer.plan, batch=tokens)
+    return CompiledLayer(
+        config=config,
+        tokens=tokens,
+        in_features=shape.in_features,
+        out_features=n_out,
+        out_format=out_format,
+        setup=tuple(setup),
+        setup_stream=np.concatenate(setup_chunks).astype(np.uint64),
+        run=tuple(run),
+        stages=tuple(stages),
+        useful_macs=int(sum(online)),
+        _inputs=tuple(inputs),
+        _outputs=tuple(outputs),
+    )
+
+
+def dense_as_tt_linear(
+    weight: np.ndarray,
+    weight_format: NumberFormat,
+    requant: Requant,
+    bias: np.ndarray | None = None,
+) -> QuantTTLinear:
+    """A dense integer layer ``y = requantize(x @ weight + bias)`` as a one-core TT layer
+    (core ``(1, M, N, 1)``), which :func:`~ttaccel.spec.golden.tt_linear_int` computes as
+    ``requantize(gemm_int(x, weight), requant, bias)``."""
+    weight = np.asarray(weight)
+    if weight.ndim != 2:
+        raise ValueError(
+            f"weight must be 2-D (in_features, out_features), not shape {weight.shape}"
+        )
+    return QuantTTLinear(
+        cores=(weight.astype(np.int8).reshape(1, *weight.shape, 1),),
+        weight_format=weight_format,
+        plan=((0, 1),),
+        merge_requants=((),),
+        stage_requants=(requant,),
+        bias=None if bias is None else np.asarray(bias, dtype=np.int32),
+        input_scale=1.0,
+        output_scale=1.0,
+    )
+
+
+def compile_dense(
+    weight: np.ndarray,
+    weight_format: NumberFormat,
+    requant: Requant,
+    tokens: int,
+    config: AccelConfig,
+    bias: np.ndarray | None = None,
+    *,
+    resident: bool | None = None,
+) -> CompiledLayer:
+    """Compile a dense int8 GEMM ``requantize(x @ weight (+ bias), requant)``.
+
+    ``weight``: (in_features, out_features) codes of ``weight_format``. ``resident``: keep the
+    weights in WBUF (loaded by the setup program, like TT cores); None chooses resident when
+    they fit. Streamed weights flow through two WBUF slots of whole column tiles, one chunk per
+    GEMM, overlapped with the previous chunk's compute; the whole batch's activations stay in
+    ABUF, and the output stream is chunk major (:meth:`CompiledLayer.decode_output` knows).
+    """
+    layer = dense_as_tt_linear(weight, weight_format, requant, bias)
+    m, n = np.shape(weight)
+    tiles = -(-n // config.cols)
+    fits = tiles * m <= config.weight_buffer_depth
+    if resident is None:
+        resident = fits
+    if resident:
+        return compile_tt_linear(layer, tokens, config)
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        raise ValueError(f"tokens must be a positive integer, not {tokens!r}")
+    _fits_format(weight_format, config)
+    _limit("the reduction K = in_features", m, config.max_k, "max_k")
+    if bias is not None:
+        _limit("the bias length (out_features)", n, config.bias_buffer_depth, "bias_buffer_depth")
+    rows, cols = config.rows, config.cols
+    blocks = -(-tokens // rows)
+    _limit(
+        f"the activations of {tokens} tokens (A-words)",
+        blocks * m,
+        config.act_buffer_depth,
+        "act_buffer_depth",
+    )
+    chunk_tiles = (config.weight_buffer_depth // 2) // m
+    if chunk_tiles < 1:
+        raise LayerDoesNotFit(
+            f"a streamed column tile needs K = {m} B-words in each of two slots, but the "
+            f"configuration's weight_buffer_depth is {config.weight_buffer_depth}"
+        )
+    chunk_tiles = min(chunk_tiles, tiles)
+    slot_words = chunk_tiles * m
+    matrix_words = _b_words(np.asarray(weight, dtype=np.int8), cols)  # (tiles * m, cols)
+    chunks = [(t, min(t + chunk_tiles, tiles)) for t in range(0, tiles, chunk_tiles)]
+
+    setup: list[Instruction] = []
+    setup_stream = np.empty(0, np.uint64)
+    if bias is not None:
+        setup += _loads(Buffer.BIAS, 0, n)
+        setup_stream = pack_bias(bias)
+    setup.append(End())
+
+    run: list[Instruction] = [*_loads(Buffer.ABUF, 0, blocks * m)]
+    inputs = [_InputSegment(tuple(range(blocks)))]
+    outputs: list[_OutputChunk] = []
+
+    def load_w(j: int) -> None:
+        t0, t1 = chunks[j]
+        words = matrix_words[t0 * m : t1 * m]
+        run.extend(
+            _loads(Buffer.WBUF, (j % 2) * slot_words, words.shape[0], wait=j >= 2, signal=True)
+        )
+        inputs.append(
+            _InputSegment((), pack_words(words.reshape(-1), config.weight_format, STREAM_BITS))
+        )
+
+    for j in range(min(2, len(chunks))):
+        load_w(j)
+    for j, (t0, t1) in enumerate(chunks):
+        width = min(t1 * cols, n) - t0 * cols
+        run.append(
+            Gemm(
+                m_outer=blocks,
+                m_inner=1,
+                k=m,
+                n=width,
+                a_base=0,
+                a_outer=m,
+                a_inner=0,
+                a_k=1,
+                b_base=(j % 2) * slot_words,
+                b_tile=m,
+                b_k=1,
+                requant=requant,
+                bias_en=bias is not None,
+                bias_base=t0 * cols,
+                dst_stream=True,
+                wait=True,
+                signal=j + 2 < len(chunks),
+            )
+        )
+        features = t0 * cols + np.arange(width)
+        outputs.append(_OutputChunk(np.repeat(np.arange(blocks), width), np.tile(features, blocks)))
+        if j + 2 < len(chunks):
+            load_w(j + 2)
+    run.append(End())
+    _limit(
+        f"the streamed dense program ({len(chunks)} weight chunks)",
+        len(run),
+        config.instruction_depth,
+        "instruction_depth (instructions)",
+    )
+    check_program(setup, config)
+    check_program(run, config)
+    return CompiledLayer(
+        config=config,
+        tokens=tokens,
+        in_features=m,
+        out_features=n,
+        out_format=requant.out_format,
+        setup=tuple(setup),
+        setup_stream=setup_stream,
+        run=tuple(run),
+        stages=(StageInfo(p=1, r=1, k=m, n=n),),
+        useful_macs=tokens * m * n,
+        _inputs=tuple(inputs),
+        _outputs=tuple(outputs),
+    )
