@@ -1,0 +1,246 @@
+"""Analytic cycle model of a program on the output-stationary array.
+
+The model follows the issue semantics of :mod:`.isa` with times attached, one clock domain,
+streams at one 64-bit beat per cycle in each direction and no back-pressure from the DMA:
+
+* Program load: the ``5 * len(program)`` instruction beats arrive first; nothing runs before.
+* Dispatch: one instruction per cycle in program order into the load or execute queue
+  (``queue_depth`` entries; a slot frees when its instruction starts). ``SYNC``/``END``
+  dispatch once everything before them has completed.
+* Load engine: a ``LOAD`` starts when dispatched, when the previous LOAD is done and (with
+  ``wait``) when its token has arrived; it takes ``load_setup`` + its beats; its ``signal``
+  token is available when it ends.
+* Execute engine, per GEMM tile (``k`` steps, ``D`` drain cycles): with double-buffered
+  accumulators the array computes tile ``i`` while tile ``i - 1`` drains::
+
+      compute_start(i) = max(compute_end(i - 1), drain_end(i - 2))  # accumulator bank free
+      drain_end(i) = max(compute_start(i) + k, drain_end(i - 1)) + D(i)
+
+  ``D`` is the valid columns of the tile (one A-word per cycle through the requantizers),
+  or, for results sent to the output stream, the larger of that and the tile's beats. So a
+  steady run of tiles costs ``max(k, D)`` each. Results are written ``latency`` cycles after
+  their drain slot (operand skew ``rows + cols - 2`` plus the MAC and requantizer pipelines);
+  a GEMM completes (``signal``) when its last result is written. A GEMM's first tile also
+  waits ``gemm_issue`` cycles after the previous GEMM's last compute step, for its token
+  (``wait``), and with ``fence`` for every earlier result to be written. A ``STORE`` starts
+  when every earlier result is written and takes its beats on the output stream.
+
+The run ends when ``END`` dispatches. Utilization is ``useful MACs / (cycles * lanes)``, with
+useful MACs those of the layer itself (no padded tokens or columns).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .accel_config import AccelConfig
+from .compiler import CompiledLayer
+from .isa import (
+    BEATS_PER_INSTRUCTION,
+    Gemm,
+    Instruction,
+    Load,
+    Store,
+    check_program,
+    load_beats,
+    result_beats,
+)
+
+__all__ = ["CycleReport", "Timing", "estimate_layer", "simulate"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latencies of the implementation, in cycles (defaults: a plausible RTL; calibrate
+    against simulation). ``mac_latency``: PE pipeline (DSP48E1 registers);
+    ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
+    ``gemm_issue``: gap between the last compute step of one GEMM and the first of the next;
+    ``load_setup``: cycles before a LOAD's first beat is accepted; ``dispatch``: cycles per
+    dispatched instruction."""
+
+    mac_latency: int = 3
+    requant_latency: int = 4
+    gemm_issue: int = 1
+    load_setup: int = 1
+    dispatch: int = 1
+
+    def latency(self, config: AccelConfig) -> int:
+        """Cycles from a result's drain slot to its write: skew + MAC + requantizer."""
+        return config.rows + config.cols - 2 + self.mac_latency + self.requant_latency
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """What the model predicts for one run (the first three are the hardware's counters:
+    ``BUSY_CYCLES``, ``MACS_ISSUED``, ``STALL_CYCLES``)."""
+
+    cycles: int
+    macs_issued: int
+    stall_cycles: int
+    compute_cycles: int
+    tiles: int
+    input_beats: int
+    output_beats: int
+    lanes: int
+    clock_mhz: float
+
+    def utilization(self, useful_macs: int) -> float:
+        """``useful_macs / (cycles * lanes)``."""
+        return useful_macs / (self.cycles * self.lanes)
+
+    @property
+    def microseconds(self) -> float:
+        return self.cycles / self.clock_mhz
+
+
+def simulate(
+    program: Sequence[Instruction], config: AccelConfig, timing: Timing | None = None
+) -> CycleReport:
+    """Predict the cycles of ``program`` on ``config`` (see the module docstring).
+
+    The program is checked first (:func:`~ttaccel.spec.isa.check_program`), so it does not
+    deadlock.
+    """
+    timing = timing or Timing()
+    program = list(program)
+    check_program(program, config)
+    latency = timing.latency(config)
+    n = len(program)
+    engine_of = [
+        0 if isinstance(i, Load) else 1 if isinstance(i, Gemm | Store) else None for i in program
+    ]
+    position = {}  # index -> position in its engine's list
+    lists: tuple[list[int], list[int]] = ([], [])
+    for i, e in enumerate(engine_of):
+        if e is not None:
+            position[i] = len(lists[e])
+            lists[e].append(i)
+
+    start: dict[int, int] = {}
+    done: dict[int, int] = {}
+    dispatched = 0
+    last_dispatch = BEATS_PER_INSTRUCTION * n - timing.dispatch  # the program arrives first
+    queues: tuple[deque[int], deque[int]] = (deque(), deque())
+    tokens: tuple[deque[int], deque[int]] = (deque(), deque())  # signal times, per producer
+    load_free = BEATS_PER_INSTRUCTION * n  # the input stream is busy with the program until then
+    barrier = 0
+    all_done = 0
+    # execute-engine state
+    compute_free = 0
+    drain_free = 0
+    bank_free = [0, 0]
+    bank = 0
+    written = 0  # time every issued result is written
+    out_free = 0
+    compute_cycles = tiles = macs = in_beats = out_beats = 0
+    dispatch_time: dict[int, int] = {}
+
+    while True:
+        progress = False
+        while dispatched < n:
+            i = dispatched
+            e = engine_of[i]
+            t = last_dispatch + timing.dispatch
+            if e is None:
+                if queues[0] or queues[1]:
+                    break
+                t = max(t, all_done)
+                barrier = t
+            else:
+                if len(queues[e]) >= config.queue_depth:
+                    break
+                pos = position[i]
+                if pos >= config.queue_depth:
+                    t = max(t, start[lists[e][pos - config.queue_depth]])
+                queues[e].append(i)
+            dispatch_time[i] = last_dispatch = t
+            dispatched += 1
+            progress = True
+        for e in (0, 1):
+            if not queues[e]:
+                continue
+            i = queues[e][0]
+            instr = program[i]
+            ready = max(dispatch_time[i], barrier)
+            if instr.wait:
+                if not tokens[1 - e]:
+                    continue
+                ready = max(ready, tokens[1 - e].popleft())
+            if isinstance(instr, Load):
+                beats = load_beats(instr, config)
+                s = max(ready, load_free)
+                end = s + timing.load_setup + beats
+                load_free = end
+                in_beats += beats
+            elif isinstance(instr, Gemm):
+                s = max(ready, compute_free + timing.gemm_issue)
+                if instr.fence:
+                    s = max(s, written)
+                first = True
+                lanes_out = config.rows
+                for _ in range(instr.row_tiles):
+                    for t in range(instr.col_tiles(config.cols)):
+                        valid = min(config.cols, instr.n - t * config.cols)
+                        drain = valid
+                        if instr.dst_stream:
+                            beats = result_beats(valid, lanes_out, instr.requant.out_format)
+                            drain = max(drain, beats)
+                            out_beats += beats
+                        c0 = max(s if first else compute_free, bank_free[bank])
+                        if first:
+                            start_gemm = c0
+                            first = False
+                        c1 = c0 + instr.k
+                        d1 = max(c1, drain_free, out_free if instr.dst_stream else 0) + drain
+                        bank_free[bank] = drain_free = d1
+                        if instr.dst_stream:
+                            out_free = d1
+                        bank ^= 1
+                        compute_free = c1
+                        compute_cycles += instr.k
+                        macs += instr.k * config.rows * valid
+                        tiles += 1
+                s = start_gemm
+                end = drain_free + latency
+                written = end
+            else:  # STORE
+                beats = result_beats(instr.count, config.rows, instr.fmt)
+                s = max(ready, written, out_free, compute_free)
+                end = s + beats
+                out_free = compute_free = end
+                out_beats += beats
+            start[i] = s
+            done[i] = end
+            all_done = max(all_done, end)
+            if instr.signal:
+                tokens[e].append(end)
+            queues[e].popleft()
+            progress = True
+        if dispatched == n and not queues[0] and not queues[1]:
+            break
+        if not progress:  # pragma: no cover - check_program rules deadlocks out
+            raise RuntimeError("cycle model made no progress")
+    cycles = max(barrier, all_done)
+    return CycleReport(
+        cycles=cycles,
+        macs_issued=macs,
+        stall_cycles=cycles - compute_cycles,
+        compute_cycles=compute_cycles,
+        tiles=tiles,
+        input_beats=in_beats + BEATS_PER_INSTRUCTION * n,
+        output_beats=out_beats,
+        lanes=config.lanes,
+        clock_mhz=config.clock_mhz,
+    )
+
+
+def estimate_layer(
+    layer: CompiledLayer, *, cold: bool = False, timing: Timing | None = None
+) -> tuple[CycleReport, float]:
+    """Cycles and utilization of one batch of a compiled layer: the run program with the
+    constants resident, or with ``cold`` the setup and run programs as one."""
+    program = layer.cold() if cold else layer.run
+    report = simulate(program, layer.config, timing)
+    return report, report.utilization(layer.useful_macs)
