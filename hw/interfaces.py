@@ -1,0 +1,54 @@
+"""Interfaces shared by the engine and the Zynq top level.
+
+:data:`STREAM_BEAT` is one 64-bit AXI4-Stream beat (``data`` = TDATA, ``last`` = TLAST); the
+engine consumes the program and its data from one input stream of such beats and produces one
+output stream (see :mod:`ttaccel.spec.isa`). :func:`engine_signature` is the engine's port
+list, which the top level connects to its AXI4-Lite registers (:mod:`ttaccel.spec.regmap`) and
+to the AXI DMA's streams.
+"""
+
+from __future__ import annotations
+
+from amaranth import unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec.isa import STREAM_BITS
+
+__all__ = ["STREAM_BEAT", "engine_signature"]
+
+STREAM_BEAT = data.StructLayout({"data": unsigned(STREAM_BITS), "last": unsigned(1)})
+"""One stream beat: ``data`` (TDATA, little-endian 64 bits) and ``last`` (TLAST)."""
+
+
+def engine_signature() -> wiring.Signature:
+    """Ports of the engine (directions as seen by the engine).
+
+    ``inp`` / ``out``: streams of :data:`STREAM_BEAT`; the engine sets ``out.last`` on the last
+    beat a run produces. ``start`` / ``soft_reset``: one-cycle pulses (``CONTROL``);
+    ``program_length``: instructions to read at start (``PROGRAM_LENGTH``). ``busy`` is high
+    from the cycle after ``start`` until END retires or an error stops the run; ``done`` and
+    ``error`` pulse for one cycle at that moment, with ``error_code`` / ``error_pc`` valid from
+    then until the next ``start``. ``pc``: instructions dispatched in this run. The 64-bit
+    counters (``busy_cycles``, ``macs_issued``, ``stall_cycles``, ``instructions_retired``)
+    clear on ``start`` and count as the register map documents.
+    """
+    return wiring.Signature(
+        {
+            "inp": In(stream.Signature(STREAM_BEAT)),
+            "out": Out(stream.Signature(STREAM_BEAT)),
+            "start": In(1),
+            "soft_reset": In(1),
+            "program_length": In(16),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "error_code": Out(8),
+            "error_pc": Out(16),
+            "pc": Out(16),
+            "busy_cycles": Out(64),
+            "macs_issued": Out(64),
+            "stall_cycles": Out(64),
+            "instructions_retired": Out(64),
+        }
+    )
