@@ -223,11 +223,12 @@ def _limit(name: str, value: int, limit: int, limit_name: str) -> None:
         raise LayerDoesNotFit(f"{name} is {value}, but the configuration's {limit_name} is {limit}")
 
 
-def _b_words(core_matrix: np.ndarray, cols: int) -> np.ndarray:
-    """(K, N) codes -> (tiles * K, cols) B-words, column tile major, columns past N zero."""
+def _b_words(core_matrix: np.ndarray, cols: int, fmt: NumberFormat) -> np.ndarray:
+    """(K, N) codes -> (tiles * K, cols) B-words, column tile major. Columns past N (never
+    written out) hold 0, or +1 for binary, which has no zero."""
     k, n = core_matrix.shape
     tiles = -(-n // cols)
-    padded = np.zeros((k, tiles * cols), dtype=np.int8)
+    padded = np.full((k, tiles * cols), 0 if fmt.has_zero else 1, dtype=np.int8)
     padded[:, :n] = core_matrix
     return padded.reshape(k, tiles, cols).transpose(1, 0, 2).reshape(tiles * k, cols)
 
@@ -277,7 +278,7 @@ def compile_tt_linear(layer: QuantTTLinear, tokens: int, config: AccelConfig) ->
     # Weight buffer: merged cores back to back.
     w_bases, w_words, cursor = [], [], 0
     for core, info in zip(cores, stages, strict=True):
-        words = _b_words(np.asarray(core).reshape(info.k, info.n), cols)
+        words = _b_words(np.asarray(core).reshape(info.k, info.n), cols, config.weight_format)
         w_bases.append(cursor)
         w_words.append(words)
         cursor += words.shape[0]
@@ -360,6 +361,7 @@ def compile_tt_linear(layer: QuantTTLinear, tokens: int, config: AccelConfig) ->
                 out_inner=0 if last else 1,
                 out_col=0 if last else info.r,
                 bias_en=last and layer.bias is not None,
+                bias_outer=info.n if last else 0,  # feature p * N + c
                 dst_stream=last,
                 wait=s == 0,
                 signal=s == 0 and b + x_slots < blocks,
@@ -470,7 +472,8 @@ def compile_dense(
         )
     chunk_tiles = min(chunk_tiles, tiles)
     slot_words = chunk_tiles * m
-    matrix_words = _b_words(np.asarray(weight, dtype=np.int8), cols)  # (tiles * m, cols)
+    # (tiles * m, cols) B-words, column tile major
+    matrix_words = _b_words(np.asarray(weight, dtype=np.int8), cols, config.weight_format)
     chunks = [(t, min(t + chunk_tiles, tiles)) for t in range(0, tiles, chunk_tiles)]
 
     setup: list[Instruction] = []

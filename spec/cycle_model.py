@@ -39,6 +39,7 @@ from .accel_config import AccelConfig
 from .compiler import CompiledLayer
 from .isa import (
     BEATS_PER_INSTRUCTION,
+    STREAM_BITS,
     Gemm,
     Instruction,
     Load,
@@ -179,13 +180,17 @@ def simulate(
                 if instr.fence:
                     s = max(s, written)
                 first = True
+                bits = 0
                 lanes_out = config.rows
                 for _ in range(instr.row_tiles):
                     for t in range(instr.col_tiles(config.cols)):
                         valid = min(config.cols, instr.n - t * config.cols)
                         drain = valid
                         if instr.dst_stream:
-                            beats = result_beats(valid, lanes_out, instr.requant.out_format)
+                            # results are packed back to back; the GEMM's last beat is padded
+                            bits_before = bits
+                            bits += valid * lanes_out * instr.requant.out_format.bits
+                            beats = -(-bits // STREAM_BITS) - -(-bits_before // STREAM_BITS)
                             drain = max(drain, beats)
                             out_beats += beats
                         c0 = max(s if first else compute_free, bank_free[bank])

@@ -8,7 +8,7 @@ Memories (block RAM, word addressed, addresses and counts :data:`ADDRESS_BITS` =
 ``ABUF``  activation buffer, ``act_buffer_depth`` *A-words* of ``rows`` int8 lanes.
 ``WBUF``  weight buffer, ``weight_buffer_depth`` *B-words* of ``cols`` lanes of the
           configuration's ``weight_format``.
-``BIAS``  bias buffer, ``bias_buffer_depth`` int32 entries (one per GEMM output column).
+``BIAS``  bias buffer, ``bias_buffer_depth`` int32 entries (one per output feature).
 
 The array is output stationary: a *tile* is ``rows x cols`` outputs; PE ``(i, j)`` accumulates
 ``sum_k A[i, k] * B[k, j]`` while, each cycle, one A-word (the ``rows`` values ``A[:, k]``) and
@@ -61,7 +61,7 @@ stream, each lane packed at the format's width (codes must be legal), zero padde
 
     8        dst_stream   1: results to the output stream, 0: to ABUF
     9        b_from_abuf  1: B-words are read from ABUF (needs rows == cols and int8 weights)
-    10       bias_en      add BIAS[bias_base + c] before requantizing
+    10       bias_en      add BIAS[bias_base + p*bias_outer + c] before requantizing
     13:11    out_format   format code of the results
     31:16    m_outer      row-tile count, outer loop
     47:32    m_inner      row-tile count, inner loop
@@ -79,6 +79,7 @@ stream, each lane packed at the format's width (codes must be legal), zero padde
     239:224  out_inner
     255:240  out_col
     271:256  bias_base
+    319:304  bias_outer   (bits 303:294 reserved)
     287:272  multiplier   requantization (spec.formats.requantize), 1 .. 65535
     293:288  shift        0 .. 47
 
@@ -265,7 +266,7 @@ class Gemm(Instruction):
     ``c`` in ``[0, n)``::
 
         acc = sum_{kk < k} A(p, q, kk)[i] * B(c // cols, kk)[c % cols]
-        result = requantize(acc (+ BIAS[bias_base + c]), requant)
+        result = requantize(acc (+ BIAS[bias_base + p*bias_outer + c]), requant)
 
     with ``A(p, q, kk) = ABUF[a_base + p*a_outer + q*a_inner + kk*a_k]`` and
     ``B(t, kk) = (ABUF if b_from_abuf else WBUF)[b_base + t*b_tile + kk*b_k]``; the result
@@ -292,6 +293,7 @@ class Gemm(Instruction):
     out_inner: int = 0
     out_col: int = 0
     bias_base: int = 0
+    bias_outer: int = 0
     bias_en: bool = False
     dst_stream: bool = False
     b_from_abuf: bool = False
@@ -315,6 +317,7 @@ class Gemm(Instruction):
             "out_inner",
             "out_col",
             "bias_base",
+            "bias_outer",
         ):
             _check_uint("GEMM", name, getattr(self, name), 0, _ADDR_MAX)
         for name in ("bias_en", "dst_stream", "b_from_abuf", "wait", "signal", "fence"):
@@ -379,6 +382,7 @@ _LAYOUTS: dict[Opcode, tuple[tuple[str, int, int], ...]] = {
         ("out_inner", 224, 16),
         ("out_col", 240, 16),
         ("bias_base", 256, 16),
+        ("bias_outer", 304, 16),
         ("multiplier", 272, MULTIPLIER_BITS),
         ("shift", 288, 6),
     ),
@@ -579,6 +583,12 @@ def _gemm_addresses(g: Gemm, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return a, b, out
 
 
+def _bias_addresses(g: Gemm) -> np.ndarray:
+    """Bias entries, shape (T, n): row tile (p, q), column c -> ``bias_base + p*bias_outer + c``."""
+    p = np.repeat(np.arange(g.m_outer, dtype=np.int64), g.m_inner)
+    return g.bias_base + p[:, None] * g.bias_outer + np.arange(g.n, dtype=np.int64)[None, :]
+
+
 def _depth(buffer: Buffer, config: AccelConfig) -> int:
     return {
         Buffer.ABUF: config.act_buffer_depth,
@@ -626,9 +636,9 @@ def _analyse(index: int, instr: Instruction, config: AccelConfig) -> _Access:
         reads = {Buffer.ABUF: np.unique(a)}
         reads[b_buffer] = np.union1d(reads.get(b_buffer, np.empty(0, np.int64)), np.unique(b))
         if instr.bias_en:
-            bias = np.arange(instr.bias_base, instr.bias_base + instr.n, dtype=np.int64)
+            bias = _bias_addresses(instr)
             _check_range(where, "bias", bias, Buffer.BIAS, config)
-            reads[Buffer.BIAS] = bias
+            reads[Buffer.BIAS] = np.unique(bias)
         writes: dict[Buffer, np.ndarray] = {}
         if not instr.dst_stream:
             _check_range(where, "result", out, Buffer.ABUF, config)
@@ -848,7 +858,7 @@ def _gemm(g: Gemm, config: AccelConfig, machine: Machine) -> tuple[np.ndarray | 
     b = b_source[b_addr].astype(np.int64)  # (tiles, k, cols)
     b = b.transpose(1, 0, 2).reshape(g.k, -1)[:, : g.n]  # (k, n): column c = tile c // cols
     acc = np.einsum("tkr,kc->trc", a, b)  # (T, rows, n)
-    bias = machine.bias[g.bias_base : g.bias_base + g.n] if g.bias_en else None
+    bias = machine.bias[_bias_addresses(g)][:, None, :] if g.bias_en else None  # (T, 1, n)
     if acc.size and (acc.min() < -(2**31) or acc.max() > 2**31 - 1):
         raise OverflowError(f"GEMM accumulator leaves int32: [{int(acc.min())}, {int(acc.max())}]")
     codes = requantize(acc, g.requant, bias)  # (T, rows, n) int8

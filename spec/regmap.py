@@ -48,7 +48,7 @@ DATA_WIDTH = 32
 ADDRESS_SPACE = 0x100
 """Size in bytes of the register window."""
 IP_IDENTIFIER = 0x74744143
-"""``ID`` register value: ASCII ``"ttAC"`` read as a little-endian word, stable across versions."""
+"""``ID`` register value: ASCII ``"ttAC"``, most significant byte first; stable across versions."""
 IP_VERSION = (0, 1, 0)
 """(major, minor, patch) of the register map and instruction set; ``VERSION`` holds it."""
 ACCESS_KINDS = ("RO", "RW", "WO", "W1C")
@@ -224,7 +224,7 @@ REGMAP = RegisterMap(
         Register(
             "ID",
             0x00,
-            _word("ip_id", "RO", "ASCII 'ttAC' (little-endian)", IP_IDENTIFIER),
+            _word("ip_id", "RO", "ASCII 'ttAC', most significant byte first", IP_IDENTIFIER),
             "Stable IP identifier; the driver checks it before anything else.",
         ),
         Register(

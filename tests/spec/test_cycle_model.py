@@ -1,0 +1,157 @@
+"""The analytic cycle model: closed forms on tiny programs, agreement with the executor's
+counts, and seed 000's layers at >= 85% utilization on the default configuration."""
+
+import numpy as np
+import pytest
+
+from ttaccel.spec.accel_config import AccelConfig
+from ttaccel.spec.compiler import compile_dense, compile_tt_linear
+from ttaccel.spec.cycle_model import Timing, estimate_layer, simulate
+from ttaccel.spec.formats import INT8, Requant
+from ttaccel.spec.golden import QuantTTLinear
+from ttaccel.spec.isa import Buffer, End, Gemm, Load, Machine, execute
+from ttaccel.spec.tt import TTShape, best_plan, tt_layer_modes
+
+TINY = AccelConfig(rows=4, cols=4, weight_buffer_depth=256, act_buffer_depth=256)
+TIMING = Timing(mac_latency=3, requant_latency=4, gemm_issue=1, load_setup=1, dispatch=1)
+
+
+def stream_gemm(k, n):
+    return Gemm(
+        m_outer=1,
+        m_inner=1,
+        k=k,
+        n=n,
+        a_base=0,
+        a_outer=0,
+        a_inner=0,
+        a_k=1,
+        b_base=0,
+        b_tile=k,
+        b_k=1,
+        dst_stream=True,
+        requant=Requant(1, 0),
+        wait=True,
+    )
+
+
+def test_one_tile_closed_form():
+    program = [Load(Buffer.ABUF, 0, 10, signal=True), stream_gemm(10, 4), End()]
+    report = simulate(program, TINY, TIMING)
+    latency = TINY.rows + TINY.cols - 2 + 3 + 4
+    program_beats = 3 * 5
+    load_end = program_beats + 1 + 5  # 10 A-words of 32 bits
+    assert report.cycles == load_end + 10 + 4 + latency  # k, then 4 columns drain
+    assert report.compute_cycles == 10 and report.tiles == 1
+    assert report.macs_issued == 10 * 4 * 4
+    assert report.stall_cycles == report.cycles - 10
+    assert report.input_beats == program_beats + 5 and report.output_beats == 2
+
+
+def test_short_tiles_are_drain_bound():
+    """k = 2 < 4 drain cycles: back-to-back tiles cost max(k, drain) each."""
+    program = [Load(Buffer.ABUF, 0, 2, signal=True), stream_gemm(2, 12), End()]
+    report = simulate(program, TINY, TIMING)
+    start = 15 + 1 + 1
+    latency = TINY.rows + TINY.cols - 2 + 7
+    assert report.cycles == start + 2 + 3 * 4 + latency
+
+
+def test_output_stream_bound_tiles():
+    """16 x 16 int8 results are 32 beats: a k = 30 tile is output bound at 32 cycles."""
+    config = AccelConfig()
+    tiles = 20
+    program = [Load(Buffer.ABUF, 0, 30, signal=True), stream_gemm(30, 16 * tiles), End()]
+    report = simulate(program, config, TIMING)
+    start = 15 + 1 + 60
+    assert report.cycles == start + 30 + 32 * tiles + config.rows + config.cols - 2 + 7
+    assert report.output_beats == 32 * tiles
+
+
+def seed_layer(in_modes, out_modes, ranks, tokens):
+    rng = np.random.default_rng(0)
+    shape = TTShape(*tt_layer_modes(in_modes, out_modes), ranks)
+    plan = best_plan(shape, tokens)
+    return QuantTTLinear(
+        cores=tuple(rng.integers(-128, 128, size=s).astype(np.int8) for s in shape.core_shapes),
+        weight_format=INT8,
+        plan=plan,
+        merge_requants=tuple(tuple(Requant(1, 12) for _ in range(b - a - 1)) for a, b in plan),
+        stage_requants=tuple(Requant(3, 14) for _ in plan),
+        bias=np.zeros(shape.out_features, np.int32),
+        input_scale=1.0,
+        output_scale=1.0,
+    )
+
+
+SEED_LAYERS = {
+    "attention": ((24, 32), (32, 24), (1, 24, 30, 24, 1)),
+    "ffn": ((32, 24), (48, 64), (1, 30, 30, 30, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_LAYERS))
+def test_seed_000_layers_reach_85_percent(name):
+    config = AccelConfig()
+    layer = seed_layer(*SEED_LAYERS[name], tokens=128)
+    compiled = compile_tt_linear(layer, 128, config)
+    report, utilization = estimate_layer(compiled)
+    cold, cold_utilization = estimate_layer(compiled, cold=True)
+    shape = TTShape(*tt_layer_modes(*SEED_LAYERS[name][:2]), SEED_LAYERS[name][2])
+    weight = np.zeros((shape.in_features, shape.out_features), np.int8)
+    dense = compile_dense(weight, INT8, Requant(1, 10), 128, config)
+    dense_report, dense_utilization = estimate_layer(dense)
+    print(
+        f"{name}: TT {report.cycles} cycles ({utilization:.1%}), cold {cold.cycles} "
+        f"({cold_utilization:.1%}); dense {dense_report.cycles} ({dense_utilization:.1%}), "
+        f"dense / TT = {dense_report.cycles / report.cycles:.1f}"
+    )
+    assert utilization >= 0.85
+    assert cold.cycles > report.cycles
+    assert dense_report.cycles > 10 * report.cycles
+    assert dense_utilization > 0.9
+    # the output stream (one beat per cycle) bounds the run from below
+    assert report.cycles > compiled.output_beats
+    assert report.compute_cycles <= report.cycles
+
+
+@pytest.mark.parametrize("rows_cols", [(4, 4), (3, 5), (16, 16)])
+def test_counters_agree_with_the_executor(rows_cols):
+    rng = np.random.default_rng(7)
+    config = AccelConfig(rows=rows_cols[0], cols=rows_cols[1])
+    shape = TTShape((3, 5, 1), (1, 3, 5), (1, 4, 3, 1))
+    plan = best_plan(shape, 40)
+    layer = QuantTTLinear(
+        cores=tuple(rng.integers(-128, 128, size=s).astype(np.int8) for s in shape.core_shapes),
+        weight_format=INT8,
+        plan=plan,
+        merge_requants=tuple(tuple(Requant(1, 8) for _ in range(b - a - 1)) for a, b in plan),
+        stage_requants=tuple(Requant(1, 8) for _ in plan),
+        bias=None,
+        input_scale=1.0,
+        output_scale=1.0,
+    )
+    compiled = compile_tt_linear(layer, 40, config)
+    report = simulate(compiled.run, config)
+    machine = Machine.empty(config)
+    execute(compiled.setup, config, compiled.setup_stream, machine)
+    x = rng.integers(-128, 128, size=(40, 15)).astype(np.int8)
+    result = execute(compiled.run, config, compiled.input_stream(x), machine)
+    assert report.macs_issued == result.macs_issued
+    assert report.tiles == result.tiles
+    assert report.output_beats == result.output.size == compiled.output_beats
+    assert report.input_beats == result.beats_in + 5 * len(compiled.run)
+    assert 0 < report.utilization(compiled.useful_macs) <= 1
+    assert report.macs_issued >= compiled.useful_macs
+    assert report.microseconds == pytest.approx(report.cycles / config.clock_mhz)
+
+
+def test_slower_latencies_cost_cycles():
+    layer = seed_layer(*SEED_LAYERS["attention"], tokens=32)
+    compiled = compile_tt_linear(layer, 32, AccelConfig())
+    fast = simulate(compiled.run, compiled.config, Timing())
+    slow = simulate(
+        compiled.run, compiled.config, Timing(mac_latency=10, requant_latency=10, gemm_issue=5)
+    )
+    assert slow.cycles > fast.cycles
+    assert slow.macs_issued == fast.macs_issued
