@@ -394,9 +394,7 @@ def render_markdown(regmap: RegisterMap = REGMAP, reset_format: Callable[[int], 
         for i, field in enumerate(reg.fields):
             reset = "config" if field.reset is None else reset_format(field.reset)
             head = (f"`{reg.offset:#04x}`", f"`{reg.name}`") if i == 0 else ("", "")
-            doc = f"{reg.doc} {field.doc}" if i == 0 and len(reg.fields) == 1 else field.doc
-            if i == 0 and len(reg.fields) > 1:
-                doc = f"{reg.doc}: {field.doc}"
+            doc = f"{reg.doc.rstrip('.')}; {field.doc}" if i == 0 else field.doc
             lines.append(
                 f"| {head[0]} | {head[1]} | {_bits(field)} | `{field.name}` | {field.access} "
                 f"| {reset} | {doc} |"
