@@ -59,6 +59,7 @@ __all__ = [
     "CompiledLayer",
     "LayerDoesNotFit",
     "StageInfo",
+    "compile_attention_scores",
     "compile_dense",
     "compile_tt_linear",
     "dense_as_tt_linear",
@@ -548,4 +549,78 @@ def compile_dense(
         useful_macs=tokens * m * n,
         _inputs=tuple(inputs),
         _outputs=tuple(outputs),
+    )
+
+
+def compile_attention_scores(
+    tokens: int, head_dim: int, requant: Requant, config: AccelConfig
+) -> CompiledLayer:
+    """Compile attention scores ``S = requantize(q @ k.T, requant)`` for one head: an
+    int8 x int8 GEMM whose B operand is read from ABUF (``b_from_abuf``), so keys computed on
+    chip need no transposes.
+
+    The layer's input is ``x = concatenate([q, k], axis=1)``, codes (tokens, 2 * head_dim);
+    its output is ``S``, codes (tokens, tokens) (query, key). Both operands sit in ABUF as
+    A-words (lane = token): block ``b`` at ``b * 2 * head_dim``, queries then keys, so the
+    B-word of key tile ``t`` and step ``kk`` is the key block's A-word ``kk``. Needs a square
+    array (``rows == cols``) with int8 weights (the PEs multiply int8 by int8).
+    """
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        raise ValueError(f"tokens must be a positive integer, not {tokens!r}")
+    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 1:
+        raise ValueError(f"head_dim must be a positive integer, not {head_dim!r}")
+    if config.rows != config.cols or config.weight_format.name != "int8":
+        raise LayerDoesNotFit(
+            f"attention scores read keys as B operands from the activation buffer, which needs "
+            f"a square array with int8 weights, not {config.rows}x{config.cols} "
+            f"{config.weight_format.name}"
+        )
+    _limit("the reduction K = head_dim", head_dim, config.max_k, "max_k")
+    _limit("the key count (tokens)", tokens, 2**16 - 1, "16-bit column count")
+    blocks = -(-tokens // config.rows)
+    words = 2 * head_dim
+    _limit(
+        f"the queries and keys of {tokens} tokens (A-words)",
+        blocks * words,
+        config.act_buffer_depth,
+        "act_buffer_depth",
+    )
+    run: list[Instruction] = [*_loads(Buffer.ABUF, 0, blocks * words, signal=True)]
+    run.append(
+        Gemm(
+            m_outer=blocks,
+            m_inner=1,
+            k=head_dim,
+            n=tokens,
+            a_base=0,
+            a_outer=words,
+            a_inner=0,
+            a_k=1,
+            b_base=head_dim,
+            b_tile=words,
+            b_k=1,
+            b_from_abuf=True,
+            requant=requant,
+            dst_stream=True,
+            wait=True,
+        )
+    )
+    run.append(End())
+    check_program(run, config)
+    setup: tuple[Instruction, ...] = (End(),)
+    return CompiledLayer(
+        config=config,
+        tokens=tokens,
+        in_features=words,
+        out_features=tokens,
+        out_format=requant.out_format,
+        setup=setup,
+        setup_stream=np.empty(0, np.uint64),
+        run=tuple(run),
+        stages=(StageInfo(p=1, r=1, k=head_dim, n=tokens),),
+        useful_macs=tokens * tokens * head_dim,
+        _inputs=(_InputSegment(tuple(range(blocks))),),
+        _outputs=(
+            _OutputChunk(np.repeat(np.arange(blocks), tokens), np.tile(np.arange(tokens), blocks)),
+        ),
     )

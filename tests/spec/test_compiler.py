@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from ttaccel.spec.accel_config import AccelConfig
 from ttaccel.spec.compiler import (
     LayerDoesNotFit,
+    compile_attention_scores,
     compile_dense,
     compile_tt_linear,
     tile_tokens,
@@ -280,3 +281,35 @@ def test_bad_inputs():
             AccelConfig(weight_buffer_depth=512),
             resident=False,
         )
+
+
+@pytest.mark.parametrize(("tokens", "head_dim", "array"), [(128, 64, 16), (13, 5, 4), (1, 1, 1)])
+def test_attention_scores_are_int8_by_int8_with_keys_from_the_activation_buffer(
+    tokens, head_dim, array
+):
+    rng = np.random.default_rng(tokens)
+    config = AccelConfig(rows=array, cols=array)
+    requant = Requant(40000, 22)
+    compiled = compile_attention_scores(tokens, head_dim, requant, config)
+    assert any(isinstance(i, Gemm) and i.b_from_abuf for i in compiled.run)
+    q = codes(rng, INT8, (tokens, head_dim), extreme=tokens == 1)
+    k = codes(rng, INT8, (tokens, head_dim))
+    got, _ = run_layer(compiled, np.concatenate([q, k], axis=1))
+    np.testing.assert_array_equal(got, requantize(gemm_int(q, k.T), requant))
+
+
+def test_attention_scores_need_a_square_int8_array():
+    with pytest.raises(LayerDoesNotFit, match="square array with int8 weights, not 4x8 int8"):
+        compile_attention_scores(8, 4, Requant(1, 0), AccelConfig(rows=4, cols=8))
+
+
+def test_low_rank_layer_is_a_two_core_tt_layer():
+    rng = np.random.default_rng(8)
+    m, n, rank = 48, 40, 6
+    shape = TTShape((m, 1), (1, n), (1, rank, 1))
+    layer = random_layer(rng, shape, INT4, ((0, 1), (1, 2)), extreme=False)
+    compiled = compile_tt_linear(layer, 20, AccelConfig(rows=8, cols=8))
+    assert [(s.k, s.n) for s in compiled.stages] == [(m, rank), (rank, n)]
+    x = codes(rng, INT8, (20, m))
+    got, _ = run_layer(compiled, x)
+    np.testing.assert_array_equal(got, tt_linear_int(x, layer))
