@@ -4,12 +4,13 @@ The model follows the issue semantics of :mod:`.isa` with times attached, one cl
 streams at one 64-bit beat per cycle in each direction and no back-pressure from the DMA:
 
 * Program load: the ``5 * len(program)`` instruction beats arrive first; nothing runs before.
-* Dispatch: one instruction per cycle in program order into the load or execute queue
-  (``queue_depth`` entries; a slot frees when its instruction starts). ``SYNC``/``END``
-  dispatch once everything before them has completed.
+* Dispatch: in program order into the load or execute queue (``queue_depth`` entries; a slot
+  frees when its instruction starts), ``dispatch_gemm`` cycles per GEMM (decode and bounds
+  check) and ``dispatch`` per other instruction. ``SYNC``/``END`` dispatch once everything
+  before them has completed.
 * Load engine: a ``LOAD`` starts when dispatched, when the previous LOAD is done and (with
-  ``wait``) when its token has arrived; it takes ``load_setup`` + its beats; its ``signal``
-  token is available when it ends.
+  ``wait``) when its token has arrived; it takes ``load_setup`` + the larger of its beats and
+  its words (one buffer write per cycle); its ``signal`` token is available when it ends.
 * Execute engine, per GEMM tile (``k`` steps, ``D`` drain cycles): with double-buffered
   accumulators the array computes tile ``i`` while tile ``i - 1`` drains::
 
@@ -58,14 +59,16 @@ class Timing:
     against simulation). ``mac_latency``: PE pipeline (DSP48E1 registers);
     ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
     ``gemm_issue``: gap between the last compute step of one GEMM and the first of the next;
-    ``load_setup``: cycles before a LOAD's first beat is accepted; ``dispatch``: cycles per
-    dispatched instruction."""
+    ``load_setup``: fixed cycles of a LOAD besides its beats; ``dispatch`` / ``dispatch_gemm``:
+    cycles to dispatch one instruction / one GEMM. The defaults follow ``hw/`` (dispatcher,
+    load engine, requantizer) as documented there."""
 
     mac_latency: int = 3
     requant_latency: int = 4
     gemm_issue: int = 1
-    load_setup: int = 1
-    dispatch: int = 1
+    load_setup: int = 2
+    dispatch: int = 2
+    dispatch_gemm: int = 12
 
     def latency(self, config: AccelConfig) -> int:
         """Cycles from a result's drain slot to its write: skew + MAC + requantizer."""
@@ -122,7 +125,7 @@ def simulate(
     start: dict[int, int] = {}
     done: dict[int, int] = {}
     dispatched = 0
-    last_dispatch = BEATS_PER_INSTRUCTION * n - timing.dispatch  # the program arrives first
+    last_dispatch = BEATS_PER_INSTRUCTION * n  # the program arrives first
     queues: tuple[deque[int], deque[int]] = (deque(), deque())
     tokens: tuple[deque[int], deque[int]] = (deque(), deque())  # signal times, per producer
     load_free = BEATS_PER_INSTRUCTION * n  # the input stream is busy with the program until then
@@ -143,12 +146,12 @@ def simulate(
         while dispatched < n:
             i = dispatched
             e = engine_of[i]
-            t = last_dispatch + timing.dispatch
+            cost = timing.dispatch_gemm if isinstance(program[i], Gemm) else timing.dispatch
+            t = last_dispatch  # the dispatcher is free; the instruction is queued ``cost`` later
             if e is None:
                 if queues[0] or queues[1]:
                     break
                 t = max(t, all_done)
-                barrier = t
             else:
                 if len(queues[e]) >= config.queue_depth:
                     break
@@ -156,6 +159,9 @@ def simulate(
                 if pos >= config.queue_depth:
                     t = max(t, start[lists[e][pos - config.queue_depth]])
                 queues[e].append(i)
+            t += cost
+            if e is None:
+                barrier = t
             dispatch_time[i] = last_dispatch = t
             dispatched += 1
             progress = True
@@ -172,7 +178,7 @@ def simulate(
             if isinstance(instr, Load):
                 beats = load_beats(instr, config)
                 s = max(ready, load_free)
-                end = s + timing.load_setup + beats
+                end = s + timing.load_setup + max(beats, instr.count)
                 load_free = end
                 in_beats += beats
             elif isinstance(instr, Gemm):

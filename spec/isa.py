@@ -32,6 +32,18 @@ wait until every earlier result is written (needed exactly when it reads what th
 writes). Everything earlier than the previous GEMM is written before a GEMM starts. A ``STORE``
 always waits for all earlier results.
 
+Runs and streams
+================
+
+On ``CONTROL.start`` (:mod:`.regmap`) the engine reads ``PROGRAM_LENGTH`` instructions from
+the input stream into the instruction memory, then runs them; the LOADs consume the beats that
+follow, in program order (:func:`execute_stream`). Input ``TLAST`` may be set only on the
+program's last beat and on a LOAD's last beat (so the host may send the program and the data
+as separate DMA transfers, or split the data at LOAD boundaries); anywhere else it is error 5.
+The output stream carries the results of streaming GEMMs and of STOREs in execute order, whole
+64-bit beats, with ``TLAST`` on the run's last beat. Buffer contents survive between runs and
+a soft reset: a *setup* run can load constants (TT cores, bias) that later runs reuse.
+
 Instruction encoding
 ====================
 

@@ -13,7 +13,13 @@ from ttaccel.spec.isa import Buffer, End, Gemm, Load, Machine, execute
 from ttaccel.spec.tt import TTShape, best_plan, tt_layer_modes
 
 TINY = AccelConfig(rows=4, cols=4, weight_buffer_depth=256, act_buffer_depth=256)
-TIMING = Timing(mac_latency=3, requant_latency=4, gemm_issue=1, load_setup=1, dispatch=1)
+TIMING = Timing(
+    mac_latency=3, requant_latency=4, gemm_issue=1, load_setup=2, dispatch=2, dispatch_gemm=12
+)
+PROGRAM = 3 * 5  # three instructions of five beats arrive before anything runs
+LOAD_QUEUED = PROGRAM + 2
+GEMM_QUEUED = LOAD_QUEUED + 12
+END = 2  # END dispatches 2 cycles after the last result is written
 
 
 def stream_gemm(k, n):
@@ -39,22 +45,21 @@ def test_one_tile_closed_form():
     program = [Load(Buffer.ABUF, 0, 10, signal=True), stream_gemm(10, 4), End()]
     report = simulate(program, TINY, TIMING)
     latency = TINY.rows + TINY.cols - 2 + 3 + 4
-    program_beats = 3 * 5
-    load_end = program_beats + 1 + 5  # 10 A-words of 32 bits
-    assert report.cycles == load_end + 10 + 4 + latency  # k, then 4 columns drain
+    load_end = LOAD_QUEUED + 2 + 10  # 10 A-words of 32 bits: 5 beats, but 10 writes
+    assert load_end == GEMM_QUEUED
+    assert report.cycles == load_end + 10 + 4 + latency + END  # k, then 4 columns drain
     assert report.compute_cycles == 10 and report.tiles == 1
     assert report.macs_issued == 10 * 4 * 4
     assert report.stall_cycles == report.cycles - 10
-    assert report.input_beats == program_beats + 5 and report.output_beats == 2
+    assert report.input_beats == PROGRAM + 5 and report.output_beats == 2
 
 
 def test_short_tiles_are_drain_bound():
     """k = 2 < 4 drain cycles: back-to-back tiles cost max(k, drain) each."""
     program = [Load(Buffer.ABUF, 0, 2, signal=True), stream_gemm(2, 12), End()]
     report = simulate(program, TINY, TIMING)
-    start = 15 + 1 + 1
     latency = TINY.rows + TINY.cols - 2 + 7
-    assert report.cycles == start + 2 + 3 * 4 + latency
+    assert report.cycles == GEMM_QUEUED + 2 + 3 * 4 + latency + END
 
 
 def test_output_stream_bound_tiles():
@@ -63,8 +68,9 @@ def test_output_stream_bound_tiles():
     tiles = 20
     program = [Load(Buffer.ABUF, 0, 30, signal=True), stream_gemm(30, 16 * tiles), End()]
     report = simulate(program, config, TIMING)
-    start = 15 + 1 + 60
-    assert report.cycles == start + 30 + 32 * tiles + config.rows + config.cols - 2 + 7
+    load_end = LOAD_QUEUED + 2 + 60
+    latency = config.rows + config.cols - 2 + 7
+    assert report.cycles == load_end + 30 + 32 * tiles + latency + END
     assert report.output_beats == 32 * tiles
 
 
