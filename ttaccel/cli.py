@@ -17,6 +17,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: dict[str, str] = {
     "demo": "ttaccel.demo",
+    "generate": "ttaccel.generate",
 }
 
 
