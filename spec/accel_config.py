@@ -105,7 +105,7 @@ class AccelConfig:
     activation_format: NumberFormat = INT8
     weight_format: NumberFormat = INT8
     dsp_packing: bool = True
-    weight_buffer_depth: int = 8192
+    weight_buffer_depth: int = 16384  # two seed-000 FFN layers' cores: prefetch one, run one
     act_buffer_depth: int = 8192
     bias_buffer_depth: int = 4096
     instruction_depth: int = 1024

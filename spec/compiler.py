@@ -32,7 +32,9 @@ Schedule
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +59,7 @@ from .tt import merged_shape, plan_macs, tt_shape_of
 
 __all__ = [
     "CompiledLayer",
+    "ConstantLoad",
     "LayerDoesNotFit",
     "StageInfo",
     "compile_attention_scores",
@@ -65,6 +68,7 @@ __all__ = [
     "dense_as_tt_linear",
     "tile_tokens",
     "untile_tokens",
+    "with_prefetch",
 ]
 
 
@@ -110,13 +114,63 @@ class _OutputChunk:
 
 
 @dataclass(frozen=True)
+class ConstantLoad:
+    """A LOAD of constant data: ``values`` are (count, lanes) codes for WBUF (of the
+    configuration's weight format) or ABUF (int8), or int32 entries (count,) for BIAS."""
+
+    buffer: Buffer
+    base: int
+    values: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.values.shape[0])
+
+    def instruction(self, **flags: bool) -> Load:
+        """The LOAD (``wait`` / ``signal`` from ``flags``)."""
+        return Load(self.buffer, self.base, self.count, **flags)
+
+    def beats(self, config: AccelConfig) -> np.ndarray:
+        """The LOAD's input-stream beats."""
+        if self.buffer == Buffer.BIAS:
+            return pack_bias(self.values)
+        fmt = config.weight_format if self.buffer == Buffer.WBUF else config.activation_format
+        return pack_words(self.values.reshape(-1), fmt, STREAM_BITS)
+
+    def split(self, max_words: int, config: AccelConfig) -> list[ConstantLoad]:
+        """Pieces of at most ``max_words`` words (at least one beat's worth), each a whole
+        number of beats except the last, so the pieces' beats concatenate to this LOAD's."""
+        bits = {Buffer.ABUF: config.a_word_bits, Buffer.WBUF: config.b_word_bits}.get(
+            self.buffer, 32
+        )
+        unit = STREAM_BITS // math.gcd(STREAM_BITS, bits)  # words per whole number of beats
+        step = max(unit, max_words // unit * unit)
+        return [
+            ConstantLoad(self.buffer, self.base + i, self.values[i : i + step])
+            for i in range(0, self.count, step)
+        ]
+
+
+def _constant_program(
+    constants: Sequence[ConstantLoad], config: AccelConfig
+) -> tuple[tuple[Instruction, ...], np.ndarray, tuple[ConstantLoad, ...]]:
+    """Setup program (constants split at the 16-bit count limit, then END) and its stream."""
+    pieces = [p for c in constants for p in c.split(2**16 - 1, config)]
+    program = (*(p.instruction() for p in pieces), End())
+    beats = [p.beats(config) for p in pieces]
+    stream = np.concatenate(beats).astype(np.uint64) if beats else np.empty(0, np.uint64)
+    return program, stream, tuple(pieces)
+
+
+@dataclass(frozen=True)
 class CompiledLayer:
     """Programs and stream formats for one layer on one configuration.
 
     ``setup``: loads the resident constants (ends with END); ``setup_stream``: its input beats.
     ``run``: the per-batch program; :meth:`input_stream` and :meth:`decode_output` convert
     between int8 codes ``(tokens, in_features)`` / ``(tokens, out_features)`` and its streams.
-    ``useful_macs``: the layer's MACs for ``tokens`` tokens (no padding).
+    ``useful_macs``: the layer's MACs for ``tokens`` tokens (no padding). ``constants``: the
+    setup program's LOADs with their data (for :func:`with_prefetch`).
     """
 
     config: AccelConfig
@@ -129,6 +183,7 @@ class CompiledLayer:
     run: tuple[Instruction, ...]
     stages: tuple[StageInfo, ...]
     useful_macs: int
+    constants: tuple[ConstantLoad, ...] = ()
     _inputs: tuple[_InputSegment, ...] = field(repr=False, default=())
     _outputs: tuple[_OutputChunk, ...] = field(repr=False, default=())
 
@@ -245,13 +300,23 @@ def _loads(buffer: Buffer, base: int, count: int, **flags) -> list[Load]:
     return out
 
 
-def compile_tt_linear(layer: QuantTTLinear, tokens: int, config: AccelConfig) -> CompiledLayer:
+def compile_tt_linear(
+    layer: QuantTTLinear,
+    tokens: int,
+    config: AccelConfig,
+    *,
+    weight_base: int = 0,
+    bias_base: int = 0,
+) -> CompiledLayer:
     """Compile ``layer`` (its plan's segments merged offline with
     :func:`~ttaccel.spec.golden.merge_cores_int`) for ``tokens`` tokens per run.
 
     The run program computes exactly :func:`~ttaccel.spec.golden.tt_linear_int` on the codes
-    given to :meth:`CompiledLayer.input_stream`. Raises :class:`LayerDoesNotFit` naming the
-    dimension and the limit when the layer or the batch exceeds the configuration.
+    given to :meth:`CompiledLayer.input_stream`. ``weight_base`` / ``bias_base``: where the
+    merged cores and the bias start in WBUF and BIAS (give consecutive layers disjoint ranges
+    to prefetch one's constants while the other runs, see :func:`with_prefetch`). Raises
+    :class:`LayerDoesNotFit` naming the dimension and the limit when the layer or the batch
+    exceeds the configuration.
     """
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
         raise ValueError(f"tokens must be a positive integer, not {tokens!r}")
@@ -277,17 +342,26 @@ def compile_tt_linear(layer: QuantTTLinear, tokens: int, config: AccelConfig) ->
     out_format = layer.stage_requants[-1].out_format
 
     # Weight buffer: merged cores back to back.
-    w_bases, w_words, cursor = [], [], 0
+    w_bases, w_words, cursor = [], [], weight_base
     for core, info in zip(cores, stages, strict=True):
         words = _b_words(np.asarray(core).reshape(info.k, info.n), cols, config.weight_format)
         w_bases.append(cursor)
         w_words.append(words)
         cursor += words.shape[0]
-    _limit("the merged cores' B-words", cursor, config.weight_buffer_depth, "weight_buffer_depth")
+    _limit(
+        "the merged cores' B-words" + (f" from weight_base {weight_base}" if weight_base else ""),
+        cursor,
+        config.weight_buffer_depth,
+        "weight_buffer_depth",
+    )
     n_out = shape.out_features
     if layer.bias is not None:
         _limit(
-            "the bias length (out_features)", n_out, config.bias_buffer_depth, "bias_buffer_depth"
+            "the bias length (out_features)"
+            + (f" from bias_base {bias_base}" if bias_base else ""),
+            bias_base + n_out,
+            config.bias_buffer_depth,
+            "bias_buffer_depth",
         )
 
     # Activation buffer: X slots, then two slots per intermediate state.
@@ -310,15 +384,12 @@ def compile_tt_linear(layer: QuantTTLinear, tokens: int, config: AccelConfig) ->
         cursor += 2 * size
 
     # Setup program: cores and bias.
-    setup: list[Instruction] = []
-    setup_chunks = []
-    for base, words in zip(w_bases, w_words, strict=True):
-        setup += _loads(Buffer.WBUF, base, words.shape[0])
-        setup_chunks.append(pack_words(words.reshape(-1), config.weight_format, STREAM_BITS))
+    constants = [
+        ConstantLoad(Buffer.WBUF, base, words) for base, words in zip(w_bases, w_words, strict=True)
+    ]
     if layer.bias is not None:
-        setup += _loads(Buffer.BIAS, 0, n_out)
-        setup_chunks.append(pack_bias(layer.bias))
-    setup.append(End())
+        constants.append(ConstantLoad(Buffer.BIAS, bias_base, np.asarray(layer.bias, np.int32)))
+    setup, setup_stream, pieces = _constant_program(constants, config)
 
     # Run program: software-pipelined token blocks.
     blocks = -(-tokens // rows)
@@ -362,6 +433,7 @@ def compile_tt_linear(layer: QuantTTLinear, tokens: int, config: AccelConfig) ->
                 out_inner=0 if last else 1,
                 out_col=0 if last else info.r,
                 bias_en=last and layer.bias is not None,
+                bias_base=bias_base,
                 bias_outer=info.n if last else 0,  # feature p * N + c
                 dst_stream=last,
                 wait=s == 0,
@@ -389,11 +461,12 @@ def compile_tt_linear(layer: QuantTTLinear, tokens: int, config: AccelConfig) ->
         in_features=shape.in_features,
         out_features=n_out,
         out_format=out_format,
-        setup=tuple(setup),
-        setup_stream=np.concatenate(setup_chunks).astype(np.uint64),
+        setup=setup,
+        setup_stream=setup_stream,
         run=tuple(run),
         stages=tuple(stages),
         useful_macs=int(sum(online)),
+        constants=pieces,
         _inputs=tuple(inputs),
         _outputs=tuple(outputs),
     )
@@ -477,12 +550,8 @@ def compile_dense(
     matrix_words = _b_words(np.asarray(weight, dtype=np.int8), cols, config.weight_format)
     chunks = [(t, min(t + chunk_tiles, tiles)) for t in range(0, tiles, chunk_tiles)]
 
-    setup: list[Instruction] = []
-    setup_stream = np.empty(0, np.uint64)
-    if bias is not None:
-        setup += _loads(Buffer.BIAS, 0, n)
-        setup_stream = pack_bias(bias)
-    setup.append(End())
+    constants = [] if bias is None else [ConstantLoad(Buffer.BIAS, 0, np.asarray(bias, np.int32))]
+    setup, setup_stream, pieces = _constant_program(constants, config)
 
     run: list[Instruction] = [*_loads(Buffer.ABUF, 0, blocks * m)]
     inputs = [_InputSegment(tuple(range(blocks)))]
@@ -542,11 +611,12 @@ def compile_dense(
         in_features=m,
         out_features=n,
         out_format=requant.out_format,
-        setup=tuple(setup),
+        setup=setup,
         setup_stream=setup_stream,
         run=tuple(run),
         stages=(StageInfo(p=1, r=1, k=m, n=n),),
         useful_macs=tokens * m * n,
+        constants=pieces,
         _inputs=tuple(inputs),
         _outputs=tuple(outputs),
     )
@@ -624,3 +694,60 @@ def compile_attention_scores(
             _OutputChunk(np.repeat(np.arange(blocks), tokens), np.tile(np.arange(tokens), blocks)),
         ),
     )
+
+
+def with_prefetch(
+    layer: CompiledLayer, following: CompiledLayer, *, max_beats: int = 1024
+) -> CompiledLayer:
+    """``layer`` whose run program also loads ``following``'s constants (what its setup
+    program loads), so the next layer's cores stream in while this one computes.
+
+    The constants are cut into LOADs of at most ``max_beats`` beats and spread over the gaps
+    the load engine has between ``layer``'s token-block loads (and after the last one).
+    ``following`` must keep its constants where ``layer`` does not read (compile the two with
+    disjoint ``weight_base`` / ``bias_base`` ranges): the result is checked for races and
+    raises :class:`~ttaccel.spec.isa.HazardError` otherwise. After the run, ``following.run``
+    can run without its setup. Input stream: :meth:`CompiledLayer.input_stream` of the result
+    includes the constants; the output stream is unchanged.
+    """
+    config = layer.config
+    if following.config != config:
+        raise ValueError("with_prefetch needs two layers compiled for the same configuration")
+    if isinstance(max_beats, bool) or not isinstance(max_beats, int) or max_beats < 1:
+        raise ValueError(f"max_beats must be a positive integer, not {max_beats!r}")
+    pieces: list[ConstantLoad] = []
+    for constant in following.constants:
+        bits = {Buffer.ABUF: config.a_word_bits, Buffer.WBUF: config.b_word_bits}.get(
+            constant.buffer, 32
+        )
+        pieces += constant.split(max(1, max_beats * STREAM_BITS // bits), config)
+    body = list(layer.run[:-1])  # without END
+    gaps = 1 + sum(1 for i in body if isinstance(i, Load) and i.wait)
+    per_gap = -(-len(pieces) // gaps)
+    run: list[Instruction] = []
+    inputs: list[_InputSegment] = []
+    segments = iter(layer._inputs)
+    queue = list(pieces)
+
+    def insert(count: int) -> None:
+        for piece in queue[:count]:
+            run.append(piece.instruction())
+            inputs.append(_InputSegment((), piece.beats(config)))
+        del queue[:count]
+
+    for instr in body:
+        run.append(instr)
+        if isinstance(instr, Load):
+            inputs.append(next(segments))
+            if instr.wait:
+                insert(per_gap)
+    insert(len(queue))
+    run.append(End())
+    _limit(
+        "the run program with prefetched constants",
+        len(run),
+        config.instruction_depth,
+        "instruction_depth (instructions)",
+    )
+    check_program(run, config)
+    return dataclasses.replace(layer, run=tuple(run), _inputs=tuple(inputs))

@@ -21,13 +21,14 @@ def test_default_is_a_pynq_z2_design():
     assert config.dsp_total <= limits.dsp48
     assert config.bram36_total <= limits.bram36
     assert config.bram36_estimate == {
-        "weight_buffer": 30,
+        "weight_buffer": 60,
         "act_buffer": 30,
         "bias_buffer": 4,
         "instructions": 9,
     }
     assert config.acc_bits == 28  # 4096 * 128 * 128 = 2**26 needs 27 magnitude bits + sign
-    assert config.weight_buffer_bytes == config.act_buffer_bytes == 128 * 1024
+    assert config.weight_buffer_bytes == 256 * 1024 and config.act_buffer_bytes == 128 * 1024
+    assert config.bram36_total == 103
     assert "16x16" in config.summary()
 
 

@@ -15,10 +15,11 @@ from ttaccel.spec.compiler import (
     compile_tt_linear,
     tile_tokens,
     untile_tokens,
+    with_prefetch,
 )
 from ttaccel.spec.formats import BINARY, FORMATS, INT4, INT8, TERNARY, Requant, requantize
 from ttaccel.spec.golden import QuantTTLinear, gemm_int, tt_linear_int
-from ttaccel.spec.isa import Gemm, Load, Machine, execute
+from ttaccel.spec.isa import Gemm, HazardError, Load, Machine, execute
 from ttaccel.spec.tt import TTShape, best_plan, tt_layer_modes
 
 FORMAT_LIST = sorted(FORMATS.values(), key=lambda f: f.name)
@@ -313,3 +314,34 @@ def test_low_rank_layer_is_a_two_core_tt_layer():
     x = codes(rng, INT8, (20, m))
     got, _ = run_layer(compiled, x)
     np.testing.assert_array_equal(got, tt_linear_int(x, layer))
+
+
+def test_prefetching_the_next_layers_constants_while_this_one_runs():
+    rng = np.random.default_rng(9)
+    config = AccelConfig(rows=4, cols=4)
+    first_shape = TTShape(*tt_layer_modes((6, 5), (5, 6)), (1, 4, 5, 4, 1))
+    second_shape = TTShape(*tt_layer_modes((5, 6), (3, 7)), (1, 3, 4, 3, 1))
+    first = random_layer(rng, first_shape, INT8, best_plan(first_shape, 30), extreme=False)
+    second = random_layer(rng, second_shape, INT8, best_plan(second_shape, 30), extreme=False)
+    a = compile_tt_linear(first, 30, config)
+    words = sum(c.count for c in a.constants if c.buffer.name == "WBUF")
+    b = compile_tt_linear(second, 30, config, weight_base=words, bias_base=first_shape.out_features)
+    a_then_b = with_prefetch(a, b, max_beats=8)
+    assert len(a_then_b.run) > len(a.run)
+    machine = Machine.empty(config)
+    execute(a.setup, config, a.setup_stream, machine)
+    x = codes(rng, INT8, (30, 30))
+    out = execute(a_then_b.run, config, a_then_b.input_stream(x), machine).output
+    y = a_then_b.decode_output(out)
+    np.testing.assert_array_equal(y, tt_linear_int(x, first))
+    out = execute(b.run, config, b.input_stream(y), machine).output  # no setup: prefetched
+    np.testing.assert_array_equal(b.decode_output(out), tt_linear_int(y, second))
+
+
+def test_prefetching_over_the_running_layers_cores_is_a_race():
+    rng = np.random.default_rng(10)
+    shape = TTShape(*tt_layer_modes((6, 5), (5, 6)), (1, 4, 5, 4, 1))
+    layer = random_layer(rng, shape, INT8, best_plan(shape, 30), extreme=False)
+    a = compile_tt_linear(layer, 30, AccelConfig(rows=4, cols=4))
+    with pytest.raises(HazardError, match="race"):
+        with_prefetch(a, a)

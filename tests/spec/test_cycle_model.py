@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ttaccel.spec.accel_config import AccelConfig
-from ttaccel.spec.compiler import compile_dense, compile_tt_linear
+from ttaccel.spec.compiler import compile_dense, compile_tt_linear, with_prefetch
 from ttaccel.spec.cycle_model import Timing, estimate_layer, simulate
 from ttaccel.spec.formats import INT8, Requant
 from ttaccel.spec.golden import QuantTTLinear
@@ -161,3 +161,19 @@ def test_slower_latencies_cost_cycles():
     )
     assert slow.cycles > fast.cycles
     assert slow.macs_issued == fast.macs_issued
+
+
+def test_prefetching_the_next_layer_hides_its_cores():
+    config = AccelConfig()
+    first = compile_tt_linear(seed_layer(*SEED_LAYERS["ffn"], tokens=128), 128, config)
+    words = sum(c.count for c in first.constants if c.buffer == Buffer.WBUF)
+    ffn_out = seed_layer((64, 48), (24, 32), (1, 30, 30, 30, 1), tokens=128)
+    second = compile_tt_linear(ffn_out, 128, config, weight_base=words, bias_base=3072)
+    resident, _ = estimate_layer(first)
+    combined = with_prefetch(first, second)
+    prefetching, utilization = estimate_layer(combined)
+    assert prefetching.cycles < 1.01 * resident.cycles
+    assert utilization >= 0.85
+    extra_instructions = len(combined.run) - len(first.run)
+    moved = prefetching.input_beats - resident.input_beats - 5 * extra_instructions
+    assert moved == second.setup_stream.size  # all of the next layer's constants, hidden
