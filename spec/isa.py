@@ -91,9 +91,9 @@ stream, each lane packed at the format's width (codes must be legal), zero padde
     239:224  out_inner
     255:240  out_col
     271:256  bias_base
-    319:304  bias_outer   (bits 303:294 reserved)
     287:272  multiplier   requantization (spec.formats.requantize), 1 .. 65535
     293:288  shift        0 .. 47
+    319:304  bias_outer   (bits 303:294 reserved)
 
 Addresses are computed exactly (no wrap-around): every word a GEMM touches must lie inside its
 buffer. Loop order is fixed: ``for p: for q: for t: tile`` (row tiles outer, so each row
@@ -152,6 +152,7 @@ __all__ = [
     "happens_before",
     "load_beats",
     "pack_bias",
+    "render_encoding_markdown",
     "result_beats",
 ]
 
@@ -411,6 +412,16 @@ _CLASSES: dict[Opcode, type[Instruction]] = {
 def encoding_table() -> dict[str, tuple[tuple[str, int, int], ...]]:
     """The field layout of every opcode: ``{name: ((field, lsb, width), ...)}``."""
     return {op.name: layout for op, layout in _LAYOUTS.items()}
+
+
+def render_encoding_markdown() -> str:
+    """The field layout of every opcode as a Markdown table (for the docs)."""
+    lines = ["| opcode | bits | field |", "|---|---|---|"]
+    for op, layout in _LAYOUTS.items():
+        for i, (name, lsb, width) in enumerate(layout):
+            bits = f"{lsb}" if width == 1 else f"{lsb + width - 1}:{lsb}"
+            lines.append(f"| {f'`{op.name}` ({int(op)})' if i == 0 else ''} | {bits} | `{name}` |")
+    return "\n".join(lines) + "\n"
 
 
 def _field_values(instr: Instruction) -> dict[str, int]:

@@ -30,6 +30,7 @@ from ttaccel.spec.isa import (
     happens_before,
     load_beats,
     pack_bias,
+    render_encoding_markdown,
 )
 from ttaccel.spec.packing import pack_words, unpack_words
 
@@ -146,6 +147,12 @@ def test_field_layout_is_pinned():
         expected |= value << lsb
     expected |= 18 << 272 | 19 << 288 | 20 << 304
     assert encode(gemm) == expected
+
+
+def test_encoding_renders_as_markdown():
+    text = render_encoding_markdown()
+    assert "| `GEMM` (2) | 3:0 | `opcode` |" in text
+    assert "| | 319:304 | `bias_outer` |" in text.replace("|  |", "| |")
 
 
 def test_layouts_fit_and_do_not_overlap():
