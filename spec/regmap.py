@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .accel_config import AccelConfig
+from .isa import FORMAT_CODES
 
 __all__ = [
     "ACCESS_KINDS",
@@ -354,8 +355,6 @@ REGMAP = RegisterMap(
 
 def config_register_values(config: AccelConfig) -> dict[str, int]:
     """Words of the ``CONFIG_*`` registers for a generated configuration."""
-    from .isa import FORMAT_CODES  # isa imports accel_config too; keep the import local
-
     values: dict[str, dict[str, int]] = {
         "CONFIG_ARRAY": {
             "rows": config.rows % 256,
