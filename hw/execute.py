@@ -1,0 +1,363 @@
+"""The execute engine: GEMM and STORE instructions on the output-stationary array.
+
+Pipeline of a GEMM (one beat = one reduction step ``kk`` of one tile)::
+
+    address generator -> ABUF / WBUF read (1 cycle) -> SystolicArray (transposed, see
+    hw/transposed.py) -> drain (column select, bias read) -> Requantizer -> ABUF write or
+    BeatPacker -> output stream
+
+The address generator walks the ISA's fixed loop order ``for p: for q: for t: for kk`` with
+adders only: ``A(p, q, kk) = a_base + p*a_outer + q*a_inner + kk*a_k``,
+``B(t, kk) = b_base + t*b_tile + kk*b_k``, the results' and the bias entries' addresses
+(``bias_base + p*bias_outer + c``) as running sums. A *tile descriptor* (result
+address of its first column, bias address, valid columns, requantization, flags) enters a FIFO
+with the tile's first beat and is used as the array drains the tile, one column (an A-word of
+``rows`` accumulators) per cycle; columns ``c >= n`` are dropped there. A result descriptor
+FIFO travels beside the requantizer.
+
+Ordering (:mod:`ttaccel.spec.isa`): a GEMM starts when at most one earlier GEMM has results
+outstanding (none with ``fence``); a STORE when none has. A GEMM retires -- and pushes its
+token -- when its last result is written to ABUF or accepted by the packer; a STORE when its
+last word is accepted by the packer.
+
+Timing: the generator issues one beat per cycle; between two GEMMs it idles one cycle (the
+next instruction's parameters load from the queue head). Back-to-back tiles never stall while
+``k >= SystolicArray.bubble_free_k`` and the drain keeps up (``valid columns`` words, or
+``ceil(words * rows * bits / 64)`` beats to the stream, per tile).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec.accel_config import AccelConfig
+from ..spec.formats import INT8
+from .dispatch import EXEC_LAYOUT
+from .gearbox import BeatPacker
+from .interfaces import STREAM_BEAT
+from .requant import Requantizer
+from .systolic import SystolicArray
+from .transposed import transposed_provider
+
+__all__ = ["ExecuteEngine"]
+
+
+class ExecuteEngine(wiring.Component):
+    """Runs GEMMs and STOREs from its queue in order; see the module docstring.
+
+    Parameters (keyword-only): ``config``, an :class:`AccelConfig`.
+
+    Ports
+        ``q``: the execute queue (:data:`~ttaccel.hw.dispatch.EXEC_LAYOUT`);
+        ``token_ready`` / ``token_take``: a token from the load engine is available / is
+        consumed (``wait``); ``retired`` (pulse) with ``signal`` and ``signal_pc``; ``idle``:
+        nothing in progress or in flight and every output beat sent.
+        Buffer ports (addresses 16 bits, read data one cycle after an enabled read):
+        ``a_*`` ABUF read (A operands, STORE words); ``b2_*`` ABUF read for ``b_from_abuf``
+        (when the configuration allows it: rows == cols, int8 weights); ``w_*`` WBUF read;
+        ``bias_*`` BIAS read; ``res_*`` ABUF write of results (it has priority over LOADs).
+        ``out``: the output stream. ``mac_fire`` / ``macs``: a beat entered the array, worth
+        ``macs`` lane-MACs (``rows * valid columns``).
+    """
+
+    def __init__(self, *, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        self._config = config
+        self._b_from_abuf = config.rows == config.cols and config.weight_format == INT8
+        a_bits, b_bits = config.a_word_bits, config.b_word_bits
+        ports = {
+            "q": In(stream.Signature(EXEC_LAYOUT)),
+            "token_ready": In(1), "token_take": Out(1),
+            "retired": Out(1), "signal": Out(1), "signal_pc": Out(16),
+            "idle": Out(1),
+            "a_addr": Out(16), "a_en": Out(1), "a_data": In(a_bits),
+            "w_addr": Out(16), "w_en": Out(1), "w_data": In(b_bits),
+            "bias_addr": Out(16), "bias_en": Out(1), "bias_data": In(32),
+            "res_addr": Out(16), "res_data": Out(a_bits), "res_en": Out(1),
+            "out": Out(stream.Signature(STREAM_BEAT)),
+            "mac_fire": Out(1), "macs": Out(range(config.lanes + 1)),
+        }
+        if self._b_from_abuf:
+            ports.update({"b2_addr": Out(16), "b2_en": Out(1), "b2_data": In(a_bits)})
+        super().__init__(ports)
+
+    config = property(lambda self: self._config)
+    has_b_from_abuf = property(lambda self: self._b_from_abuf)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        rows, cols, wf = cfg.rows, cfg.cols, cfg.weight_format
+
+        # Datapath blocks: the array transposed (its rows are the GEMM's columns).
+        provider = transposed_provider(wf, packed=cfg.dsp_packing, tokens=rows)
+        m.submodules.array = array = SystolicArray(rows=cols, cols=rows, macp=provider,
+                                                   k_max=cfg.max_k)
+        m.submodules.requant = requant = Requantizer(lanes=rows, acc_bits=array.acc_bits)
+        m.submodules.packer = packer = BeatPacker(lanes=rows)
+
+        tile_layout = data.StructLayout({
+            "out_base": 17, "out_col": 16, "bias_base": 16, "bias_en": 1,
+            "valid": range(cols + 1), "dst": 1, "multiplier": 16, "shift": 6,
+            "out_format": 3, "last": 1, "signal": 1, "final": 1, "pc": 16,
+        })
+        result_layout = data.StructLayout({
+            "dst": 1, "addr": 16, "out_format": 3, "last": 1, "signal": 1, "final": 1,
+            "pc": 16,
+        })
+        m.submodules.tiles = tiles = fifo.SyncFIFO(width=tile_layout.size, depth=8)
+        m.submodules.results = results = fifo.SyncFIFO(width=result_layout.size,
+                                                        depth=Requantizer.latency + 2)
+
+        # -- control ------------------------------------------------------------------------
+        g = Signal(EXEC_LAYOUT, name="instr")  # the GEMM or STORE in progress
+        head = self.q.payload
+        gemms_out = Signal(range(4), name="gemms_out")  # started, not yet retired
+        gemm_retire = Signal()
+        gemm_start = Signal()
+        m.d.sync += gemms_out.eq(gemms_out + gemm_start - gemm_retire)
+        in_gemm = Signal()
+        in_store = Signal()
+        store_done = Signal()
+
+        # Address generator state.
+        kk = Signal(16, name="kk")
+        col = Signal(17, name="col")
+        qi = Signal(16, name="qi")
+        pi = Signal(16, name="pi")
+        a_p, a_pq, a_ptr = (Signal(17, name=n) for n in ("a_p", "a_pq", "a_ptr"))
+        b_t, b_ptr = Signal(17, name="b_t"), Signal(17, name="b_ptr")
+        o_p, o_pq, o_t = (Signal(17, name=n) for n in ("o_p", "o_pq", "o_t"))
+        bias_p, bias_t = Signal(17, name="bias_p"), Signal(17, name="bias_t")
+        kk_last = kk == g.k - 1
+        t_last = col + cols >= g.n
+        q_last = qi == g.m_inner - 1
+        p_last = pi == g.m_outer - 1
+        valid_cols = Signal(range(cols + 1))
+        m.d.comb += valid_cols.eq(Mux(g.n - col >= cols, cols, g.n - col))
+
+        # Operand stage (the buffers' read registers) feeding the array.
+        op_valid = Signal(name="op_valid")
+        op_last = Signal(name="op_last")
+        op_macs = Signal(range(cfg.lanes + 1), name="op_macs")
+        op_b_abuf = Signal(name="op_b_abuf")
+        advance = Signal()
+        issue = Signal()
+        m.d.comb += [
+            advance.eq(~op_valid | array.i.ready),
+            issue.eq(in_gemm & advance & ((kk != 0) | tiles.w_rdy)),
+        ]
+
+        with m.FSM(name="exec"):
+            with m.State("IDLE"):
+                token_ok = ~head.wait | self.token_ready
+                gemm_ok = (gemms_out == 0) | ((gemms_out == 1) & ~head.fence)
+                go = self.q.valid & token_ok & Mux(head.store, gemms_out == 0, gemm_ok)
+                with m.If(go):
+                    m.d.comb += [self.q.ready.eq(1), self.token_take.eq(head.wait)]
+                    m.d.sync += [
+                        g.eq(head),
+                        kk.eq(0), col.eq(0), qi.eq(0), pi.eq(0),
+                        a_p.eq(head.a_base), a_pq.eq(head.a_base), a_ptr.eq(head.a_base),
+                        b_t.eq(head.b_base), b_ptr.eq(head.b_base),
+                        o_p.eq(head.out_base), o_pq.eq(head.out_base), o_t.eq(head.out_base),
+                        bias_p.eq(head.bias_base), bias_t.eq(head.bias_base),
+                    ]
+                    with m.If(head.store):
+                        m.next = "STORE"
+                    with m.Else():
+                        m.d.comb += gemm_start.eq(1)
+                        m.next = "GEMM"
+            with m.State("GEMM"):
+                m.d.comb += in_gemm.eq(1)
+                with m.If(issue):
+                    with m.If(~kk_last):
+                        m.d.sync += [kk.eq(kk + 1), a_ptr.eq(a_ptr + g.a_k),
+                                     b_ptr.eq(b_ptr + g.b_k)]
+                    with m.Elif(~t_last):  # next column tile
+                        m.d.sync += [
+                            kk.eq(0), col.eq(col + cols),
+                            b_t.eq(b_t + g.b_tile), b_ptr.eq(b_t + g.b_tile), a_ptr.eq(a_pq),
+                            o_t.eq(o_t + g.out_col * cols), bias_t.eq(bias_t + cols),
+                        ]
+                    with m.Elif(~q_last):  # next inner row tile
+                        m.d.sync += [
+                            kk.eq(0), col.eq(0), qi.eq(qi + 1),
+                            b_t.eq(g.b_base), b_ptr.eq(g.b_base), bias_t.eq(bias_p),
+                            a_pq.eq(a_pq + g.a_inner), a_ptr.eq(a_pq + g.a_inner),
+                            o_pq.eq(o_pq + g.out_inner), o_t.eq(o_pq + g.out_inner),
+                        ]
+                    with m.Elif(~p_last):  # next outer row tile
+                        m.d.sync += [
+                            kk.eq(0), col.eq(0), qi.eq(0), pi.eq(pi + 1),
+                            b_t.eq(g.b_base), b_ptr.eq(g.b_base),
+                            bias_p.eq(bias_p + g.bias_outer), bias_t.eq(bias_p + g.bias_outer),
+                            a_p.eq(a_p + g.a_outer), a_pq.eq(a_p + g.a_outer),
+                            a_ptr.eq(a_p + g.a_outer),
+                            o_p.eq(o_p + g.out_outer), o_pq.eq(o_p + g.out_outer),
+                            o_t.eq(o_p + g.out_outer),
+                        ]
+                    with m.Else():
+                        m.next = "IDLE"
+            with m.State("STORE"):
+                m.d.comb += in_store.eq(1)
+                with m.If(store_done):
+                    m.next = "IDLE"
+
+        # Tile descriptors, pushed with each tile's first beat.
+        tile_in = data.View(tile_layout, tiles.w_data)
+        m.d.comb += [
+            tiles.w_en.eq(issue & (kk == 0)),
+            tile_in.out_base.eq(o_t), tile_in.out_col.eq(g.out_col),
+            tile_in.bias_base.eq(bias_t), tile_in.bias_en.eq(g.bias_en),
+            tile_in.valid.eq(valid_cols), tile_in.dst.eq(g.dst_stream),
+            tile_in.multiplier.eq(g.multiplier), tile_in.shift.eq(g.shift),
+            tile_in.out_format.eq(g.out_format),
+            tile_in.last.eq(t_last & q_last & p_last), tile_in.signal.eq(g.signal),
+            tile_in.final.eq(g.final), tile_in.pc.eq(g.pc),
+        ]
+
+        # -- operand reads --------------------------------------------------------------------
+        s_addr = Signal(16, name="store_addr")
+        s_left = Signal(17, name="store_left")
+        s_valid = Signal(name="store_valid")
+        s_end = Signal(name="store_end")
+        s_adv = Signal()
+        m.d.comb += [
+            self.a_addr.eq(Mux(in_store, s_addr, a_ptr)),
+            self.a_en.eq(Mux(in_store, s_adv, advance)),
+            self.w_addr.eq(b_ptr), self.w_en.eq(advance),
+        ]
+        if self._b_from_abuf:
+            m.d.comb += [self.b2_addr.eq(b_ptr), self.b2_en.eq(advance)]
+        with m.If(advance):
+            m.d.sync += [
+                op_valid.eq(issue), op_last.eq(kk_last), op_macs.eq(valid_cols * rows),
+                op_b_abuf.eq(g.b_from_abuf),
+            ]
+        a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)
+        m.d.comb += [
+            array.i.valid.eq(op_valid),
+            array.i.payload.last.eq(op_last),
+            self.mac_fire.eq(op_valid & array.i.ready),
+            self.macs.eq(op_macs),
+        ]
+        for i in range(rows):
+            m.d.comb += array.i.payload.w[i].eq(a_word[i])
+        for j in range(cols):
+            lane = self.w_data[j * wf.bits: (j + 1) * wf.bits]
+            if self._b_from_abuf:
+                b2_word = data.View(data.ArrayLayout(signed(8), cols), self.b2_data)
+                lane = Mux(op_b_abuf, b2_word[j], lane)
+            m.d.comb += array.i.payload.a[j].eq(lane)
+
+        # -- drain: one column per cycle, bias read, into the requantizer ---------------------
+        tile = data.View(tile_layout, tiles.r_data)
+        j = Signal(range(cols), name="drain_col")
+        o_run = Signal(17, name="drain_addr")
+        d1 = Signal(data.StructLayout({
+            "valid": 1, "acc": array.output_layout["acc"].shape, "multiplier": 16, "shift": 6,
+            "out_format": 3, "bias_en": 1, "dst": 1, "addr": 16, "last": 1, "signal": 1,
+            "final": 1, "pc": 16,
+        }), name="d1")
+        d1_adv = Signal()
+        valid_col = Signal()
+        addr_j = Signal(17)
+        drained = Signal()
+        m.d.comb += [
+            d1_adv.eq(~d1.valid | (requant.i.ready & results.w_rdy)),
+            valid_col.eq(j < tile.valid),
+            array.o.ready.eq(~valid_col | d1_adv),
+            drained.eq(array.o.valid & array.o.ready),
+            addr_j.eq(Mux(j == 0, tile.out_base, o_run)),
+            tiles.r_en.eq(drained & (j == cols - 1)),
+            self.bias_addr.eq(tile.bias_base + j),
+            self.bias_en.eq(d1_adv),
+        ]
+        with m.If(drained):
+            m.d.sync += [o_run.eq(addr_j + tile.out_col), j.eq(Mux(j == cols - 1, 0, j + 1))]
+        with m.If(d1_adv):
+            m.d.sync += [
+                d1.valid.eq(array.o.valid & valid_col),
+                d1.acc.eq(array.o.payload.acc),
+                d1.multiplier.eq(tile.multiplier), d1.shift.eq(tile.shift),
+                d1.out_format.eq(tile.out_format), d1.bias_en.eq(tile.bias_en),
+                d1.dst.eq(tile.dst), d1.addr.eq(addr_j),
+                d1.last.eq(tile.last & (j == tile.valid - 1)),
+                d1.signal.eq(tile.signal), d1.final.eq(tile.final), d1.pc.eq(tile.pc),
+            ]
+        bias = Mux(d1.bias_en, self.bias_data.as_signed(), 0)
+        result_in = data.View(result_layout, results.w_data)
+        m.d.comb += [
+            requant.i.valid.eq(d1.valid & results.w_rdy),
+            requant.i.payload.acc.eq(d1.acc),
+            requant.i.payload.multiplier.eq(d1.multiplier),
+            requant.i.payload.shift.eq(d1.shift),
+            requant.i.payload.out_format.eq(d1.out_format),
+            results.w_en.eq(requant.i.valid & requant.i.ready),
+            result_in.dst.eq(d1.dst), result_in.addr.eq(d1.addr),
+            result_in.out_format.eq(d1.out_format), result_in.last.eq(d1.last),
+            result_in.signal.eq(d1.signal), result_in.final.eq(d1.final),
+            result_in.pc.eq(d1.pc),
+        ]
+        for n in range(rows):
+            m.d.comb += requant.i.payload.bias[n].eq(bias)
+
+        # -- results: ABUF write or the packer ------------------------------------------------
+        res = data.View(result_layout, results.r_data)
+        res_fire = Signal()
+        m.d.comb += [
+            requant.o.ready.eq(Mux(res.dst, packer.i.ready & ~in_store, 1)),
+            res_fire.eq(requant.o.valid & requant.o.ready),
+            results.r_en.eq(res_fire),
+            self.res_addr.eq(res.addr),
+            self.res_data.eq(requant.o.payload.codes),
+            self.res_en.eq(requant.o.valid & ~res.dst),
+            gemm_retire.eq(res_fire & res.last),
+        ]
+
+        # -- STORE: ABUF words to the packer --------------------------------------------------
+        m.d.comb += s_adv.eq(~s_valid | packer.i.ready)
+        s_issue = in_store & (s_left != 0) & s_adv
+        with m.If(self.q.ready & head.store):
+            m.d.sync += [s_addr.eq(head.a_base), s_left.eq(head.n)]
+        with m.If(s_adv):
+            m.d.sync += [s_valid.eq(s_issue), s_end.eq(s_left == 1)]
+        with m.If(s_issue):
+            m.d.sync += [s_addr.eq(s_addr + 1), s_left.eq(s_left - 1)]
+        m.d.comb += store_done.eq(in_store & s_valid & s_end & packer.i.ready)
+        with m.If(store_done):
+            m.d.sync += s_valid.eq(0)
+
+        # Packer input: the STORE's words while a STORE runs, else streamed results.
+        with m.If(in_store):
+            m.d.comb += [
+                packer.i.valid.eq(s_valid),
+                packer.i.payload.codes.eq(a_word),
+                packer.i.payload.fmt.eq(g.out_format),
+                packer.i.payload.end.eq(s_end),
+                packer.i.payload.final.eq(s_end & g.final),
+            ]
+        with m.Else():
+            m.d.comb += [
+                packer.i.valid.eq(requant.o.valid & res.dst),
+                packer.i.payload.codes.eq(requant.o.payload.codes),
+                packer.i.payload.fmt.eq(res.out_format),
+                packer.i.payload.end.eq(res.last),
+                packer.i.payload.final.eq(res.last & res.final),
+            ]
+        wiring.connect(m, wiring.flipped(self.out), packer.o)
+
+        # Retirement (a GEMM's last result, or a STORE's last word) and its token.
+        m.d.comb += [
+            self.retired.eq(gemm_retire | store_done),
+            self.signal.eq(Mux(store_done, g.signal, res.signal)
+                           & (gemm_retire | store_done)),
+            self.signal_pc.eq(Mux(store_done, g.pc, res.pc)),
+            self.idle.eq(~in_gemm & ~in_store & (gemms_out == 0) & ~tiles.r_rdy
+                         & packer.idle),
+        ]
+        return m

@@ -1,0 +1,136 @@
+"""Output packing: result words of low-bit codes to 64-bit stream beats.
+
+:class:`BeatPacker` implements the output-stream format of :mod:`ttaccel.spec.isa`: per
+instruction (a streaming GEMM or a STORE) its words, each ``lanes`` codes at the format's
+width, packed back to back (lane 0 in the low bits, :mod:`ttaccel.spec.packing` order), the
+last beat of the instruction zero padded.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec.formats import FORMATS
+from ..spec.isa import STREAM_BITS
+from .interfaces import STREAM_BEAT
+from .requant import OutFormat
+
+__all__ = ["BeatPacker"]
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+class BeatPacker(wiring.Component):
+    """Pack words of ``lanes`` codes into 64-bit beats.
+
+    Parameters (keyword-only)
+        ``lanes``: codes per word (the array's rows).
+
+    Input ``i`` (``stream``), one word per transfer
+        ``codes``: ``ArrayLayout(signed(8), lanes)``, legal codes of ``fmt`` in int8
+        containers; ``fmt``: :class:`~ttaccel.hw.requant.OutFormat`; ``end``: the last word of
+        an instruction (the beat holding its last bit is sent zero padded before any later
+        word is accepted); ``final``: with ``end``, that beat carries ``last`` (TLAST).
+
+    Output ``o`` (``stream``): :data:`~ttaccel.hw.interfaces.STREAM_BEAT`.
+
+    ``idle``: nothing is held (no bits, no pending beat).
+
+    Throughput and latency
+        One word per cycle while a word has at most 64 bits, else one beat per cycle
+        (``ceil(bits / 64)`` cycles per word); a beat leaves 2 cycles after the transfer that
+        completes it (gearbox register, then a 2-entry beat FIFO). ``i.ready`` depends on
+        registers only (no combinational path from ``o.ready``).
+    """
+
+    def __init__(self, *, lanes: int):
+        self._lanes = _positive_int(lanes, "Lanes")
+        super().__init__({
+            "i": In(stream.Signature(self.input_layout)),
+            "o": Out(stream.Signature(STREAM_BEAT)),
+            "idle": Out(1),
+        })
+
+    lanes = property(lambda self: self._lanes)
+
+    @property
+    def input_layout(self) -> data.StructLayout:
+        return data.StructLayout({
+            "codes": data.ArrayLayout(signed(8), self._lanes),
+            "fmt": OutFormat,
+            "end": 1,
+            "final": 1,
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self._lanes
+        word_max = lanes * 8
+        cap = word_max + STREAM_BITS - 1
+
+        # Compaction: each lane's field of the format, lane 0 lowest (binary: +1 -> 1).
+        word = Signal(word_max, name="word")
+        word_bits = Signal(range(word_max + 1), name="word_bits")
+        codes = self.i.payload.codes
+        with m.Switch(self.i.payload.fmt):
+            for code in OutFormat:
+                fmt = FORMATS[code.name.lower()]
+                with m.Case(code):
+                    if fmt.name == "binary":
+                        fields = [~codes[n][7] for n in range(lanes)]
+                    else:
+                        fields = [codes[n][: fmt.bits] for n in range(lanes)]
+                    m.d.comb += [word.eq(Cat(*fields)), word_bits.eq(lanes * fmt.bits)]
+
+        # Beat FIFO: decouples o.ready from the gearbox (and so from i.ready).
+        m.submodules.beats = beats = fifo.SyncFIFO(width=STREAM_BITS + 1, depth=2)
+        m.d.comb += [
+            self.o.valid.eq(beats.r_rdy),
+            self.o.payload.data.eq(beats.r_data[:STREAM_BITS]),
+            self.o.payload.last.eq(beats.r_data[STREAM_BITS]),
+            beats.r_en.eq(self.o.ready),
+        ]
+
+        # Gearbox: `fill` valid bits in `buf` (bits above are zero); a beat leaves when 64 bits
+        # are there, or the rest of an instruction's bits when it is flushing.
+        buf = Signal(cap, name="buf")
+        fill = Signal(range(cap + 1), name="fill")
+        flushing = Signal(name="flushing")
+        final = Signal(name="final")
+        emit = Signal()
+        m.d.comb += [
+            emit.eq(((fill >= STREAM_BITS) | (flushing & (fill != 0))) & beats.w_rdy),
+            beats.w_en.eq(emit),
+            beats.w_data.eq(Cat(buf[:STREAM_BITS],
+                                final & flushing & (fill <= STREAM_BITS))),
+        ]
+        fill_after = Signal.like(fill)
+        buf_after = Signal.like(buf)
+        m.d.comb += [
+            fill_after.eq(Mux(emit, Mux(fill > STREAM_BITS, fill - STREAM_BITS, 0), fill)),
+            buf_after.eq(Mux(emit, buf >> STREAM_BITS, buf)),
+        ]
+        flush_after = Signal()
+        m.d.comb += [
+            flush_after.eq(flushing & (fill_after != 0)),
+            self.i.ready.eq((fill_after < STREAM_BITS) & ~flush_after),
+        ]
+        accept = Signal()
+        m.d.comb += accept.eq(self.i.valid & self.i.ready)
+        shift = fill_after[: (STREAM_BITS - 1).bit_length()]
+        m.d.sync += [
+            buf.eq(buf_after | Mux(accept, word << shift, Const(0, unsigned(1)))),
+            fill.eq(fill_after + Mux(accept, word_bits, 0)),
+            flushing.eq(flush_after | (accept & self.i.payload.end)),
+        ]
+        with m.If(accept):
+            m.d.sync += final.eq(self.i.payload.final)
+
+        m.d.comb += self.idle.eq((fill == 0) & ~flushing & ~beats.r_rdy)
+        return m

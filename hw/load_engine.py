@@ -1,0 +1,154 @@
+"""The load engine: LOAD instructions, input-stream beats to buffer words.
+
+A LOAD of ``count`` words into ABUF, WBUF or BIAS (word widths ``rows * 8``,
+``cols * weight bits`` and 32) consumes ``ceil(count * width / 64)`` beats, words packed back
+to back, lane 0 in the low bits, the last beat zero padded (:mod:`ttaccel.spec.isa`).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec.accel_config import AccelConfig
+from ..spec.isa import STREAM_BITS
+from .dispatch import LOAD_LAYOUT
+from .interfaces import STREAM_BEAT
+
+__all__ = ["LoadEngine"]
+
+
+class LoadEngine(wiring.Component):
+    """Runs LOADs from its queue, one at a time, in order.
+
+    Parameters (keyword-only): ``config``, an :class:`AccelConfig`.
+
+    Ports
+        ``q``: the load queue (:data:`~ttaccel.hw.dispatch.LOAD_LAYOUT`); ``inp``: the input
+        stream; ``token_ready`` / ``token_take``: a token from the execute engine is available
+        / is consumed (a LOAD with ``wait`` pops one as it starts); ``retired``: a LOAD wrote
+        its last word (pulse), with ``signal`` when it pushes a token; ``idle``.
+        ``abuf_*``, ``wbuf_*``, ``bias_*``: write ports (``addr``, ``data``, ``en``);
+        ``abuf_grant``: the ABUF write port is free this cycle (the execute engine's results
+        have priority). ``error``: TLAST on a beat that is not the LOAD's last (pulse);
+        ``pc``: the index of the LOAD in progress (for errors).
+
+    Timing
+        A LOAD starts the cycle after it reaches the queue head (and its token is there),
+        accepts one beat per cycle from the next cycle and writes at most one word per cycle,
+        so it takes ``1 + max(beats, words) + 1`` cycles; the next LOAD starts after that.
+    """
+
+    def __init__(self, *, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        self._config = config
+        self._widths = (config.a_word_bits, config.b_word_bits, 32)
+        a_bits, b_bits, _ = self._widths
+        super().__init__({
+            "q": In(stream.Signature(LOAD_LAYOUT)),
+            "inp": In(stream.Signature(STREAM_BEAT)),
+            "token_ready": In(1),
+            "token_take": Out(1),
+            "retired": Out(1),
+            "signal": Out(1),
+            "idle": Out(1),
+            "abuf_addr": Out(16), "abuf_data": Out(a_bits), "abuf_en": Out(1),
+            "abuf_grant": In(1),
+            "wbuf_addr": Out(16), "wbuf_data": Out(b_bits), "wbuf_en": Out(1),
+            "bias_addr": Out(16), "bias_data": Out(32), "bias_en": Out(1),
+            "error": Out(1),
+            "pc": Out(16),
+        })
+
+    config = property(lambda self: self._config)
+
+    def elaborate(self, platform):
+        m = Module()
+        widths = self._widths
+        word_max = max(widths)
+        cap = word_max + STREAM_BITS - 1
+
+        # The LOAD in progress.
+        active = Signal(name="active")
+        target = Signal(2, name="target")
+        addr = Signal(16, name="addr")
+        words_left = Signal(17, name="words_left")
+        beats_left = Signal(range(-(-65535 * word_max // STREAM_BITS) + 1), name="beats_left")
+        signal_q = Signal(name="signal_q")
+        pc = Signal(16, name="pc")
+
+        # Start: pop the head once its token (if it waits) is there.
+        head = self.q.payload
+        start = Signal()
+        m.d.comb += [
+            start.eq(~active & self.q.valid & (~head.wait | self.token_ready)),
+            self.q.ready.eq(start),
+            self.token_take.eq(start & head.wait),
+            self.idle.eq(~active),
+            self.pc.eq(pc),
+        ]
+        head_bits = Signal(range(65536 * word_max + 1))
+        with m.Switch(head.buffer):
+            for index, width in enumerate(widths):
+                with m.Case(index):
+                    m.d.comb += head_bits.eq(head.count * width)
+        with m.If(start):
+            m.d.sync += [
+                active.eq(1), target.eq(head.buffer), addr.eq(head.base),
+                words_left.eq(head.count),
+                beats_left.eq((head_bits + STREAM_BITS - 1) >> 6),
+                signal_q.eq(head.signal), pc.eq(head.pc),
+            ]
+
+        # Gearbox: `fill` bits in `buf`; a word leaves from the bottom when it is complete.
+        buf = Signal(cap, name="buf")
+        fill = Signal(range(cap + 1), name="fill")
+        width = Signal(range(word_max + 1))
+        with m.Switch(target):
+            for index, w in enumerate(widths):
+                with m.Case(index):
+                    m.d.comb += width.eq(w)
+        write = Signal()
+        m.d.comb += write.eq(active & (words_left != 0) & (fill >= width)
+                             & ((target != 0) | self.abuf_grant))
+        fill_after = Signal.like(fill)
+        buf_after = Signal.like(buf)
+        m.d.comb += fill_after.eq(Mux(write, fill - width, fill))
+        m.d.comb += buf_after.eq(buf)
+        with m.If(write), m.Switch(target):
+            for index, w in enumerate(widths):
+                with m.Case(index):
+                    m.d.comb += buf_after.eq(buf >> w)
+        m.d.comb += self.inp.ready.eq(active & (beats_left != 0)
+                                      & (fill_after + STREAM_BITS <= cap))
+        accept = Signal()
+        m.d.comb += accept.eq(self.inp.valid & self.inp.ready)
+        placed = Signal(cap)
+        m.d.comb += placed.eq(self.inp.payload.data << fill_after)
+        m.d.sync += [
+            buf.eq(Mux(accept, buf_after | placed, buf_after)),
+            fill.eq(fill_after + Mux(accept, STREAM_BITS, 0)),
+        ]
+        with m.If(accept):
+            m.d.sync += beats_left.eq(beats_left - 1)
+            with m.If(self.inp.payload.last & (beats_left != 1)):
+                m.d.comb += self.error.eq(1)
+
+        # Word writes.
+        a_bits, b_bits, _ = widths
+        m.d.comb += [
+            self.abuf_addr.eq(addr), self.abuf_data.eq(buf[:a_bits]),
+            self.abuf_en.eq(write & (target == 0)),
+            self.wbuf_addr.eq(addr), self.wbuf_data.eq(buf[:b_bits]),
+            self.wbuf_en.eq(write & (target == 1)),
+            self.bias_addr.eq(addr), self.bias_data.eq(buf[:32]),
+            self.bias_en.eq(write & (target == 2)),
+        ]
+        with m.If(write):
+            m.d.sync += [addr.eq(addr + 1), words_left.eq(words_left - 1)]
+            with m.If(words_left == 1):  # the last word: drop the padding, retire
+                m.d.sync += [active.eq(0), fill.eq(0), buf.eq(0)]
+                m.d.comb += [self.retired.eq(1), self.signal.eq(signal_q)]
+        return m
