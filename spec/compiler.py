@@ -544,7 +544,10 @@ def compile_dense(
             f"a streamed column tile needs K = {m} B-words in each of two slots, but the "
             f"configuration's weight_buffer_depth is {config.weight_buffer_depth}"
         )
-    chunk_tiles = min(chunk_tiles, tiles)
+    # One column tile per chunk keeps the first (exposed) weight load short; grow the chunks
+    # only as far as the instruction memory requires (a LOAD and a GEMM per chunk).
+    fewest = -(-tiles // max(1, (config.instruction_depth - blocks - 4) // 2))
+    chunk_tiles = min(chunk_tiles, tiles, fewest)
     slot_words = chunk_tiles * m
     # (tiles * m, cols) B-words, column tile major
     matrix_words = _b_words(np.asarray(weight, dtype=np.int8), cols, config.weight_format)
