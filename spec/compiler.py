@@ -28,6 +28,8 @@ Schedule
     intermediate states are double buffered; the load engine streams block ``b + slots`` into
     the X slot that stage 0 of block ``b`` has finished with (``wait``/``signal`` tokens), so
     input transfers overlap compute. The last stage streams its results straight out.
+    :func:`with_prefetch` adds the next layer's constants to a run program, in the load
+    engine's idle gaps, so a chain of layers runs at the resident rate.
 """
 
 from __future__ import annotations
