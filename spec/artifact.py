@@ -131,7 +131,7 @@ def save_artifact(path: str | Path, artifact: Artifact) -> None:
         if name in tensors or name == _VOCAB:
             raise ValueError(f"float tensor name {name!r} collides with an integer tensor")
         tensors[name] = np.asarray(tensor, dtype=np.float32)
-    tensors[_VOCAB] = np.frombuffer("\n".join(artifact.vocab).encode(), dtype=np.uint8)
+    tensors[_VOCAB] = np.frombuffer(_encode_vocab(artifact.vocab), dtype=np.uint8)
     manifest = {
         "format": FORMAT_NAME,
         "schema_version": SCHEMA_VERSION,
@@ -143,6 +143,18 @@ def save_artifact(path: str | Path, artifact: Artifact) -> None:
         "vocab_size": len(artifact.vocab),
     }
     save_safetensors(path, tensors, {_META_KEY: json.dumps(manifest, allow_nan=True)})
+
+
+def _encode_vocab(vocab: list[str]) -> bytes:
+    """UTF-8 bytes of the tokens joined by newlines; a token must be UTF-8 text without one."""
+    for index, token in enumerate(vocab):
+        if "\n" in token:
+            raise ValueError(f"vocab token {index} {token!r} contains a newline")
+        try:
+            token.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"vocab token {index} {token!r} is not UTF-8 text: {error}") from None
+    return "\n".join(vocab).encode("utf-8")
 
 
 def _modes(

@@ -188,7 +188,8 @@ def quantize_multiplier(ratio: float) -> tuple[int, int]:
     Exact powers of two give ``multiplier = 2**j`` (``j >= 0``) with ``shift = 0``, or
     ``multiplier = 1`` with ``shift = k`` for ``2**-k``: a pure shift, the power-of-two-scale
     special case. Otherwise the multiplier is normalised into [2**15, 2**16) for 16 significant
-    bits (relative error below 2**-16) with the largest shift <= ``MAX_SHIFT``.
+    bits (relative error at most 2**-16) when ``ratio >= 2**-32``; below that the shift is
+    capped at ``MAX_SHIFT`` and the absolute error is at most ``2**-(MAX_SHIFT + 1)``.
 
     Raises ValueError when ``ratio`` is not positive and finite, rounds to 2**16 or more, or is
     so small that the multiplier would round to zero.

@@ -40,9 +40,8 @@ def artifacts(draw):
         tuple(draw(requants()) for _ in range(shape.num_cores - 1)),
         draw(st.integers(1, shape.in_features)), 0.125,
     )  # fmt: skip
-    vocab = draw(
-        st.lists(st.text(st.characters(blacklist_characters="\n"), min_size=1), max_size=8)
-    )
+    token = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\n"), min_size=1)
+    vocab = draw(st.lists(token, max_size=8))
     tensors = {"classifier.weight": np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)}
     return Artifact({"hidden_size": 4, "note": "tiny"}, linears, {"emb": embedding}, tensors, vocab)
 
@@ -184,6 +183,16 @@ def test_truncated_file(saved, keep):
     with pytest.raises(ArtifactError, match="truncated") as info:
         load_artifact(saved)
     assert info.value.field == "file"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"), [("a\nb", "contains a newline"), ("\ud800", "not UTF-8")]
+)
+def test_vocab_tokens_must_be_utf8_lines(tmp_path, token, message):
+    artifact = small_artifact()
+    artifact.vocab = ["ok", token]
+    with pytest.raises(ValueError, match=f"vocab token 1 .* {message}"):
+        save_artifact(tmp_path / "x.safetensors", artifact)
 
 
 def test_missing_manifest_and_missing_file(tmp_path):

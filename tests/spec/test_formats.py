@@ -99,11 +99,18 @@ def test_requant_validates(multiplier, shift):
         Requant(multiplier, shift)
 
 
-@given(st.floats(2**-40, 2**15))
-def test_quantize_multiplier_is_accurate(ratio):
+@given(st.floats(2**-32, 2**15))
+def test_quantize_multiplier_keeps_16_significant_bits(ratio):
     multiplier, shift = quantize_multiplier(ratio)
     assert 1 <= multiplier < 2**16 and 0 <= shift <= MAX_SHIFT
-    assert abs(multiplier / 2**shift - ratio) <= ratio * 2**-15
+    assert abs(multiplier / 2**shift - ratio) <= ratio * 2**-16
+
+
+@given(st.floats(2**-47, 2**-32))
+def test_tiny_ratios_are_rounded_at_the_largest_shift(ratio):
+    multiplier, shift = quantize_multiplier(ratio)
+    assert shift == MAX_SHIFT or multiplier == 1
+    assert abs(multiplier / 2**shift - ratio) <= 2 ** -(MAX_SHIFT + 1)
 
 
 @given(st.integers(-40, 15))
