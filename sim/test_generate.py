@@ -59,14 +59,12 @@ def _lint(verilog: Path, *extra: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def _engines():
-    return [("echo-model", EchoAccumulateEngine)]
-
-
-@pytest.mark.parametrize(("kind", "factory"), _engines(), ids=lambda v: v if isinstance(v, str)
-                         else "")  # fmt: skip
-def test_generated_top_passes_verilator_lint(tmp_path, kind, factory):
-    paths = generate(SMALL, tmp_path, engine=factory())
+@pytest.mark.parametrize("config", [SMALL, AccelConfig(rows=3, cols=5, weight_format="ternary",
+                                                       act_buffer_depth=100, max_k=300)],
+                         ids=["4x4-int4", "3x5-ternary"])  # fmt: skip
+def test_generated_top_passes_verilator_lint(tmp_path, config):
+    """The product: the top with the real engine."""
+    paths = generate(config, tmp_path)
     result = _lint(paths["verilog"])
     report = result.stdout + result.stderr
     classes = set(re.findall(r"%Warning-([A-Z0-9_]+)", report))
@@ -135,6 +133,17 @@ def test_load_config_reports_bad_files(tmp_path):
         load_config(bad)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config(tmp_path / "missing.json")
+
+
+def test_cli_generate_writes_the_files(tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(SMALL.to_json())
+    out = tmp_path / "out"
+    assert cli_main(["generate", "--config", str(cfg), "--out", str(out)]) == 0
+    assert SMALL.summary() in capsys.readouterr().out
+    described = json.loads((out / f"{MODULE_NAME}.json").read_text())
+    assert AccelConfig.from_dict(described["config"]) == SMALL
+    assert f"module {MODULE_NAME}(" in (out / f"{MODULE_NAME}.v").read_text()
 
 
 def test_cli_generate_rejects_a_bad_config(tmp_path, capsys):
