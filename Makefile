@@ -38,6 +38,9 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+synth: setup
+	$(BIN)/python -m ttaccel.hw.board --out build/synth
+
 bench: setup
 	$(BIN)/python bench/bench_tt_contraction.py
 
