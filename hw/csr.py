@@ -209,7 +209,7 @@ class CsrBank(wiring.Component):
 
         byte_mask = Signal(DATA_WIDTH)
         m.d.comb += byte_mask.eq(Cat(w_strb[i].replicate(8) for i in range(DATA_WIDTH // 8)))
-        # The bits of the write word that this write sets, per register.
+        # One strobe per register: this cycle writes it.
         written = {}
         for reg in self._field_regs:
             hit = Signal(name=f"write_{reg.name.lower()}")
