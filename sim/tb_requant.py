@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """cocotb testbench of :class:`ttaccel.hw.requant.Requantizer` against ``spec.requantize``.
 
 Configuration (``TTACCEL_TB``): ``lanes``, ``acc_bits``, ``seed``, ``beats``. The model is fed

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Requantizer: parameter checks, an Amaranth-simulator unit test, cocotb on both simulators."""
 
 from __future__ import annotations
