@@ -43,32 +43,61 @@ ERR_PROGRAM_LENGTH = 3
 ERR_TOKENS = 4
 ERR_TLAST = 5
 
-_FIELDS = {name: {f: (lsb, width) for f, lsb, width in layout}
-           for name, layout in encoding_table().items()}
+_FIELDS = {
+    name: {f: (lsb, width) for f, lsb, width in layout} for name, layout in encoding_table().items()
+}
 
-LOAD_LAYOUT = data.StructLayout({
-    "wait": 1, "signal": 1, "buffer": 2, "base": 16, "count": 16, "pc": 16,
-})
+LOAD_LAYOUT = data.StructLayout(
+    {
+        "wait": 1,
+        "signal": 1,
+        "buffer": 2,
+        "base": 16,
+        "count": 16,
+        "pc": 16,
+    }
+)
 """A load-queue entry."""
 
-EXEC_LAYOUT = data.StructLayout({
-    "store": 1,  # STORE (base in a_base, count in n, format in out_format) rather than GEMM
-    "wait": 1, "signal": 1, "fence": 1,
-    "dst_stream": 1, "b_from_abuf": 1, "bias_en": 1, "out_format": 3,
-    "m_outer": 16, "m_inner": 16, "k": 16, "n": 16,
-    "a_base": 16, "a_outer": 16, "a_inner": 16, "a_k": 16,
-    "b_base": 16, "b_tile": 16, "b_k": 16,
-    "out_base": 16, "out_outer": 16, "out_inner": 16, "out_col": 16,
-    "bias_base": 16, "bias_outer": 16, "multiplier": 16, "shift": 6,
-    "final": 1,  # its last beat is the last beat of the run (TLAST)
-    "pc": 16,
-})
+EXEC_LAYOUT = data.StructLayout(
+    {
+        "store": 1,  # STORE (base in a_base, count in n, format in out_format) rather than GEMM
+        "wait": 1,
+        "signal": 1,
+        "fence": 1,
+        "dst_stream": 1,
+        "b_from_abuf": 1,
+        "bias_en": 1,
+        "out_format": 3,
+        "m_outer": 16,
+        "m_inner": 16,
+        "k": 16,
+        "n": 16,
+        "a_base": 16,
+        "a_outer": 16,
+        "a_inner": 16,
+        "a_k": 16,
+        "b_base": 16,
+        "b_tile": 16,
+        "b_k": 16,
+        "out_base": 16,
+        "out_outer": 16,
+        "out_inner": 16,
+        "out_col": 16,
+        "bias_base": 16,
+        "bias_outer": 16,
+        "multiplier": 16,
+        "shift": 6,
+        "final": 1,  # its last beat is the last beat of the run (TLAST)
+        "pc": 16,
+    }
+)
 """An execute-queue entry (GEMM fields as in :mod:`ttaccel.spec.isa`)."""
 
 
 def _field(word, opcode: str, name: str):
     lsb, width = _FIELDS[opcode][name]
-    return word[lsb: lsb + width]
+    return word[lsb : lsb + width]
 
 
 def _reserved_mask(opcode: str) -> int:
@@ -107,22 +136,24 @@ class Dispatcher(wiring.Component):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"Config must be an AccelConfig, not {config!r}")
         self._config = config
-        super().__init__({
-            "start": In(1),
-            "program_length": In(16),
-            "inp": In(stream.Signature(STREAM_BEAT)),
-            "loading": Out(1),
-            "load_q": Out(stream.Signature(LOAD_LAYOUT)),
-            "exec_q": Out(stream.Signature(EXEC_LAYOUT)),
-            "drained": In(1),
-            "sync_retired": Out(1),
-            "done": Out(1),
-            "error": Out(1),
-            "error_code": Out(8),
-            "error_pc": Out(16),
-            "pc": Out(16),
-            "busy": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "program_length": In(16),
+                "inp": In(stream.Signature(STREAM_BEAT)),
+                "loading": Out(1),
+                "load_q": Out(stream.Signature(LOAD_LAYOUT)),
+                "exec_q": Out(stream.Signature(EXEC_LAYOUT)),
+                "drained": In(1),
+                "sync_retired": Out(1),
+                "done": Out(1),
+                "error": Out(1),
+                "error_code": Out(8),
+                "error_pc": Out(16),
+                "pc": Out(16),
+                "busy": Out(1),
+            }
+        )
 
     config = property(lambda self: self._config)
 
@@ -132,8 +163,9 @@ class Dispatcher(wiring.Component):
         b_from_abuf_ok = cfg.rows == cfg.cols and cfg.weight_format.name == "int8"
 
         # Instruction memory: one 320-bit word per instruction.
-        m.submodules.imem = imem = Memory(shape=unsigned(INSTRUCTION_BITS),
-                                          depth=cfg.instruction_depth, init=[])
+        m.submodules.imem = imem = Memory(
+            shape=unsigned(INSTRUCTION_BITS), depth=cfg.instruction_depth, init=[]
+        )
         imem_w = imem.write_port()
         imem_r = imem.read_port()
 
@@ -153,7 +185,7 @@ class Dispatcher(wiring.Component):
         word = imem_r.data
         opcode = word[:4]
         is_load, is_store = opcode == Opcode.LOAD, opcode == Opcode.STORE
-        is_gemm, is_sync, is_end = opcode == Opcode.GEMM, opcode == Opcode.SYNC, opcode == Opcode.END
+        is_gemm, is_end = opcode == Opcode.GEMM, opcode == Opcode.END
         illegal = Signal()
         m.d.comb += illegal.eq(opcode > max(Opcode))
         for op in Opcode:
@@ -165,9 +197,16 @@ class Dispatcher(wiring.Component):
         store = {name: _field(word, "STORE", name) for name in _FIELDS["STORE"]}
         bad_load = (load["buffer"] == 3) | (load["count"] == 0)
         bad_store = (store["fmt"] >= nformats) | (store["count"] == 0)
-        bad_gemm = ((f["m_outer"] == 0) | (f["m_inner"] == 0) | (f["k"] == 0)
-                    | (f["k"] > cfg.max_k) | (f["n"] == 0) | (f["out_format"] >= nformats)
-                    | (f["multiplier"] == 0) | (f["shift"] > MAX_SHIFT))
+        bad_gemm = (
+            (f["m_outer"] == 0)
+            | (f["m_inner"] == 0)
+            | (f["k"] == 0)
+            | (f["k"] > cfg.max_k)
+            | (f["n"] == 0)
+            | (f["out_format"] >= nformats)
+            | (f["multiplier"] == 0)
+            | (f["shift"] > MAX_SHIFT)
+        )
         if not b_from_abuf_ok:
             bad_gemm = bad_gemm | f["b_from_abuf"]
         depth_of = Signal(17)
@@ -231,27 +270,65 @@ class Dispatcher(wiring.Component):
         # Queue entries from the decoded word.
         lq = self.load_q.payload
         m.d.comb += [
-            lq.wait.eq(load["wait"]), lq.signal.eq(load["signal"]), lq.buffer.eq(load["buffer"]),
-            lq.base.eq(load["base"]), lq.count.eq(load["count"]), lq.pc.eq(pc),
+            lq.wait.eq(load["wait"]),
+            lq.signal.eq(load["signal"]),
+            lq.buffer.eq(load["buffer"]),
+            lq.base.eq(load["base"]),
+            lq.count.eq(load["count"]),
+            lq.pc.eq(pc),
         ]
         eq = self.exec_q.payload
-        m.d.comb += [getattr(eq, name).eq(f[name]) for name in (
-            "wait", "signal", "fence", "dst_stream", "b_from_abuf", "bias_en", "out_format",
-            "m_outer", "m_inner", "k", "n", "a_base", "a_outer", "a_inner", "a_k", "b_base",
-            "b_tile", "b_k", "out_base", "out_outer", "out_inner", "out_col", "bias_base",
-            "bias_outer", "multiplier", "shift")]
+        m.d.comb += [
+            getattr(eq, name).eq(f[name])
+            for name in (
+                "wait",
+                "signal",
+                "fence",
+                "dst_stream",
+                "b_from_abuf",
+                "bias_en",
+                "out_format",
+                "m_outer",
+                "m_inner",
+                "k",
+                "n",
+                "a_base",
+                "a_outer",
+                "a_inner",
+                "a_k",
+                "b_base",
+                "b_tile",
+                "b_k",
+                "out_base",
+                "out_outer",
+                "out_inner",
+                "out_col",
+                "bias_base",
+                "bias_outer",
+                "multiplier",
+                "shift",
+            )
+        ]
         m.d.comb += [eq.final.eq(final), eq.pc.eq(pc)]
         with m.If(is_store):
             m.d.comb += [
-                eq.store.eq(1), eq.fence.eq(0), eq.dst_stream.eq(1),
-                eq.out_format.eq(store["fmt"]), eq.a_base.eq(store["base"]),
+                eq.store.eq(1),
+                eq.fence.eq(0),
+                eq.dst_stream.eq(1),
+                eq.out_format.eq(store["fmt"]),
+                eq.a_base.eq(store["base"]),
                 eq.n.eq(store["count"]),
             ]
 
         with m.FSM(name="dispatch"):
             with m.State("IDLE"), m.If(self.start):
-                m.d.sync += [length.eq(self.program_length), pc.eq(0), beat.eq(0),
-                             loaded.eq(0), last_out_pc.eq(1 << 16)]
+                m.d.sync += [
+                    length.eq(self.program_length),
+                    pc.eq(0),
+                    beat.eq(0),
+                    loaded.eq(0),
+                    last_out_pc.eq(1 << 16),
+                ]
                 with m.If(self.program_length > cfg.instruction_depth):
                     fail(ERR_PROGRAM_LENGTH, 0)
                 with m.Elif(self.program_length == 0):
@@ -273,8 +350,10 @@ class Dispatcher(wiring.Component):
                         m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == 0):  # opcode and dst_stream sit in the first beat
                         op0 = self.inp.payload.data[:4]
-                        with m.If((op0 == Opcode.STORE)
-                                  | ((op0 == Opcode.GEMM) & self.inp.payload.data[8])):
+                        with m.If(
+                            (op0 == Opcode.STORE)
+                            | ((op0 == Opcode.GEMM) & self.inp.payload.data[8])
+                        ):
                             m.d.sync += last_out_pc.eq(loaded)
                     last_beat = (beat == BEATS_PER_INSTRUCTION - 1) & (loaded == length - 1)
                     with m.If(last_beat):
@@ -290,8 +369,9 @@ class Dispatcher(wiring.Component):
                     m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += [self.busy.eq(1), imem_r.en.eq(0)]
-                with m.If(illegal | (is_load & bad_load) | (is_store & bad_store)
-                          | (is_gemm & bad_gemm)):
+                with m.If(
+                    illegal | (is_load & bad_load) | (is_store & bad_store) | (is_gemm & bad_gemm)
+                ):
                     fail(ERR_ILLEGAL, pc)
                 with m.Elif(is_load):
                     with m.If(load_end > depth_of):
@@ -313,16 +393,14 @@ class Dispatcher(wiring.Component):
                     m.d.comb += checking.eq(1)
                     m.d.sync += step.eq(1)
                     m.next = "CHECK"
-                with m.Else():  # SYNC / END
-                    with m.If(self.drained):
-                        with m.If(is_end):
-                            m.d.comb += self.done.eq(1)
-                            m.d.sync += pc.eq(pc + 1)
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.d.comb += self.sync_retired.eq(1)
-                            m.d.sync += pc.eq(pc + 1)
-                            m.next = "FETCH"
+                with m.Elif(self.drained):  # SYNC / END, once everything before is done
+                    m.d.sync += pc.eq(pc + 1)
+                    with m.If(is_end):
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.comb += self.sync_retired.eq(1)
+                        m.next = "FETCH"
             with m.State("CHECK"):
                 m.d.comb += [self.busy.eq(1), imem_r.en.eq(0), checking.eq(1)]
                 m.d.sync += step.eq(step + 1)

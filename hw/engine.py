@@ -2,11 +2,11 @@
 
 Blocks (all in the ``sync`` domain)::
 
-    inp --> Dispatcher (program -> instruction memory; decode, check) --+--> load queue --> LoadEngine
-        \\__________________________________________________________/   |                    | writes
-                         (after the program: data beats)                 +--> exec queue --> ExecuteEngine --> out
-                                                                                             | reads/writes
-                           ABUF (x2 when b_from_abuf is possible), WBUF, BIAS: block RAM
+    inp -> Dispatcher (program -> instruction memory; decode, check) -> load queue -> LoadEngine
+     |                                                               -> exec queue -> ExecuteEngine
+     +-> (after the program, the LOADs' data) -> LoadEngine                             |
+                                                                                        v
+    ABUF (twice when b_from_abuf is possible), WBUF, BIAS: block RAM               out stream
 
 The load and execute engines synchronise through two 8-bit token counters (VTA style); the
 execute engine's result writes have priority on the ABUF write port over LOAD writes. An
@@ -68,8 +68,10 @@ class Engine(wiring.Component):
         abort = Signal()
         error_now = Signal()
         begin = Signal()
-        m.d.comb += [begin.eq(self.start & ~busy & ~self.soft_reset),
-                     abort.eq(self.soft_reset | error_now)]
+        m.d.comb += [
+            begin.eq(self.start & ~busy & ~self.soft_reset),
+            abort.eq(self.soft_reset | error_now),
+        ]
 
         dispatcher = Dispatcher(config=cfg)
         load = LoadEngine(config=cfg)
@@ -93,9 +95,11 @@ class Engine(wiring.Component):
             exec_q.w_en.eq(dispatcher.exec_q.valid & exec_q.w_rdy),
             exec_q.w_data.eq(dispatcher.exec_q.payload),
             dispatcher.exec_q.ready.eq(exec_q.w_rdy),
-            load.q.valid.eq(load_q.r_rdy), load.q.payload.eq(load_q.r_data),
+            load.q.valid.eq(load_q.r_rdy),
+            load.q.payload.eq(load_q.r_data),
             load_q.r_en.eq(load.q.ready),
-            execute.q.valid.eq(exec_q.r_rdy), execute.q.payload.eq(exec_q.r_data),
+            execute.q.valid.eq(exec_q.r_rdy),
+            execute.q.payload.eq(exec_q.r_data),
             exec_q.r_en.eq(execute.q.ready),
             dispatcher.drained.eq(~load_q.r_rdy & ~exec_q.r_rdy & load.idle & execute.idle),
         ]
@@ -126,16 +130,22 @@ class Engine(wiring.Component):
             ]
         m.d.comb += load.abuf_grant.eq(~execute.res_en)
         _, a_read = abufs[0]
-        m.d.comb += [a_read.addr.eq(execute.a_addr), a_read.en.eq(execute.a_en),
-                     execute.a_data.eq(a_read.data)]
+        m.d.comb += [
+            a_read.addr.eq(execute.a_addr),
+            a_read.en.eq(execute.a_en),
+            execute.a_data.eq(a_read.data),
+        ]
         if execute.has_b_from_abuf:
             _, b2_read = abufs[1]
-            m.d.comb += [b2_read.addr.eq(execute.b2_addr), b2_read.en.eq(execute.b2_en),
-                         execute.b2_data.eq(b2_read.data)]
-        m.submodules.wbuf = wbuf = Memory(shape=unsigned(cfg.b_word_bits),
-                                          depth=cfg.weight_buffer_depth, init=[])
-        m.submodules.bias = bias = Memory(shape=unsigned(32), depth=cfg.bias_buffer_depth,
-                                          init=[])
+            m.d.comb += [
+                b2_read.addr.eq(execute.b2_addr),
+                b2_read.en.eq(execute.b2_en),
+                execute.b2_data.eq(b2_read.data),
+            ]
+        m.submodules.wbuf = wbuf = Memory(
+            shape=unsigned(cfg.b_word_bits), depth=cfg.weight_buffer_depth, init=[]
+        )
+        m.submodules.bias = bias = Memory(shape=unsigned(32), depth=cfg.bias_buffer_depth, init=[])
         for mem, prefix in ((wbuf, "wbuf"), (bias, "bias")):
             write, read = mem.write_port(), mem.read_port()
             m.d.comb += [
@@ -155,8 +165,13 @@ class Engine(wiring.Component):
         overflow_pc = Signal(16)
         for name, push, pop, ready, pc in (
             ("tokens_to_exec", load.signal, execute.token_take, execute.token_ready, load.pc),
-            ("tokens_to_load", execute.signal, load.token_take, load.token_ready,
-             execute.signal_pc),
+            (
+                "tokens_to_load",
+                execute.signal,
+                load.token_take,
+                load.token_ready,
+                execute.signal_pc,
+            ),
         ):
             count = Signal(range(TOKEN_LIMIT + 1), name=name)
             m.d.comb += ready.eq(count != 0)
@@ -173,8 +188,11 @@ class Engine(wiring.Component):
         code = Signal(8)
         at = Signal(16)
         with m.If(dispatcher.error):
-            m.d.comb += [error_now.eq(1), code.eq(dispatcher.error_code),
-                         at.eq(dispatcher.error_pc)]
+            m.d.comb += [
+                error_now.eq(1),
+                code.eq(dispatcher.error_code),
+                at.eq(dispatcher.error_pc),
+            ]
         with m.Elif(load.error):
             m.d.comb += [error_now.eq(1), code.eq(ERR_TLAST), at.eq(load.pc)]
         with m.Elif(token_overflow):
@@ -196,8 +214,7 @@ class Engine(wiring.Component):
             m.d.sync += busy.eq(1)
 
         # Performance counters (cleared by start).
-        retired = (load.retired + execute.retired + dispatcher.sync_retired
-                   + dispatcher.done)
+        retired = load.retired + execute.retired + dispatcher.sync_retired + dispatcher.done
         counters = (
             (self.busy_cycles, busy),
             (self.macs_issued, Mux(execute.mac_fire, execute.macs, 0)),

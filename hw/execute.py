@@ -70,15 +70,27 @@ class ExecuteEngine(wiring.Component):
         a_bits, b_bits = config.a_word_bits, config.b_word_bits
         ports = {
             "q": In(stream.Signature(EXEC_LAYOUT)),
-            "token_ready": In(1), "token_take": Out(1),
-            "retired": Out(1), "signal": Out(1), "signal_pc": Out(16),
+            "token_ready": In(1),
+            "token_take": Out(1),
+            "retired": Out(1),
+            "signal": Out(1),
+            "signal_pc": Out(16),
             "idle": Out(1),
-            "a_addr": Out(16), "a_en": Out(1), "a_data": In(a_bits),
-            "w_addr": Out(16), "w_en": Out(1), "w_data": In(b_bits),
-            "bias_addr": Out(16), "bias_en": Out(1), "bias_data": In(32),
-            "res_addr": Out(16), "res_data": Out(a_bits), "res_en": Out(1),
+            "a_addr": Out(16),
+            "a_en": Out(1),
+            "a_data": In(a_bits),
+            "w_addr": Out(16),
+            "w_en": Out(1),
+            "w_data": In(b_bits),
+            "bias_addr": Out(16),
+            "bias_en": Out(1),
+            "bias_data": In(32),
+            "res_addr": Out(16),
+            "res_data": Out(a_bits),
+            "res_en": Out(1),
             "out": Out(stream.Signature(STREAM_BEAT)),
-            "mac_fire": Out(1), "macs": Out(range(config.lanes + 1)),
+            "mac_fire": Out(1),
+            "macs": Out(range(config.lanes + 1)),
         }
         if self._b_from_abuf:
             ports.update({"b2_addr": Out(16), "b2_en": Out(1), "b2_data": In(a_bits)})
@@ -94,23 +106,44 @@ class ExecuteEngine(wiring.Component):
 
         # Datapath blocks: the array transposed (its rows are the GEMM's columns).
         provider = transposed_provider(wf, packed=cfg.dsp_packing, tokens=rows)
-        m.submodules.array = array = SystolicArray(rows=cols, cols=rows, macp=provider,
-                                                   k_max=cfg.max_k)
+        m.submodules.array = array = SystolicArray(
+            rows=cols, cols=rows, macp=provider, k_max=cfg.max_k
+        )
         m.submodules.requant = requant = Requantizer(lanes=rows, acc_bits=array.acc_bits)
         m.submodules.packer = packer = BeatPacker(lanes=rows)
 
-        tile_layout = data.StructLayout({
-            "out_base": 17, "out_col": 16, "bias_base": 16, "bias_en": 1,
-            "valid": range(cols + 1), "dst": 1, "multiplier": 16, "shift": 6,
-            "out_format": 3, "last": 1, "signal": 1, "final": 1, "pc": 16,
-        })
-        result_layout = data.StructLayout({
-            "dst": 1, "addr": 16, "out_format": 3, "last": 1, "signal": 1, "final": 1,
-            "pc": 16,
-        })
+        tile_layout = data.StructLayout(
+            {
+                "out_base": 17,
+                "out_col": 16,
+                "bias_base": 16,
+                "bias_en": 1,
+                "valid": range(cols + 1),
+                "dst": 1,
+                "multiplier": 16,
+                "shift": 6,
+                "out_format": 3,
+                "last": 1,
+                "signal": 1,
+                "final": 1,
+                "pc": 16,
+            }
+        )
+        result_layout = data.StructLayout(
+            {
+                "dst": 1,
+                "addr": 16,
+                "out_format": 3,
+                "last": 1,
+                "signal": 1,
+                "final": 1,
+                "pc": 16,
+            }
+        )
         m.submodules.tiles = tiles = fifo.SyncFIFO(width=tile_layout.size, depth=8)
-        m.submodules.results = results = fifo.SyncFIFO(width=result_layout.size,
-                                                        depth=Requantizer.latency + 2)
+        m.submodules.results = results = fifo.SyncFIFO(
+            width=result_layout.size, depth=Requantizer.latency + 2
+        )
 
         # -- control ------------------------------------------------------------------------
         g = Signal(EXEC_LAYOUT, name="instr")  # the GEMM or STORE in progress
@@ -160,11 +193,20 @@ class ExecuteEngine(wiring.Component):
                     m.d.comb += [self.q.ready.eq(1), self.token_take.eq(head.wait)]
                     m.d.sync += [
                         g.eq(head),
-                        kk.eq(0), col.eq(0), qi.eq(0), pi.eq(0),
-                        a_p.eq(head.a_base), a_pq.eq(head.a_base), a_ptr.eq(head.a_base),
-                        b_t.eq(head.b_base), b_ptr.eq(head.b_base),
-                        o_p.eq(head.out_base), o_pq.eq(head.out_base), o_t.eq(head.out_base),
-                        bias_p.eq(head.bias_base), bias_t.eq(head.bias_base),
+                        kk.eq(0),
+                        col.eq(0),
+                        qi.eq(0),
+                        pi.eq(0),
+                        a_p.eq(head.a_base),
+                        a_pq.eq(head.a_base),
+                        a_ptr.eq(head.a_base),
+                        b_t.eq(head.b_base),
+                        b_ptr.eq(head.b_base),
+                        o_p.eq(head.out_base),
+                        o_pq.eq(head.out_base),
+                        o_t.eq(head.out_base),
+                        bias_p.eq(head.bias_base),
+                        bias_t.eq(head.bias_base),
                     ]
                     with m.If(head.store):
                         m.next = "STORE"
@@ -175,29 +217,49 @@ class ExecuteEngine(wiring.Component):
                 m.d.comb += in_gemm.eq(1)
                 with m.If(issue):
                     with m.If(~kk_last):
-                        m.d.sync += [kk.eq(kk + 1), a_ptr.eq(a_ptr + g.a_k),
-                                     b_ptr.eq(b_ptr + g.b_k)]
+                        m.d.sync += [
+                            kk.eq(kk + 1),
+                            a_ptr.eq(a_ptr + g.a_k),
+                            b_ptr.eq(b_ptr + g.b_k),
+                        ]
                     with m.Elif(~t_last):  # next column tile
                         m.d.sync += [
-                            kk.eq(0), col.eq(col + cols),
-                            b_t.eq(b_t + g.b_tile), b_ptr.eq(b_t + g.b_tile), a_ptr.eq(a_pq),
-                            o_t.eq(o_t + g.out_col * cols), bias_t.eq(bias_t + cols),
+                            kk.eq(0),
+                            col.eq(col + cols),
+                            b_t.eq(b_t + g.b_tile),
+                            b_ptr.eq(b_t + g.b_tile),
+                            a_ptr.eq(a_pq),
+                            o_t.eq(o_t + g.out_col * cols),
+                            bias_t.eq(bias_t + cols),
                         ]
                     with m.Elif(~q_last):  # next inner row tile
                         m.d.sync += [
-                            kk.eq(0), col.eq(0), qi.eq(qi + 1),
-                            b_t.eq(g.b_base), b_ptr.eq(g.b_base), bias_t.eq(bias_p),
-                            a_pq.eq(a_pq + g.a_inner), a_ptr.eq(a_pq + g.a_inner),
-                            o_pq.eq(o_pq + g.out_inner), o_t.eq(o_pq + g.out_inner),
+                            kk.eq(0),
+                            col.eq(0),
+                            qi.eq(qi + 1),
+                            b_t.eq(g.b_base),
+                            b_ptr.eq(g.b_base),
+                            bias_t.eq(bias_p),
+                            a_pq.eq(a_pq + g.a_inner),
+                            a_ptr.eq(a_pq + g.a_inner),
+                            o_pq.eq(o_pq + g.out_inner),
+                            o_t.eq(o_pq + g.out_inner),
                         ]
                     with m.Elif(~p_last):  # next outer row tile
                         m.d.sync += [
-                            kk.eq(0), col.eq(0), qi.eq(0), pi.eq(pi + 1),
-                            b_t.eq(g.b_base), b_ptr.eq(g.b_base),
-                            bias_p.eq(bias_p + g.bias_outer), bias_t.eq(bias_p + g.bias_outer),
-                            a_p.eq(a_p + g.a_outer), a_pq.eq(a_p + g.a_outer),
+                            kk.eq(0),
+                            col.eq(0),
+                            qi.eq(0),
+                            pi.eq(pi + 1),
+                            b_t.eq(g.b_base),
+                            b_ptr.eq(g.b_base),
+                            bias_p.eq(bias_p + g.bias_outer),
+                            bias_t.eq(bias_p + g.bias_outer),
+                            a_p.eq(a_p + g.a_outer),
+                            a_pq.eq(a_p + g.a_outer),
                             a_ptr.eq(a_p + g.a_outer),
-                            o_p.eq(o_p + g.out_outer), o_pq.eq(o_p + g.out_outer),
+                            o_p.eq(o_p + g.out_outer),
+                            o_pq.eq(o_p + g.out_outer),
                             o_t.eq(o_p + g.out_outer),
                         ]
                     with m.Else():
@@ -211,13 +273,19 @@ class ExecuteEngine(wiring.Component):
         tile_in = data.View(tile_layout, tiles.w_data)
         m.d.comb += [
             tiles.w_en.eq(issue & (kk == 0)),
-            tile_in.out_base.eq(o_t), tile_in.out_col.eq(g.out_col),
-            tile_in.bias_base.eq(bias_t), tile_in.bias_en.eq(g.bias_en),
-            tile_in.valid.eq(valid_cols), tile_in.dst.eq(g.dst_stream),
-            tile_in.multiplier.eq(g.multiplier), tile_in.shift.eq(g.shift),
+            tile_in.out_base.eq(o_t),
+            tile_in.out_col.eq(g.out_col),
+            tile_in.bias_base.eq(bias_t),
+            tile_in.bias_en.eq(g.bias_en),
+            tile_in.valid.eq(valid_cols),
+            tile_in.dst.eq(g.dst_stream),
+            tile_in.multiplier.eq(g.multiplier),
+            tile_in.shift.eq(g.shift),
             tile_in.out_format.eq(g.out_format),
-            tile_in.last.eq(t_last & q_last & p_last), tile_in.signal.eq(g.signal),
-            tile_in.final.eq(g.final), tile_in.pc.eq(g.pc),
+            tile_in.last.eq(t_last & q_last & p_last),
+            tile_in.signal.eq(g.signal),
+            tile_in.final.eq(g.final),
+            tile_in.pc.eq(g.pc),
         ]
 
         # -- operand reads --------------------------------------------------------------------
@@ -229,13 +297,16 @@ class ExecuteEngine(wiring.Component):
         m.d.comb += [
             self.a_addr.eq(Mux(in_store, s_addr, a_ptr)),
             self.a_en.eq(Mux(in_store, s_adv, advance)),
-            self.w_addr.eq(b_ptr), self.w_en.eq(advance),
+            self.w_addr.eq(b_ptr),
+            self.w_en.eq(advance),
         ]
         if self._b_from_abuf:
             m.d.comb += [self.b2_addr.eq(b_ptr), self.b2_en.eq(advance)]
         with m.If(advance):
             m.d.sync += [
-                op_valid.eq(issue), op_last.eq(kk_last), op_macs.eq(valid_cols * rows),
+                op_valid.eq(issue),
+                op_last.eq(kk_last),
+                op_macs.eq(valid_cols * rows),
                 op_b_abuf.eq(g.b_from_abuf),
             ]
         a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)
@@ -248,7 +319,7 @@ class ExecuteEngine(wiring.Component):
         for i in range(rows):
             m.d.comb += array.i.payload.w[i].eq(a_word[i])
         for j in range(cols):
-            lane = self.w_data[j * wf.bits: (j + 1) * wf.bits]
+            lane = self.w_data[j * wf.bits : (j + 1) * wf.bits]
             if self._b_from_abuf:
                 b2_word = data.View(data.ArrayLayout(signed(8), cols), self.b2_data)
                 lane = Mux(op_b_abuf, b2_word[j], lane)
@@ -258,11 +329,25 @@ class ExecuteEngine(wiring.Component):
         tile = data.View(tile_layout, tiles.r_data)
         j = Signal(range(cols), name="drain_col")
         o_run = Signal(17, name="drain_addr")
-        d1 = Signal(data.StructLayout({
-            "valid": 1, "acc": array.output_layout["acc"].shape, "multiplier": 16, "shift": 6,
-            "out_format": 3, "bias_en": 1, "dst": 1, "addr": 16, "last": 1, "signal": 1,
-            "final": 1, "pc": 16,
-        }), name="d1")
+        d1 = Signal(
+            data.StructLayout(
+                {
+                    "valid": 1,
+                    "acc": array.output_layout["acc"].shape,
+                    "multiplier": 16,
+                    "shift": 6,
+                    "out_format": 3,
+                    "bias_en": 1,
+                    "dst": 1,
+                    "addr": 16,
+                    "last": 1,
+                    "signal": 1,
+                    "final": 1,
+                    "pc": 16,
+                }
+            ),
+            name="d1",
+        )
         d1_adv = Signal()
         valid_col = Signal()
         addr_j = Signal(17)
@@ -283,11 +368,16 @@ class ExecuteEngine(wiring.Component):
             m.d.sync += [
                 d1.valid.eq(array.o.valid & valid_col),
                 d1.acc.eq(array.o.payload.acc),
-                d1.multiplier.eq(tile.multiplier), d1.shift.eq(tile.shift),
-                d1.out_format.eq(tile.out_format), d1.bias_en.eq(tile.bias_en),
-                d1.dst.eq(tile.dst), d1.addr.eq(addr_j),
+                d1.multiplier.eq(tile.multiplier),
+                d1.shift.eq(tile.shift),
+                d1.out_format.eq(tile.out_format),
+                d1.bias_en.eq(tile.bias_en),
+                d1.dst.eq(tile.dst),
+                d1.addr.eq(addr_j),
                 d1.last.eq(tile.last & (j == tile.valid - 1)),
-                d1.signal.eq(tile.signal), d1.final.eq(tile.final), d1.pc.eq(tile.pc),
+                d1.signal.eq(tile.signal),
+                d1.final.eq(tile.final),
+                d1.pc.eq(tile.pc),
             ]
         bias = Mux(d1.bias_en, self.bias_data.as_signed(), 0)
         result_in = data.View(result_layout, results.w_data)
@@ -298,9 +388,12 @@ class ExecuteEngine(wiring.Component):
             requant.i.payload.shift.eq(d1.shift),
             requant.i.payload.out_format.eq(d1.out_format),
             results.w_en.eq(requant.i.valid & requant.i.ready),
-            result_in.dst.eq(d1.dst), result_in.addr.eq(d1.addr),
-            result_in.out_format.eq(d1.out_format), result_in.last.eq(d1.last),
-            result_in.signal.eq(d1.signal), result_in.final.eq(d1.final),
+            result_in.dst.eq(d1.dst),
+            result_in.addr.eq(d1.addr),
+            result_in.out_format.eq(d1.out_format),
+            result_in.last.eq(d1.last),
+            result_in.signal.eq(d1.signal),
+            result_in.final.eq(d1.final),
             result_in.pc.eq(d1.pc),
         ]
         for n in range(rows):
@@ -354,10 +447,8 @@ class ExecuteEngine(wiring.Component):
         # Retirement (a GEMM's last result, or a STORE's last word) and its token.
         m.d.comb += [
             self.retired.eq(gemm_retire | store_done),
-            self.signal.eq(Mux(store_done, g.signal, res.signal)
-                           & (gemm_retire | store_done)),
+            self.signal.eq(Mux(store_done, g.signal, res.signal) & (gemm_retire | store_done)),
             self.signal_pc.eq(Mux(store_done, g.pc, res.pc)),
-            self.idle.eq(~in_gemm & ~in_store & (gemms_out == 0) & ~tiles.r_rdy
-                         & packer.idle),
+            self.idle.eq(~in_gemm & ~in_store & (gemms_out == 0) & ~tiles.r_rdy & packer.idle),
         ]
         return m

@@ -51,22 +51,26 @@ class BeatPacker(wiring.Component):
 
     def __init__(self, *, lanes: int):
         self._lanes = _positive_int(lanes, "Lanes")
-        super().__init__({
-            "i": In(stream.Signature(self.input_layout)),
-            "o": Out(stream.Signature(STREAM_BEAT)),
-            "idle": Out(1),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(self.input_layout)),
+                "o": Out(stream.Signature(STREAM_BEAT)),
+                "idle": Out(1),
+            }
+        )
 
     lanes = property(lambda self: self._lanes)
 
     @property
     def input_layout(self) -> data.StructLayout:
-        return data.StructLayout({
-            "codes": data.ArrayLayout(signed(8), self._lanes),
-            "fmt": OutFormat,
-            "end": 1,
-            "final": 1,
-        })
+        return data.StructLayout(
+            {
+                "codes": data.ArrayLayout(signed(8), self._lanes),
+                "fmt": OutFormat,
+                "end": 1,
+                "final": 1,
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -107,8 +111,7 @@ class BeatPacker(wiring.Component):
         m.d.comb += [
             emit.eq(((fill >= STREAM_BITS) | (flushing & (fill != 0))) & beats.w_rdy),
             beats.w_en.eq(emit),
-            beats.w_data.eq(Cat(buf[:STREAM_BITS],
-                                final & flushing & (fill <= STREAM_BITS))),
+            beats.w_data.eq(Cat(buf[:STREAM_BITS], final & flushing & (fill <= STREAM_BITS))),
         ]
         fill_after = Signal.like(fill)
         buf_after = Signal.like(buf)

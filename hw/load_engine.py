@@ -46,21 +46,29 @@ class LoadEngine(wiring.Component):
         self._config = config
         self._widths = (config.a_word_bits, config.b_word_bits, 32)
         a_bits, b_bits, _ = self._widths
-        super().__init__({
-            "q": In(stream.Signature(LOAD_LAYOUT)),
-            "inp": In(stream.Signature(STREAM_BEAT)),
-            "token_ready": In(1),
-            "token_take": Out(1),
-            "retired": Out(1),
-            "signal": Out(1),
-            "idle": Out(1),
-            "abuf_addr": Out(16), "abuf_data": Out(a_bits), "abuf_en": Out(1),
-            "abuf_grant": In(1),
-            "wbuf_addr": Out(16), "wbuf_data": Out(b_bits), "wbuf_en": Out(1),
-            "bias_addr": Out(16), "bias_data": Out(32), "bias_en": Out(1),
-            "error": Out(1),
-            "pc": Out(16),
-        })
+        super().__init__(
+            {
+                "q": In(stream.Signature(LOAD_LAYOUT)),
+                "inp": In(stream.Signature(STREAM_BEAT)),
+                "token_ready": In(1),
+                "token_take": Out(1),
+                "retired": Out(1),
+                "signal": Out(1),
+                "idle": Out(1),
+                "abuf_addr": Out(16),
+                "abuf_data": Out(a_bits),
+                "abuf_en": Out(1),
+                "abuf_grant": In(1),
+                "wbuf_addr": Out(16),
+                "wbuf_data": Out(b_bits),
+                "wbuf_en": Out(1),
+                "bias_addr": Out(16),
+                "bias_data": Out(32),
+                "bias_en": Out(1),
+                "error": Out(1),
+                "pc": Out(16),
+            }
+        )
 
     config = property(lambda self: self._config)
 
@@ -96,10 +104,13 @@ class LoadEngine(wiring.Component):
                     m.d.comb += head_bits.eq(head.count * width)
         with m.If(start):
             m.d.sync += [
-                active.eq(1), target.eq(head.buffer), addr.eq(head.base),
+                active.eq(1),
+                target.eq(head.buffer),
+                addr.eq(head.base),
                 words_left.eq(head.count),
                 beats_left.eq((head_bits + STREAM_BITS - 1) >> 6),
-                signal_q.eq(head.signal), pc.eq(head.pc),
+                signal_q.eq(head.signal),
+                pc.eq(head.pc),
             ]
 
         # Gearbox: `fill` bits in `buf`; a word leaves from the bottom when it is complete.
@@ -111,8 +122,9 @@ class LoadEngine(wiring.Component):
                 with m.Case(index):
                     m.d.comb += width.eq(w)
         write = Signal()
-        m.d.comb += write.eq(active & (words_left != 0) & (fill >= width)
-                             & ((target != 0) | self.abuf_grant))
+        m.d.comb += write.eq(
+            active & (words_left != 0) & (fill >= width) & ((target != 0) | self.abuf_grant)
+        )
         fill_after = Signal.like(fill)
         buf_after = Signal.like(buf)
         m.d.comb += fill_after.eq(Mux(write, fill - width, fill))
@@ -121,8 +133,9 @@ class LoadEngine(wiring.Component):
             for index, w in enumerate(widths):
                 with m.Case(index):
                     m.d.comb += buf_after.eq(buf >> w)
-        m.d.comb += self.inp.ready.eq(active & (beats_left != 0)
-                                      & (fill_after + STREAM_BITS <= cap))
+        m.d.comb += self.inp.ready.eq(
+            active & (beats_left != 0) & (fill_after + STREAM_BITS <= cap)
+        )
         accept = Signal()
         m.d.comb += accept.eq(self.inp.valid & self.inp.ready)
         placed = Signal(cap)
@@ -139,11 +152,14 @@ class LoadEngine(wiring.Component):
         # Word writes.
         a_bits, b_bits, _ = widths
         m.d.comb += [
-            self.abuf_addr.eq(addr), self.abuf_data.eq(buf[:a_bits]),
+            self.abuf_addr.eq(addr),
+            self.abuf_data.eq(buf[:a_bits]),
             self.abuf_en.eq(write & (target == 0)),
-            self.wbuf_addr.eq(addr), self.wbuf_data.eq(buf[:b_bits]),
+            self.wbuf_addr.eq(addr),
+            self.wbuf_data.eq(buf[:b_bits]),
             self.wbuf_en.eq(write & (target == 1)),
-            self.bias_addr.eq(addr), self.bias_data.eq(buf[:32]),
+            self.bias_addr.eq(addr),
+            self.bias_data.eq(buf[:32]),
             self.bias_en.eq(write & (target == 2)),
         ]
         with m.If(write):

@@ -8,6 +8,7 @@ the decoded output must be, independent of the hardware.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,8 @@ def _layer(rng, shape, fmt, plan, *, extreme, out_format, with_bias):
             for s in range(len(plan))
         ),
         bias=rng.integers(-(2**20), 2**20, size=shape.out_features).astype(np.int32)
-        if with_bias else None,
+        if with_bias
+        else None,
         input_scale=1.0,
         output_scale=1.0,
     )
@@ -105,18 +107,33 @@ def _weight_formats(config: AccelConfig) -> list[NumberFormat]:
     return ok
 
 
-def tt_case(name, layer: QuantTTLinear, tokens: int, config: AccelConfig, x: np.ndarray,
-            *, cold: bool = True) -> Case:
+def tt_case(
+    name,
+    layer: QuantTTLinear,
+    tokens: int,
+    config: AccelConfig,
+    x: np.ndarray,
+    *,
+    cold: bool = True,
+) -> Case:
     """The run (``cold``: setup and run as one program) of ``layer`` on codes ``x``."""
     compiled = compile_tt_linear(layer, tokens, config)
     program = list(compiled.cold() if cold else compiled.run)
     data = compiled.cold_stream(x) if cold else compiled.input_stream(x)
-    return Case(name, program, data, tt_linear_int(x, layer), compiled.decode_output,
-                compiled.useful_macs, compiled)
+    return Case(
+        name,
+        program,
+        data,
+        tt_linear_int(x, layer),
+        compiled.decode_output,
+        compiled.useful_macs,
+        compiled,
+    )
 
 
-def random_tt_case(rng: np.random.Generator, config: AccelConfig, index: int, *,
-                   max_features: int = 64) -> Case:
+def random_tt_case(
+    rng: np.random.Generator, config: AccelConfig, index: int, *, max_features: int = 64
+) -> Case:
     """A random TT layer that fits ``config``: 2 to 6 cores, mostly odd modes, ranks 1 to
     ``max_rank``, random plan, weight and output formats, extreme (saturating) values in some,
     1 to ``3 * rows`` tokens, at most ``max_features`` input and output features."""
@@ -131,38 +148,48 @@ def random_tt_case(rng: np.random.Generator, config: AccelConfig, index: int, *,
             continue
         cuts = sorted({int(c) for c in rng.integers(1, d, size=int(rng.integers(0, d)))})
         bounds = [0, *cuts, d]
-        plan = tuple(zip(bounds[:-1], bounds[1:], strict=True))
+        plan = tuple(itertools.pairwise(bounds))
         fmt = _weight_formats(config)[int(rng.integers(len(_weight_formats(config))))]
         out_format = list(FORMATS.values())[int(rng.integers(len(FORMATS)))]
         extreme = bool(rng.integers(2))
-        layer = _layer(rng, shape, fmt, plan, extreme=extreme, out_format=out_format,
-                       with_bias=bool(rng.integers(2)))
+        layer = _layer(
+            rng,
+            shape,
+            fmt,
+            plan,
+            extreme=extreme,
+            out_format=out_format,
+            with_bias=bool(rng.integers(2)),
+        )
         tokens = int(rng.integers(1, 3 * config.rows + 1))
         x = random_codes(rng, INT8, (tokens, shape.in_features), extreme=extreme)
         try:
             case = tt_case(f"tt{index}", layer, tokens, config, x)
         except LayerDoesNotFit:
             continue
-        case.name = (f"tt{index}: modes {in_modes}->{out_modes} ranks {ranks} plan {plan} "
-                     f"{fmt.name}->{out_format.name} tokens {tokens} extreme {extreme}")
+        case.name = (
+            f"tt{index}: modes {in_modes}->{out_modes} ranks {ranks} plan {plan} "
+            f"{fmt.name}->{out_format.name} tokens {tokens} extreme {extreme}"
+        )
         return case
     raise AssertionError("no random TT layer fits the configuration")
 
 
-def seed000_case(rng: np.random.Generator, name: str, tokens: int, config: AccelConfig, *,
-                 cold: bool = True) -> Case:
+def seed000_case(
+    rng: np.random.Generator, name: str, tokens: int, config: AccelConfig, *, cold: bool = True
+) -> Case:
     """Seed 000's ``attention`` (768 x 768) or ``ffn`` (768 x 3072) TT layer, best plan."""
     in_modes, out_modes, ranks = SEED000_LAYERS[name]
     shape = TTShape(*tt_layer_modes(in_modes, out_modes), ranks)
-    layer = _layer(rng, shape, INT8, best_plan(shape, tokens), extreme=False,
-                   out_format=INT8, with_bias=True)
+    layer = _layer(
+        rng, shape, INT8, best_plan(shape, tokens), extreme=False, out_format=INT8, with_bias=True
+    )
     x = random_codes(rng, INT8, (tokens, shape.in_features))
     case = tt_case(f"seed000-{name}-{tokens}", layer, tokens, config, x, cold=cold)
     return case
 
 
-def dense_case(rng, config: AccelConfig, m: int, n: int, tokens: int, *,
-               resident: bool) -> Case:
+def dense_case(rng, config: AccelConfig, m: int, n: int, tokens: int, *, resident: bool) -> Case:
     """``requantize(x @ W + bias)`` through :func:`compile_dense` (weights resident in WBUF,
     or streamed through two WBUF slots with tokens), setup and run as one program."""
     fmt = config.weight_format
@@ -174,8 +201,15 @@ def dense_case(rng, config: AccelConfig, m: int, n: int, tokens: int, *,
     program = list(compiled.cold())
     data = compiled.cold_stream(x)
     want = requantize(gemm_int(x, weight), requant, bias)
-    return Case(f"dense {m}x{n} tokens {tokens} resident {resident}", program, data, want,
-                compiled.decode_output, tokens * m * n, compiled)
+    return Case(
+        f"dense {m}x{n} tokens {tokens} resident {resident}",
+        program,
+        data,
+        want,
+        compiled.decode_output,
+        tokens * m * n,
+        compiled,
+    )
 
 
 def _a_words(x: np.ndarray, rows: int) -> np.ndarray:
@@ -187,8 +221,9 @@ def _a_words(x: np.ndarray, rows: int) -> np.ndarray:
     return padded.reshape(blocks, rows, features).transpose(0, 2, 1).reshape(-1, rows)
 
 
-def attention_scores_case(rng, config: AccelConfig, tokens: int, dim: int, *,
-                          via_store: bool) -> Case:
+def attention_scores_case(
+    rng, config: AccelConfig, tokens: int, dim: int, *, via_store: bool
+) -> Case:
     """int8 x int8 scores ``requantize(Q @ K.T)`` with B-words read from ABUF
     (``b_from_abuf``): Q and K stored as A-words (token blocks), K's blocks are the B-words.
     ``via_store``: results to ABUF, then a fenced second GEMM-free STORE sends them; else
@@ -203,11 +238,24 @@ def attention_scores_case(rng, config: AccelConfig, tokens: int, dim: int, *,
     out_base = k_base + k_words.shape[0]
     requant = Requant(int(rng.integers(1, 2**16)), int(rng.integers(8, 20)), INT8)
     gemm = Gemm(
-        m_outer=blocks, m_inner=1, k=dim, n=tokens,
-        a_base=0, a_outer=dim, a_inner=0, a_k=1,
-        b_base=k_base, b_tile=dim, b_k=1, requant=requant, b_from_abuf=True,
+        m_outer=blocks,
+        m_inner=1,
+        k=dim,
+        n=tokens,
+        a_base=0,
+        a_outer=dim,
+        a_inner=0,
+        a_k=1,
+        b_base=k_base,
+        b_tile=dim,
+        b_k=1,
+        requant=requant,
+        b_from_abuf=True,
         dst_stream=not via_store,
-        out_base=out_base, out_outer=tokens, out_inner=0, out_col=1,
+        out_base=out_base,
+        out_outer=tokens,
+        out_inner=0,
+        out_col=1,
     )
     program: list[Instruction] = [
         Load(Buffer.ABUF, 0, q_words.shape[0]),
@@ -217,8 +265,9 @@ def attention_scores_case(rng, config: AccelConfig, tokens: int, dim: int, *,
     if via_store:
         program.append(Store(out_base, blocks * tokens))
     program.append(End())
-    data = np.concatenate([pack_words(q_words.reshape(-1), INT8, 64),
-                           pack_words(k_words.reshape(-1), INT8, 64)])
+    data = np.concatenate(
+        [pack_words(q_words.reshape(-1), INT8, 64), pack_words(k_words.reshape(-1), INT8, 64)]
+    )
     want = requantize(gemm_int(q, k.T), requant)
 
     def decode(beats):
@@ -226,15 +275,20 @@ def attention_scores_case(rng, config: AccelConfig, tokens: int, dim: int, *,
         words = codes[: blocks * tokens * rows].reshape(blocks, tokens, rows)
         return words.transpose(0, 2, 1).reshape(blocks * rows, tokens)[:tokens]
 
-    return Case(f"scores {tokens}x{tokens} dim {dim} store {via_store}", program, data, want,
-                decode, tokens * tokens * dim)
+    return Case(
+        f"scores {tokens}x{tokens} dim {dim} store {via_store}",
+        program,
+        data,
+        want,
+        decode,
+        tokens * tokens * dim,
+    )
 
 
 def compute_beats(program, config: AccelConfig) -> int:
     """Beats a program sends into the array: ``k`` per tile (what ``STALL_CYCLES`` leaves
     out of ``BUSY_CYCLES``)."""
-    return sum(g.row_tiles * g.col_tiles(config.cols) * g.k for g in program
-               if isinstance(g, Gemm))
+    return sum(g.row_tiles * g.col_tiles(config.cols) * g.k for g in program if isinstance(g, Gemm))
 
 
 def program_words(program) -> list[int]:
@@ -249,4 +303,3 @@ def reference(case: Case, config: AccelConfig, machine):
 
 def data_beats(config: AccelConfig, load: Load) -> int:
     return load_beats(load, config)
-

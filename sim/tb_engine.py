@@ -59,8 +59,9 @@ def config_of(cfg: dict) -> AccelConfig:
 def stream_of(program, data) -> list[int]:
     beats = []
     for word in program_words(program):
-        beats += [(word >> (STREAM_BITS * i)) & (2**STREAM_BITS - 1)
-                  for i in range(BEATS_PER_INSTRUCTION)]
+        beats += [
+            (word >> (STREAM_BITS * i)) & (2**STREAM_BITS - 1) for i in range(BEATS_PER_INSTRUCTION)
+        ]
     return beats + [int(b) for b in np.asarray(data, np.uint64)]
 
 
@@ -88,16 +89,21 @@ class EngineBench:
         await RisingEdge(self.harness.clk)
         getattr(self.dut, name).value = 0
 
-    async def launch(self, program, data, *, idle=0.0, backpressure=0.0, length=None,
-                     last_at=None):
+    async def launch(self, program, data, *, idle=0.0, backpressure=0.0, length=None, last_at=None):
         """Start a run; returns (source, sink, send task, start cycle)."""
         beats = stream_of(program, data)
         last_at = len(beats) - 1 if last_at is None else last_at
         payloads = [{"data": b, "last": int(i == last_at)} for i, b in enumerate(beats)]
-        source = StreamSource(self.harness, "inp", STREAM_BEAT, idle=idle,
-                              rng=random.Random(self.rng.random()))
-        sink = StreamSink(self.harness, "out", STREAM_BEAT, backpressure=backpressure,
-                          rng=random.Random(self.rng.random()))
+        source = StreamSource(
+            self.harness, "inp", STREAM_BEAT, idle=idle, rng=random.Random(self.rng.random())
+        )
+        sink = StreamSink(
+            self.harness,
+            "out",
+            STREAM_BEAT,
+            backpressure=backpressure,
+            rng=random.Random(self.rng.random()),
+        )
         sink.start()
         self.dut.program_length.value = len(program) if length is None else length
         await self.pulse("start")
@@ -126,8 +132,9 @@ class EngineBench:
         """Run ``case`` to ``done`` and check everything; returns the counters."""
         config, dut = self.config, self.dut
         expect_machine = self.machine.copy()
-        source, sink, task, started, nbeats = await self.launch(
-            case.program, case.data, idle=idle, backpressure=backpressure)
+        source, sink, task, _, nbeats = await self.launch(
+            case.program, case.data, idle=idle, backpressure=backpressure
+        )
         budget = 40 * (nbeats + 20 * compute_beats(case.program, config) + 1000)
         how, busy_seen = await self.wait_end(budget)
         assert how == "done", (
@@ -137,8 +144,10 @@ class EngineBench:
         await RisingEdge(self.harness.clk)
         await ReadOnly()  # the counters include the done cycle from here on
         assert not int(dut.busy.value), "busy after done"
-        counters = {name: int(getattr(dut, name).value) for name in (
-            "busy_cycles", "macs_issued", "stall_cycles", "instructions_retired", "pc")}
+        counters = {
+            name: int(getattr(dut, name).value)
+            for name in ("busy_cycles", "macs_issued", "stall_cycles", "instructions_retired", "pc")
+        }
         await sink.assert_quiet(8)
         await task
         assert len(source.sent) == nbeats, f"{case.name}: {len(source.sent)} of {nbeats} beats"
@@ -166,17 +175,20 @@ class EngineBench:
         assert counters["macs_issued"] == ref.macs_issued, (counters, ref.macs_issued)
         assert counters["busy_cycles"] == busy_seen, (counters, busy_seen)
         assert counters["stall_cycles"] == (
-            counters["busy_cycles"] - compute_beats(case.program, config)), counters
-        dut._log.info("%s: %d cycles, %d output beats", case.name, counters["busy_cycles"],
-                      len(got))
+            counters["busy_cycles"] - compute_beats(case.program, config)
+        ), counters
+        dut._log.info(
+            "%s: %d cycles, %d output beats", case.name, counters["busy_cycles"], len(got)
+        )
         await RisingEdge(self.harness.clk)  # leave the read-only phase
         return counters
 
-    async def expect_error(self, program, data, code: int, pc: int, *, immediate=False,
-                           **kwargs) -> None:
+    async def expect_error(
+        self, program, data, code: int, pc: int, *, immediate=False, **kwargs
+    ) -> None:
         """Run a program that must stop with error ``code`` at instruction ``pc``
         (``immediate``: already in the cycle of ``start``, so ``busy`` never rises)."""
-        source, sink, task, _, _ = await self.launch(program, data, **kwargs)
+        _, sink, task, _, _ = await self.launch(program, data, **kwargs)
         if not immediate:
             how, _ = await self.wait_end(20000)
             assert how == "error", f"expected error {code}, got {how}"
@@ -221,7 +233,7 @@ async def random_tt_layers(dut):
 async def dense_and_attention_scores(dut):
     """A dense GEMM (weights resident, and streamed through WBUF with tokens both ways), and
     int8 x int8 attention scores with B from ABUF, to the stream and through ABUF + STORE."""
-    cfg, config, seed = bench_setup(dut)
+    _, config, seed = bench_setup(dut)
     bench = EngineBench(dut, config, seed + 1)
     await bench.start()
     rng = np.random.default_rng(seed + 1)
@@ -229,12 +241,20 @@ async def dense_and_attention_scores(dut):
     cases = [
         dense_case(rng, config, 3 * rows + 1, 2 * config.cols + 3, 2 * rows + 1, resident=True),
         # Streamed: K large enough that a WBUF slot holds two column tiles (three chunks).
-        dense_case(rng, config, min(config.max_k, config.weight_buffer_depth // 4 - 3),
-                   5 * config.cols - 1, rows + 2, resident=False),
+        dense_case(
+            rng,
+            config,
+            min(config.max_k, config.weight_buffer_depth // 4 - 3),
+            5 * config.cols - 1,
+            rows + 2,
+            resident=False,
+        ),
     ]
     if config.rows == config.cols and config.weight_format == INT8:
-        cases += [attention_scores_case(rng, config, 2 * rows + 1, 3 * rows, via_store=False),
-                  attention_scores_case(rng, config, rows + 3, 2 * rows + 1, via_store=True)]
+        cases += [
+            attention_scores_case(rng, config, 2 * rows + 1, 3 * rows, via_store=False),
+            attention_scores_case(rng, config, rows + 3, 2 * rows + 1, via_store=True),
+        ]
     for n, case in enumerate(cases):
         await bench.run(case, idle=0.2 * (n % 2), backpressure=0.4 * (n % 2))
 
@@ -254,14 +274,13 @@ async def seed000_layers(dut):
 async def soft_reset_mid_run_then_clean_run(dut):
     """``soft_reset`` in the middle of a run returns everything to idle (no output, no
     input taken); a following cold run is exact."""
-    cfg, config, seed = bench_setup(dut)
+    _, config, seed = bench_setup(dut)
     bench = EngineBench(dut, config, seed + 3)
     await bench.start()
     rng = np.random.default_rng(seed + 3)
     for attempt in range(3):
         case = random_tt_case(rng, config, attempt)
-        source, sink, task, _, nbeats = await bench.launch(case.program, case.data,
-                                                          backpressure=0.3)
+        _, sink, task, _, nbeats = await bench.launch(case.program, case.data, backpressure=0.3)
         await bench.harness.cycles(int(rng.integers(5, 12 * nbeats // 10 + 6)))
         await bench.pulse("soft_reset")
         task.cancel()
@@ -289,14 +308,27 @@ async def errors_stop_the_run_with_their_code(dut):
     """Illegal instructions, out-of-range addresses, a too-long program and an early TLAST
     stop the run with the register map's code and the instruction's index; a clean run
     follows each."""
-    cfg, config, seed = bench_setup(dut)
+    _, config, seed = bench_setup(dut)
     bench = EngineBench(dut, config, seed + 4)
     await bench.start()
     rng = np.random.default_rng(seed + 4)
     depth = config.act_buffer_depth
     requant = Requant(3, 2, INT8)
-    ok_gemm = Gemm(m_outer=1, m_inner=1, k=2, n=1, a_base=0, a_outer=0, a_inner=0, a_k=1,
-                   b_base=0, b_tile=0, b_k=1, requant=requant, dst_stream=True)
+    ok_gemm = Gemm(
+        m_outer=1,
+        m_inner=1,
+        k=2,
+        n=1,
+        a_base=0,
+        a_outer=0,
+        a_inner=0,
+        a_k=1,
+        b_base=0,
+        b_tile=0,
+        b_k=1,
+        requant=requant,
+        dst_stream=True,
+    )
     load = Load(Buffer.ABUF, 0, 2)
     words = config.a_word_bits * 2 // 64 + 1
     data = np.arange(words, dtype=np.uint64)
@@ -312,27 +344,61 @@ async def errors_stop_the_run_with_their_code(dut):
         ([load, Load(Buffer.ABUF, depth - 1, 2), End()], ADDRESS, 1),
         ([load, Load(Buffer.BIAS, config.bias_buffer_depth, 1), End()], ADDRESS, 1),
         ([load, Sync(), dataclasses.replace(ok_gemm, **{"a_base": depth - 1}), End()], ADDRESS, 2),
-        ([load, dataclasses.replace(ok_gemm, **{"m_outer": 3, "a_outer": depth // 2}), End()],
-         ADDRESS, 1),
-        ([load, dataclasses.replace(ok_gemm, **{"n": 2 * config.cols + 1,
-                        "b_tile": config.weight_buffer_depth // 2}), End()], ADDRESS, 1),
-        ([load, dataclasses.replace(ok_gemm, **{"dst_stream": False, "out_base": depth - 2,
-                        "n": 3, "out_col": 1}), End()], ADDRESS, 1),
-        ([load, dataclasses.replace(ok_gemm, **{"bias_en": True,
-                        "bias_base": config.bias_buffer_depth - 1, "n": 2}), End()],
-         ADDRESS, 1),
+        (
+            [load, dataclasses.replace(ok_gemm, **{"m_outer": 3, "a_outer": depth // 2}), End()],
+            ADDRESS,
+            1,
+        ),
+        (
+            [
+                load,
+                dataclasses.replace(
+                    ok_gemm, **{"n": 2 * config.cols + 1, "b_tile": config.weight_buffer_depth // 2}
+                ),
+                End(),
+            ],
+            ADDRESS,
+            1,
+        ),
+        (
+            [
+                load,
+                dataclasses.replace(
+                    ok_gemm, **{"dst_stream": False, "out_base": depth - 2, "n": 3, "out_col": 1}
+                ),
+                End(),
+            ],
+            ADDRESS,
+            1,
+        ),
+        (
+            [
+                load,
+                dataclasses.replace(
+                    ok_gemm, **{"bias_en": True, "bias_base": config.bias_buffer_depth - 1, "n": 2}
+                ),
+                End(),
+            ],
+            ADDRESS,
+            1,
+        ),
         ([load, Load(Buffer.ABUF, 0, 1)], ILLEGAL, 2),  # ran past the program without END
     ]
     for program, code, pc in cases:
         await bench.expect_error(program, data, code, pc)
         await bench.run(random_tt_case(rng, config, 0))
     # Program longer than the instruction memory, and TLAST inside a LOAD.
-    await bench.expect_error([End()], [], LENGTH, 0, length=config.instruction_depth + 1,
-                             immediate=True)
+    await bench.expect_error(
+        [End()], [], LENGTH, 0, length=config.instruction_depth + 1, immediate=True
+    )
     long_load = Load(Buffer.ABUF, 0, 8)
-    await bench.expect_error([long_load, End()], np.zeros(8 * config.a_word_bits // 64,
-                                                          np.uint64),
-                             TLAST, 0, last_at=BEATS_PER_INSTRUCTION * 2)
+    await bench.expect_error(
+        [long_load, End()],
+        np.zeros(8 * config.a_word_bits // 64, np.uint64),
+        TLAST,
+        0,
+        last_at=BEATS_PER_INSTRUCTION * 2,
+    )
     await bench.run(random_tt_case(rng, config, 1))
 
 
@@ -358,11 +424,14 @@ async def cycles_match_the_cycle_model(dut):
         model = simulate(layer.run, config)
         lanes = config.lanes
         entry = {
-            "layer": name, "tokens": tokens, "cycles": counters["busy_cycles"],
+            "layer": name,
+            "tokens": tokens,
+            "cycles": counters["busy_cycles"],
             "model_cycles": model.cycles,
             "utilization": layer.useful_macs / (counters["busy_cycles"] * lanes),
             "model_utilization": layer.useful_macs / (model.cycles * lanes),
-            "stall_cycles": counters["stall_cycles"], "model_stall_cycles": model.stall_cycles,
+            "stall_cycles": counters["stall_cycles"],
+            "model_stall_cycles": model.stall_cycles,
         }
         dut._log.info("measure %s", entry)
         report.append(entry)
