@@ -18,6 +18,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: dict[str, str] = {
     "demo": "ttaccel.demo",
     "generate": "ttaccel.generate",
+    "train-teacher": "ttaccel.models.cmd_train_teacher",
+    "compress": "ttaccel.models.cmd_compress",
 }
 
 

@@ -1,0 +1,249 @@
+"""The compression configuration: which layers become TT-matrices, their modes, ranks and bits.
+
+A :class:`CompressionConfig` is a frozen dataclass that round-trips to JSON
+(:meth:`CompressionConfig.to_json` / :meth:`CompressionConfig.from_json`). Example::
+
+    {
+      "layers": [
+        {"name": "attention", "rank": 16},
+        {"name": "ffn", "rank": 16},
+        {"name": "word_embeddings", "rank": 32}
+      ],
+      "weight_bits": 4,
+      "power_of_two": false
+    }
+
+Layer names are the groups of :data:`LAYER_GROUPS` (``query``, ``key``, ``value``,
+``attention_output``, ``ffn_in``, ``ffn_out``, ``attention`` = the four attention linears,
+``ffn`` = both FFN linears, ``encoder`` = all six, ``word_embeddings``), applied to every
+encoder layer in ``encoder_layers`` (default all), or full module names of the Hugging Face
+model (``bert.encoder.layer.0.attention.self.query``). A later entry overrides an earlier one
+for the same module. ``in_modes``/``out_modes`` are the input and output factors of seed 000's
+layout (``[24, 32]`` and ``[32, 24]`` for 768 x 768); for ``word_embeddings`` they are the row
+(vocabulary, padded up to their product) and column modes. ``rank`` is one int (a cap on every
+inner rank, clipped to what the modes allow) or the explicit list of ranks.
+``weight_bits`` is 8, 4, 2, or null for a float (unquantized) TT student; activations between
+TT stages are always int8 (the hardware's format).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+__all__ = ["LAYER_GROUPS", "CompressionConfig", "LayerRule", "ResolvedLayer"]
+
+_ENCODER_LINEARS = {
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attention_output": "attention.output.dense",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+}
+LAYER_GROUPS: dict[str, tuple[str, ...]] = {
+    **{k: (k,) for k in _ENCODER_LINEARS},
+    "attention": ("query", "key", "value", "attention_output"),
+    "ffn": ("ffn_in", "ffn_out"),
+    "encoder": tuple(_ENCODER_LINEARS),
+    "word_embeddings": ("word_embeddings",),
+}
+_WORD = "bert.embeddings.word_embeddings"
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """One entry of the config: a group or module name, its rank and (optional) modes."""
+
+    name: str
+    rank: int | tuple[int, ...]
+    in_modes: tuple[int, ...] | None = None
+    out_modes: tuple[int, ...] | None = None
+    cores_per_side: int = 2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"layer name must be a non-empty string, not {self.name!r}")
+        if self.name not in LAYER_GROUPS and not self.name.startswith("bert."):
+            raise ValueError(
+                f"unknown layer name {self.name!r}: expected one of {sorted(LAYER_GROUPS)} or a "
+                f"full module name such as 'bert.encoder.layer.0.attention.self.query'"
+            )
+        rank = self.rank
+        if isinstance(rank, list | tuple):
+            rank = tuple(rank)
+            if not rank or not all(isinstance(r, int) and r >= 1 for r in rank):
+                raise ValueError(
+                    f"layer {self.name!r}: ranks must be positive integers, not {rank}"
+                )
+        elif isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"layer {self.name!r}: rank must be a positive integer, not {rank!r}")
+        object.__setattr__(self, "rank", rank)
+        for key in ("in_modes", "out_modes"):
+            modes = getattr(self, key)
+            if modes is None:
+                continue
+            modes = tuple(modes)
+            if not modes or not all(isinstance(m, int) and m >= 1 for m in modes):
+                raise ValueError(
+                    f"layer {self.name!r}: {key} must be positive integers, not {list(modes)}"
+                )
+            object.__setattr__(self, key, modes)
+        if (self.in_modes is None) != (self.out_modes is None):
+            raise ValueError(f"layer {self.name!r}: give both in_modes and out_modes, or neither")
+        if not isinstance(self.cores_per_side, int) or self.cores_per_side < 1:
+            raise ValueError(
+                f"layer {self.name!r}: cores_per_side must be a positive integer, "
+                f"not {self.cores_per_side!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ResolvedLayer:
+    """A rule applied to one module: full module name, kind (``linear``/``embedding``), rule."""
+
+    module: str
+    kind: str
+    rule: LayerRule
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """Which layers to compress and how (see the module docstring)."""
+
+    layers: tuple[LayerRule, ...]
+    weight_bits: int | None = 4
+    power_of_two: bool = False
+    encoder_layers: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        layers = tuple(
+            rule if isinstance(rule, LayerRule) else LayerRule(**rule) for rule in self.layers
+        )
+        if not layers:
+            raise ValueError("a compression config needs at least one layer rule")
+        object.__setattr__(self, "layers", layers)
+        if self.weight_bits not in (None, 8, 4, 2):
+            raise ValueError(
+                f"weight_bits must be 8, 4, 2 or null (float), not {self.weight_bits!r}"
+            )
+        if self.encoder_layers is not None:
+            object.__setattr__(self, "encoder_layers", tuple(int(i) for i in self.encoder_layers))
+
+    # -- JSON --
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["layers"] = [
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in rule.items()}
+            for rule in data["layers"]
+        ]
+        if data["encoder_layers"] is not None:
+            data["encoder_layers"] = list(data["encoder_layers"])
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CompressionConfig:
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"a compression config must be a JSON object, not {type(data).__name__}"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown compression config keys {unknown}; expected {sorted(known)}")
+        if "layers" not in data or not isinstance(data["layers"], list):
+            raise ValueError("a compression config needs 'layers': a list of layer rules")
+        rule_keys = {f.name for f in fields(LayerRule)}
+        rules = []
+        for i, rule in enumerate(data["layers"]):
+            if not isinstance(rule, dict):
+                raise ValueError(f"layers[{i}] must be an object, not {rule!r}")
+            bad = sorted(set(rule) - rule_keys)
+            if bad:
+                raise ValueError(f"layers[{i}]: unknown keys {bad}; expected {sorted(rule_keys)}")
+            rules.append(LayerRule(**rule))
+        return cls(**{**data, "layers": tuple(rules)})
+
+    @classmethod
+    def from_json(cls, text: str) -> CompressionConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"compression config is not valid JSON: {error}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CompressionConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"compression config {path} does not exist")
+        return cls.from_json(path.read_text())
+
+    @classmethod
+    def uniform(
+        cls, rank: int, weight_bits: int | None, *, embedding_rank: int | None = None,
+        power_of_two: bool = False,
+    ) -> CompressionConfig:  # fmt: skip
+        """All six encoder linears at ``rank`` (auto modes), plus the word embedding when
+        ``embedding_rank`` is given."""
+        rules = [LayerRule("encoder", rank)]
+        if embedding_rank is not None:
+            rules.append(LayerRule("word_embeddings", embedding_rank))
+        return cls(tuple(rules), weight_bits, power_of_two)
+
+    # -- resolution against a model --
+
+    def resolve(self, module_names: set[str], num_layers: int) -> list[ResolvedLayer]:
+        """Map the rules onto a BERT's modules (``module_names``: all names of the
+        ``BertForSequenceClassification``). Raises ValueError for a module name the model
+        lacks, or an encoder layer index out of range."""
+        indices = self.encoder_layers if self.encoder_layers is not None else range(num_layers)
+        for i in indices:
+            if not 0 <= i < num_layers:
+                raise ValueError(
+                    f"encoder_layers has {i}; the model has layers 0..{num_layers - 1}"
+                )
+        chosen: dict[str, ResolvedLayer] = {}
+        for rule in self.layers:
+            if rule.name in LAYER_GROUPS:
+                for kind in LAYER_GROUPS[rule.name]:
+                    if kind == "word_embeddings":
+                        chosen[_WORD] = ResolvedLayer(_WORD, "embedding", rule)
+                        continue
+                    for i in indices:
+                        name = f"bert.encoder.layer.{i}.{_ENCODER_LINEARS[kind]}"
+                        chosen[name] = ResolvedLayer(name, "linear", rule)
+            else:
+                if rule.name not in module_names:
+                    raise ValueError(
+                        f"unknown layer name {rule.name!r}: the model has no such module "
+                        f"(groups: {sorted(LAYER_GROUPS)})"
+                    )
+                kind = "embedding" if rule.name == _WORD else "linear"
+                chosen[rule.name] = ResolvedLayer(rule.name, kind, rule)
+        return list(chosen.values())
+
+
+def check_modes(rule: LayerRule, module: str, rows: int, cols: int, embedding: bool) -> None:
+    """Raise ValueError when the rule's modes do not multiply to the module's dimensions."""
+    if rule.in_modes is None:
+        return
+    p_in, p_out = math.prod(rule.in_modes), math.prod(rule.out_modes)
+    if embedding:
+        if p_in < rows or p_out != cols:
+            raise ValueError(
+                f"layer {module}: row modes {list(rule.in_modes)} x column modes "
+                f"{list(rule.out_modes)} multiply to {p_in} x {p_out}; the embedding is "
+                f"{rows} x {cols} (rows may be padded up, columns must match)"
+            )
+    elif p_in != rows or p_out != cols:
+        raise ValueError(
+            f"layer {module}: modes {list(rule.in_modes)} x {list(rule.out_modes)} multiply to "
+            f"{p_in} x {p_out}, but the layer is {rows} (in) x {cols} (out)"
+        )
