@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "generate": "ttaccel.generate",
     "train-teacher": "ttaccel.models.cmd_train_teacher",
     "compress": "ttaccel.models.cmd_compress",
+    "evaluate": "ttaccel.models.cmd_evaluate",
+    "export": "ttaccel.models.cmd_export",
 }
 
 

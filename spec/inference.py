@@ -1,0 +1,178 @@
+"""Whole-model inference of a BERT sequence classifier from an artifact (NumPy only).
+
+The integer parts are the spec's golden models: every TT linear runs
+:func:`~ttaccel.spec.golden.tt_contract_int` (int8 input codes quantized with the layer's
+``input_scale`` by :func:`~ttaccel.spec.formats.quantize`, int8 output codes at its
+``output_scale``) and the TT word embedding :func:`~ttaccel.spec.golden.tt_embedding_int`.
+Everything else runs in float32 as the PyTorch student does: the embedding sum and LayerNorm,
+attention scores, softmax and the context product, residual adds, GELU (erf form), the
+pooler (tanh) and the classifier, plus any linear left dense (stored as float tensors). These
+are exactly the quantization points of ``ttaccel.models`` (a TT layer fake-quantizes its input
+and its output; nothing else is quantized), so the torch fake-quant model and this model agree
+up to float rounding and rare requantization ties.
+
+Model description (the artifact's ``model_config``, written by ``ttaccel export``)::
+
+    {"architecture": "bert-sequence-classification", "hidden_size": H,
+     "num_hidden_layers": L, "num_attention_heads": A, "intermediate_size": I,
+     "layer_norm_eps": eps, "hidden_act": "gelu", "num_labels": C, ...}
+
+Float tensors and TT layers carry the Hugging Face module names
+(``bert.encoder.layer.0.attention.self.query``; a dense linear stores ``<name>.weight`` as
+(out, in) and ``<name>.bias``). Examples are run one by one at their own length, so no padding
+mask is needed; linear layers see all tokens of a batch of examples at once (rows are
+independent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .artifact import Artifact
+from .formats import INT8, dequantize, quantize
+from .golden import tt_contract_int, tt_embedding_int
+
+__all__ = ["BertInference", "erf", "gelu", "layer_norm"]
+
+_ARCH = "bert-sequence-classification"
+_LINEARS = (
+    "attention.self.query", "attention.self.key", "attention.self.value",
+    "attention.output.dense", "intermediate.dense", "output.dense",
+)  # fmt: skip
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7), float64 internally."""
+    x = np.asarray(x, dtype=np.float64)
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    return sign * (1.0 - poly * np.exp(-a * a))
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """``x * (1 + erf(x / sqrt 2)) / 2`` (BERT's exact GELU), float32 out."""
+    x = np.asarray(x, dtype=np.float32)
+    return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(np.float32)
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm over the last axis in float32 (biased variance, as torch)."""
+    x = np.asarray(x, dtype=np.float32)
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return ((x - mean) / np.sqrt(var + np.float32(eps)) * weight + bias).astype(np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    e = np.exp(x)
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+class BertInference:
+    """A BERT classifier over an :class:`~ttaccel.spec.artifact.Artifact`.
+
+    Merged integer cores of every TT linear are computed once at construction (they are
+    input independent). :meth:`logits` maps token ids to float32 logits.
+    """
+
+    def __init__(self, artifact: Artifact) -> None:
+        cfg = artifact.model_config
+        if cfg.get("architecture") != _ARCH:
+            raise ValueError(
+                f"artifact model architecture must be {_ARCH!r}, found {cfg.get('architecture')!r}"
+            )
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "layer_norm_eps"):
+            if key not in cfg:
+                raise ValueError(f"artifact model description lacks {key!r}")
+        if cfg.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"hidden_act must be 'gelu', found {cfg.get('hidden_act')!r}")
+        self.artifact = artifact
+        self.cfg = cfg
+        self.hidden = int(cfg["hidden_size"])
+        self.layers = int(cfg["num_hidden_layers"])
+        self.heads = int(cfg["num_attention_heads"])
+        self.eps = float(cfg["layer_norm_eps"])
+        self._merged = {n: layer.merged_cores() for n, layer in artifact.tt_linears.items()}
+        self.t = artifact.tensors
+
+    def _tensor(self, name: str) -> np.ndarray:
+        if name not in self.t:
+            raise ValueError(f"artifact has no float tensor {name!r} (nor a TT layer for it)")
+        return self.t[name]
+
+    def linear(self, name: str, x: np.ndarray) -> np.ndarray:
+        """``x`` (R, in) float32 -> (R, out) float32 through TT layer or dense ``name``."""
+        layer = self.artifact.tt_linears.get(name)
+        if layer is None:
+            w = self._tensor(f"{name}.weight")
+            y = x @ w.T
+            if f"{name}.bias" in self.t:
+                y = y + self.t[f"{name}.bias"]
+            return y.astype(np.float32)
+        codes = quantize(x, layer.input_scale, INT8)
+        out = tt_contract_int(codes, self._merged[name], layer.stage_requants, layer.bias)
+        return dequantize(out, layer.output_scale)
+
+    def word_embeddings(self, ids: np.ndarray) -> np.ndarray:
+        """ids (T,) -> (T, H) float32 rows (TT integer lookup or the float table)."""
+        name = "bert.embeddings.word_embeddings"
+        table = self.artifact.tt_embeddings.get(name)
+        if table is None:
+            return self._tensor(f"{name}.weight")[ids]
+        return dequantize(tt_embedding_int(ids, table), table.output_scale)
+
+    def embed(self, ids: np.ndarray, type_ids: np.ndarray) -> np.ndarray:
+        e = "bert.embeddings."
+        x = self.word_embeddings(ids)
+        x = x + self._tensor(f"{e}token_type_embeddings.weight")[type_ids]
+        x = x + self._tensor(f"{e}position_embeddings.weight")[: len(ids)]
+        return layer_norm(x, self._tensor(f"{e}LayerNorm.weight"),
+                          self._tensor(f"{e}LayerNorm.bias"), self.eps)  # fmt: skip
+
+    def logits(
+        self,
+        input_ids: Sequence[Sequence[int]],
+        token_type_ids: Sequence[Sequence[int]] | None = None,
+    ) -> np.ndarray:
+        """Token ids of each example (unpadded lists) -> float32 logits (B, num_labels)."""
+        ids = [np.asarray(i, dtype=np.int64) for i in input_ids]
+        types = (
+            [np.zeros_like(i) for i in ids] if token_type_ids is None
+            else [np.asarray(t, dtype=np.int64) for t in token_type_ids]
+        )  # fmt: skip
+        lengths = [len(i) for i in ids]
+        if min(lengths, default=1) < 1:
+            raise ValueError("every example needs at least one token")
+        starts = np.cumsum([0, *lengths])
+        x = np.concatenate([self.embed(i, t) for i, t in zip(ids, types, strict=True)])
+        dh = self.hidden // self.heads
+        for layer in range(self.layers):
+            p = f"bert.encoder.layer.{layer}."
+            q, k, v = (self.linear(p + n, x) for n in _LINEARS[:3])
+            ctx = np.empty_like(x)
+            for b in range(len(ids)):
+                s = slice(starts[b], starts[b + 1])
+                qh = q[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
+                kh = k[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
+                vh = v[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
+                scores = (qh @ kh.transpose(0, 2, 1)) * np.float32(dh**-0.5)
+                ctx[s] = (_softmax(scores) @ vh).transpose(1, 0, 2).reshape(-1, self.hidden)
+            attn = self.linear(p + "attention.output.dense", ctx)
+            ln = p + "attention.output.LayerNorm."
+            x = layer_norm(
+                attn + x, self._tensor(ln + "weight"), self._tensor(ln + "bias"), self.eps
+            )
+            inter = gelu(self.linear(p + "intermediate.dense", x))
+            out = self.linear(p + "output.dense", inter)
+            x = layer_norm(out + x, self._tensor(p + "output.LayerNorm.weight"),
+                           self._tensor(p + "output.LayerNorm.bias"), self.eps)  # fmt: skip
+        first = x[starts[:-1]]  # the [CLS] token of every example
+        pooled = np.tanh(self.linear("bert.pooler.dense", first)).astype(np.float32)
+        return self.linear("classifier", pooled)

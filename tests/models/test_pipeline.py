@@ -1,0 +1,127 @@
+"""End to end on a tiny random BERT: compress, train (QAT, distillation), save/load, export,
+import, and the golden model against the torch model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ttaccel.cli import main
+from ttaccel.models.compress import load_student, size_report, train_student
+from ttaccel.models.config import CompressionConfig, LayerRule
+from ttaccel.models.export import evaluate_student, export_student
+from ttaccel.models.teacher import load_bert_classifier
+from ttaccel.models.train import LoopConfig
+from ttaccel.spec.artifact import load_artifact
+
+LOOP = LoopConfig(steps=6, batch_size=8, lr=1e-3, eval_every=6, save_every=3, eval_batch_size=16)
+
+
+def _config(bits):
+    return CompressionConfig(
+        (LayerRule("encoder", 4), LayerRule("word_embeddings", 4, (5, 5), (4, 6))), bits
+    )
+
+
+@pytest.fixture(scope="module")
+def int4_student(tmp_path_factory, tiny_checkpoint, tiny_data):
+    out = tmp_path_factory.mktemp("student")
+    result = train_student(tiny_checkpoint, tiny_data, out, _config(4), method="layerwise",
+                           layer_steps=2, loop=LOOP, progress=False)  # fmt: skip
+    return out, result
+
+
+def test_layerwise_int4_student_trains_and_reports(int4_student):
+    out, result = int4_student
+    assert set(result["dev"]) >= {"accuracy"}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert train_rows and all(np.isfinite(r["loss"]) for r in train_rows)
+    sizes = result["sizes"]
+    assert sizes["encoder_linear_ratio"] > 1 and sizes["whole_model_ratio"] > 1
+    assert (out / "student" / "student.pt").is_file()
+
+
+def test_student_round_trip_gives_identical_outputs(int4_student):
+    out, _ = int4_student
+    model, cfg, meta = load_student(out / "student")
+    again, _, _ = load_student(out / "student")
+    ids = torch.tensor([[2, 7, 9, 12, 3]])
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, again(input_ids=ids).logits)
+    assert cfg == _config(4)
+    assert meta["task"] == "SST-2"
+
+
+def test_export_import_and_golden_agree_with_torch(int4_student, tiny_data, tmp_path):
+    out, _ = int4_student
+    info = export_student(out / "student", tmp_path / "a.safetensors")
+    assert info["file_bytes"] == (tmp_path / "a.safetensors").stat().st_size
+    artifact = load_artifact(tmp_path / "a.safetensors")
+    assert len(artifact.tt_linears) == 12 and len(artifact.tt_embeddings) == 1
+    assert all(layer.weight_format.name == "int4" for layer in artifact.tt_linears.values())
+    # Import round trip: the artifact read back gives the same integer layers.
+    model, _, _ = load_student(out / "student")
+    q = model.bert.encoder.layer[0].attention.self.query.to_int()
+    back = artifact.tt_linears["bert.encoder.layer.0.attention.self.query"]
+    for a, b in zip(q.cores, back.cores, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert q.stage_requants == back.stage_requants and np.array_equal(q.bias, back.bias)
+    result = evaluate_student(out / "student", tiny_data, artifact_path=tmp_path / "a.safetensors",
+                              int_sim=True)  # fmt: skip
+    assert result["golden_torch_prediction_agreement"] >= 0.9
+    assert result["golden_torch_max_logit_diff"] < 0.05
+    assert abs(result["golden"]["accuracy"] - result["torch"]["accuracy"]) <= 10
+
+
+def test_e2e_float_student_cannot_be_exported(tmp_path, tiny_checkpoint, tiny_data):
+    result = train_student(tiny_checkpoint, tiny_data, tmp_path, _config(None), method="e2e",
+                           loop=LOOP, progress=False)  # fmt: skip
+    assert "accuracy" in result["dev"]
+    with pytest.raises(ValueError, match="only quantized students can be exported"):
+        export_student(tmp_path / "student", tmp_path / "x.safetensors")
+
+
+def test_size_report_counts_packed_bits(tiny_checkpoint):
+    from ttaccel.models.compress import apply_compression
+
+    teacher = load_bert_classifier(tiny_checkpoint, 2)
+    student = load_bert_classifier(tiny_checkpoint, 2)
+    apply_compression(student, CompressionConfig((LayerRule("ffn_in", 2),), 4))
+    sizes = size_report(student, teacher, 4)
+    # ffn_in is 24 x 48 (+48 bias) per layer, two layers; everything else unchanged.
+    tt = student.bert.encoder.layer[0].intermediate.dense
+    tt_bytes = sum((c.numel() + 1) // 2 for c in tt.cores) + 4 * 48
+    saved = 2 * (4 * (24 * 48 + 48) - tt_bytes)
+    assert sizes["dense_bytes"] - sizes["student_bytes"] == saved
+    assert sizes["dense_encoder_linear_bytes"] - sizes["student_encoder_linear_bytes"] == saved
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, tiny_checkpoint, tiny_data):
+    short = LoopConfig(steps=3, batch_size=8, lr=1e-3, eval_every=3, save_every=3)
+    train_student(tiny_checkpoint, tiny_data, tmp_path, _config(8), method="e2e", loop=short,
+                  progress=False)  # fmt: skip
+    full = LoopConfig(steps=6, batch_size=8, lr=1e-3, eval_every=6, save_every=3)
+    train_student(tiny_checkpoint, tiny_data, tmp_path, _config(8), method="e2e", loop=full,
+                  progress=False)  # fmt: skip
+    steps = [json.loads(r)["step"] for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and max(steps) == 6
+    state = torch.load(tmp_path / "state.pt", weights_only=False)
+    assert state["step"] == 6
+
+
+def test_cli_compress_evaluate_export(tmp_path, tiny_checkpoint, tiny_data):
+    out = tmp_path / "cli"
+    assert main(["compress", "--teacher", str(tiny_checkpoint), "--data", str(tiny_data),
+                 "--out", str(out), "--rank", "3", "--bits", "8", "--method", "e2e",
+                 "--steps", "2", "--batch-size", "8", "--no-progress"]) == 0  # fmt: skip
+    assert main(["evaluate", "--student", str(out / "student"), "--data", str(tiny_data),
+                 "--json", str(tmp_path / "r.json")]) == 0  # fmt: skip
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert {"torch", "golden", "golden_torch_prediction_agreement"} <= set(result)
+    assert main(["export", "--student", str(out / "student"),
+                 "--out", str(tmp_path / "m.safetensors")]) == 0  # fmt: skip
+    assert load_artifact(tmp_path / "m.safetensors").tt_linears
