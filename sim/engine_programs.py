@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ttaccel.spec.accel_config import AccelConfig
-from ttaccel.spec.compiler import CompiledLayer, LayerDoesNotFit, compile_dense, compile_tt_linear
+from ttaccel.spec.compiler import (
+    CompiledLayer,
+    LayerDoesNotFit,
+    compile_attention_scores,
+    compile_dense,
+    compile_tt_linear,
+)
 from ttaccel.spec.formats import FORMATS, INT8, NumberFormat, Requant, requantize
 from ttaccel.spec.golden import QuantTTLinear, gemm_int, tt_linear_int
 from ttaccel.spec.isa import (
@@ -34,6 +40,7 @@ from ttaccel.spec.tt import TTShape, best_plan, tt_layer_modes
 __all__ = [
     "Case",
     "attention_scores_case",
+    "compiled_scores_case",
     "compute_beats",
     "dense_case",
     "random_codes",
@@ -282,6 +289,26 @@ def attention_scores_case(
         want,
         decode,
         tokens * tokens * dim,
+    )
+
+
+def compiled_scores_case(rng, config: AccelConfig, tokens: int, head_dim: int) -> Case:
+    """Attention scores through :func:`compile_attention_scores` (the compiler's layout:
+    queries and keys interleaved per token block), checked against ``gemm_int``."""
+    requant = Requant(int(rng.integers(1, 2**16)), int(rng.integers(8, 20)), INT8)
+    compiled = compile_attention_scores(tokens, head_dim, requant, config)
+    q = random_codes(rng, INT8, (tokens, head_dim), extreme=True)
+    k = random_codes(rng, INT8, (tokens, head_dim))
+    x = np.concatenate([q, k], axis=1)
+    want = requantize(gemm_int(q, k.T), requant)
+    return Case(
+        f"compiled scores {tokens} tokens, head {head_dim}",
+        list(compiled.cold()),
+        compiled.cold_stream(x),
+        want,
+        compiled.decode_output,
+        tokens * tokens * head_dim,
+        compiled,
     )
 
 

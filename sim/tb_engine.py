@@ -24,9 +24,11 @@ from ttaccel.hw.interfaces import STREAM_BEAT
 from ttaccel.sim.engine_programs import (
     Case,
     attention_scores_case,
+    compiled_scores_case,
     compute_beats,
     dense_case,
     program_words,
+    random_codes,
     random_tt_case,
     seed000_case,
 )
@@ -42,9 +44,11 @@ from ttaccel.spec.isa import (
     Gemm,
     Load,
     Machine,
+    Store,
     Sync,
     execute_stream,
 )
+from ttaccel.spec.packing import pack_words
 from ttaccel.spec.regmap import ERROR_CODES
 
 ILLEGAL, ADDRESS, LENGTH, TLAST = 1, 2, 3, 5
@@ -254,6 +258,7 @@ async def dense_and_attention_scores(dut):
         cases += [
             attention_scores_case(rng, config, 2 * rows + 1, 3 * rows, via_store=False),
             attention_scores_case(rng, config, rows + 3, 2 * rows + 1, via_store=True),
+            compiled_scores_case(rng, config, 3 * rows - 1, 2 * rows + 3),
         ]
     for n, case in enumerate(cases):
         await bench.run(case, idle=0.2 * (n % 2), backpressure=0.4 * (n % 2))
@@ -437,3 +442,58 @@ async def cycles_match_the_cycle_model(dut):
         report.append(entry)
     with open("measure.json", "w") as handle:
         json.dump(report, handle, indent=2)
+
+
+@cocotb.test()
+async def back_to_back_tiles_have_no_bubbles(dut):
+    """Two GEMMs of nine tiles each (three row tiles x three column tiles, ``k`` = 16), results
+    to ABUF, then a STORE: the array takes a beat on every cycle of a GEMM (double-buffered
+    accumulators: no bubble between tiles) and the second GEMM follows the first after exactly
+    one idle cycle (the cycle model's ``gemm_issue``)."""
+    _, config, seed = bench_setup(dut)
+    bench = EngineBench(dut, config, seed + 6)
+    await bench.start()
+    rng = np.random.default_rng(seed + 6)
+    rows, cols, k, row_tiles = config.rows, config.cols, 16, 3
+    n = 3 * cols
+    a_words = random_codes(rng, INT8, (row_tiles * k, rows))
+    b_words = random_codes(rng, config.weight_format, (3 * k, cols))
+    requant = Requant(int(rng.integers(1, 2**16)), 14, INT8)
+    out = row_tiles * k
+    gemm = Gemm(
+        m_outer=row_tiles, m_inner=1, k=k, n=n, a_base=0, a_outer=k, a_inner=0, a_k=1,
+        b_base=0, b_tile=k, b_k=1, requant=requant, out_base=out, out_outer=n, out_col=1,
+    )  # fmt: skip
+    program = [
+        Load(Buffer.ABUF, 0, row_tiles * k),
+        Load(Buffer.WBUF, 0, 3 * k, signal=True),
+        dataclasses.replace(gemm, wait=True),
+        dataclasses.replace(gemm, out_base=out + row_tiles * n),
+        Store(out, 2 * row_tiles * n),
+        End(),
+    ]
+    data = np.concatenate([
+        pack_words(a_words.reshape(-1), INT8, STREAM_BITS),
+        pack_words(b_words.reshape(-1), config.weight_format, STREAM_BITS),
+    ])  # fmt: skip
+    fires: list[int] = []
+
+    async def monitor():  # a beat entered the array in the cycles where MACS_ISSUED grows
+        previous = 0
+        while True:
+            await RisingEdge(bench.harness.clk)
+            await ReadOnly()
+            macs = int(dut.macs_issued.value)
+            if macs > previous:
+                fires.append(bench.harness.cycle)
+            previous = macs
+
+    watch = cocotb.start_soon(monitor())
+    await bench.run(Case("back-to-back", program, data))
+    watch.cancel()
+    beats = 9 * k
+    assert len(fires) == 2 * beats, len(fires)
+    first, second = fires[:beats], fires[beats:]
+    assert first == list(range(first[0], first[0] + beats)), "bubble inside the first GEMM"
+    assert second == list(range(second[0], second[0] + beats)), "bubble inside the second GEMM"
+    assert second[0] - first[-1] == 2, f"{second[0] - first[-1] - 1} idle cycles between GEMMs"

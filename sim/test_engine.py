@@ -41,7 +41,7 @@ SEED000 = AccelConfig(
 
 ALL_TESTS = (
     "random_tt_layers,dense_and_attention_scores,soft_reset_mid_run_then_clean_run,"
-    "errors_stop_the_run_with_their_code"
+    "errors_stop_the_run_with_their_code,back_to_back_tiles_have_no_bubbles"
 )
 
 # (id, simulator, config, cocotb tests, TTACCEL_TB entries)
