@@ -36,14 +36,16 @@ class Harness:
         self.cycle = 0
         self._period = period_ns
 
-    async def start(self, reset_cycles: int = 3) -> None:
-        """Start the clock, hold reset for ``reset_cycles`` edges, count cycles from there."""
+    async def start(self, reset_cycles: int = 3, *, count_cycles: bool = True) -> None:
+        """Start the clock, hold reset for ``reset_cycles`` edges, then count cycles unless
+        ``count_cycles`` is false (long free-running simulations: no Python per cycle)."""
         Clock(self.clk, self._period, unit="ns").start()
         self.dut.rst.value = 1
         for _ in range(reset_cycles):
             await RisingEdge(self.clk)
         self.dut.rst.value = 0
-        cocotb.start_soon(self._count())
+        if count_cycles:
+            cocotb.start_soon(self._count())
 
     async def _count(self) -> None:
         while True:
