@@ -11,6 +11,12 @@ are exactly the quantization points of ``ttaccel.models`` (a TT layer fake-quant
 and its output; nothing else is quantized), so the torch fake-quant model and this model agree
 up to float rounding and rare requantization ties.
 
+Speed: the integer GEMMs of the TT layers run as float64 BLAS products of the integer codes
+(:func:`tt_contract_exact`). Every product and partial sum is an integer below
+``128 * 128 * K < 2**53``, so float64 represents it exactly and the result equals
+:func:`~ttaccel.spec.golden.tt_contract_int` bit for bit (tested); the int32 accumulator check
+and :func:`~ttaccel.spec.formats.requantize` are the golden model's.
+
 Model description (the artifact's ``model_config``, written by ``ttaccel export``)::
 
     {"architecture": "bert-sequence-classification", "hidden_size": H,
@@ -31,10 +37,45 @@ from collections.abc import Sequence
 import numpy as np
 
 from .artifact import Artifact
-from .formats import INT8, dequantize, quantize
-from .golden import tt_contract_int, tt_embedding_int
+from .formats import ACC_BITS, INT8, Requant, dequantize, quantize, requantize
+from .golden import tt_embedding_int
+from .tt import contract_core, tt_shape_of
 
-__all__ = ["BertInference", "erf", "gelu", "layer_norm"]
+__all__ = ["BertInference", "erf", "gelu", "layer_norm", "tt_contract_exact"]
+
+_ACC_MIN, _ACC_MAX = -(2 ** (ACC_BITS - 1)), 2 ** (ACC_BITS - 1) - 1
+
+
+def _acc(state: np.ndarray, core: np.ndarray, what: str) -> np.ndarray:
+    acc = contract_core(state, core)  # float64 holding exact integers
+    if acc.size and (acc.min() < _ACC_MIN or acc.max() > _ACC_MAX):
+        raise OverflowError(f"{what}: accumulator leaves int{ACC_BITS}: [{acc.min()}, {acc.max()}]")
+    return acc.astype(np.int64)
+
+
+def tt_contract_exact(
+    x: np.ndarray,
+    cores: Sequence[np.ndarray],
+    stage_requants: Sequence[Requant],
+    bias: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`~ttaccel.spec.golden.tt_contract_int` with the GEMMs in float64 (exact, see the
+    module docstring): int8 codes ``x`` (B, M), merged integer cores, one requant per stage,
+    int32 bias at the last stage. Returns int8 codes (B, N)."""
+    shape = tt_shape_of(cores)
+    batch = x.shape[0]
+    state = np.asarray(x, dtype=np.float64).reshape(batch, 1, shape.in_modes[0], -1)
+    last = shape.num_cores - 1
+    for k, (core, requant) in enumerate(zip(cores, stage_requants, strict=True)):
+        acc = _acc(state, np.asarray(core, dtype=np.float64), f"stage {k}")
+        if k == last:
+            return requantize(acc.reshape(batch, shape.out_features), requant, bias)
+        p, n, r_next, rest = acc.shape
+        nxt = shape.in_modes[k + 1]
+        codes = requantize(acc, requant).astype(np.float64)
+        state = codes.reshape(p * n, r_next, nxt, rest // nxt)
+    raise AssertionError("unreachable")
+
 
 _ARCH = "bert-sequence-classification"
 _LINEARS = (
@@ -117,7 +158,7 @@ class BertInference:
                 y = y + self.t[f"{name}.bias"]
             return y.astype(np.float32)
         codes = quantize(x, layer.input_scale, INT8)
-        out = tt_contract_int(codes, self._merged[name], layer.stage_requants, layer.bias)
+        out = tt_contract_exact(codes, self._merged[name], layer.stage_requants, layer.bias)
         return dequantize(out, layer.output_scale)
 
     def word_embeddings(self, ids: np.ndarray) -> np.ndarray:
