@@ -54,18 +54,24 @@ class SystolicArray(wiring.Component):
         When a PE finishes a sum it copies it into its row's hold register in the same cycle
         as it starts the next tile's sum, so back-to-back tiles need no bubble. Hold row r is
         "full" once its last PE has copied; the drain sends full rows in order. The whole array
-        advances together; it stalls only if a finishing PE would overwrite a hold row that has
-        not been drained yet (output back-pressure). So that no tile can be stalled behind an
-        incomplete row, a tile's ``last`` beat is accepted at least ``min_tile_spacing``
-        cycles after the previous one.
+        advances together (one clock enable, computed from registers only); it stalls only
+        if a finishing PE would overwrite a hold row that has not been drained yet (output
+        back-pressure, or tiles shorter than ``rows`` outrunning the drain). So that no tile
+        can be stalled behind an incomplete row, a tile's ``last`` beat is accepted at least
+        ``min_tile_spacing`` cycles after the previous one.
 
     Throughput and latency
         One beat (``rows * cols`` MACs) per cycle. Back-to-back tiles of
         ``K >= bubble_free_k`` run without a single idle cycle when the output is always
         ready; in general a run of tiles takes at most ``sum(max(K, bubble_free_k))``
-        cycles. Row 0 of a tile is valid
-        ``latency = pe_cols + 2`` cycles after its ``last`` beat is accepted; row r follows r
-        cycles later.
+        cycles. Row 0 of a tile is valid ``latency = pe_cols + 2`` cycles after its ``last``
+        beat is accepted; row r follows r cycles later.
+
+    Resources
+        ``rows * pe_cols`` PEs (see the provider's ``dsps_per_pe``), two ``acc_bits`` registers
+        per output (accumulator and hold), the skew registers (``rows * (rows - 1) / 2``
+        activations, ``pe_cols * (pe_cols - 1) / 2`` weight groups) and a ``rows``-to-1 row
+        multiplexer on the drain.
     """
 
     def __init__(self, *, rows: int, cols: int, macp: MacProvider, k_max: int):

@@ -6,9 +6,10 @@ share one. Use one pytest test per (simulator, configuration) and let the cocotb
 every stimulus variant on that build.
 
 Environment knobs (all optional)
-    ``TTACCEL_WAVES=1``: record waves (Verilator: ``dump.vcd``; Icarus: ``waves.vcd``) in the
+    ``TTACCEL_WAVES=1``: record waves (Verilator: ``dump.vcd``; Icarus: ``waves.fst``) in the
     build directory. ``TTACCEL_SEED=<int>``: replay a random test with that seed (every random
-    test prints the seed it used).
+    test prints the seed it used). Leave cocotb's own ``WAVES`` unset: it overrides the
+    runner's wave settings silently.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def run_cocotb(
         dump = build_dir / "ttaccel_waves.v"
         _write_if_changed(dump, (
             "module ttaccel_waves;\n"
-            f'  initial begin $dumpfile("waves.vcd"); $dumpvars(0, {TOPLEVEL}); end\n'
+            f'  initial begin $dumpfile("waves.fst"); $dumpvars(0, {TOPLEVEL}); end\n'
             "endmodule\n"
         ))
         sources.append(dump)
@@ -164,7 +165,9 @@ def run_cocotb(
             test_dir=build_dir,
             extra_env=env,
             testcase=testcase,
-            waves=waves and sim == "verilator",
+            # Icarus: the runner's waves flag only selects vvp's FST writer (else "-none",
+            # which silences $dumpfile); the dump module comes from the build above.
+            waves=waves,
             timescale=("1ns", "1ps"),
         )
     except SystemExit as exc:  # the runner exits when a cocotb test fails under pytest
