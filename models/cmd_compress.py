@@ -110,6 +110,8 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import shlex
+    import sys
 
     import torch
 
@@ -123,5 +125,11 @@ def run(args: argparse.Namespace) -> int:
         task=args.task, max_length=args.max_length, train_subset=args.train_subset,
         loop=loop_config(args), init_from=args.init_from, progress=not args.no_progress,
     )  # fmt: skip
+    result["command"] = "ttaccel " + shlex.join(sys.argv[1:])
+    out = args.out / "result.json"
+    if out.is_file():  # rank 0 wrote it: add the command line that produced it
+        saved = json.loads(out.read_text())
+        saved["command"] = result["command"]
+        out.write_text(json.dumps(saved, indent=2))
     print(json.dumps({"dev": result["dev"], "sizes": result["sizes"]}))
     return 0

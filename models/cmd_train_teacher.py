@@ -119,6 +119,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import shlex
+    import sys
 
     import torch
 
@@ -131,5 +133,11 @@ def run(args: argparse.Namespace) -> int:
         max_length=args.max_length, train_subset=args.train_subset, loop=loop_config(args),
         progress=not args.no_progress,
     )  # fmt: skip
+    result["command"] = "ttaccel " + shlex.join(sys.argv[1:])
+    out = args.out / "result.json"
+    if out.is_file():  # rank 0 wrote it: add the command line that produced it
+        saved = json.loads(out.read_text())
+        saved["command"] = result["command"]
+        out.write_text(json.dumps(saved, indent=2))
     print(json.dumps(result["dev"]))
     return 0

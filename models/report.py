@@ -1,0 +1,147 @@
+"""Collect measured runs into the ``models-accuracy`` section of docs/results.md and a PNG plot.
+
+Input: a runs manifest (JSON list), one entry per row, written by hand from the commands that
+were actually run::
+
+    [{"name": "teacher", "result": "build/teacher-sst2/result.json",
+      "command": "ttaccel train-teacher ..."},
+     {"name": "TT r64 INT4", "result": "build/students/r64-4/result.json",
+      "command": "ttaccel compress ...", "eval": "build/eval/r64-4.json",
+      "eval_command": "ttaccel evaluate ...", "export": "build/eval/r64-4-export.json",
+      "export_command": "ttaccel export ..."}]
+
+Every figure in the table is read from those files; nothing is typed in. Usage::
+
+    python -m ttaccel.models.report MANIFEST [--plot build/results/accuracy.png] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main", "render"]
+
+# Seed 000 (BERT-base, SST-2 dev, its teacher 92.8): (size ratio, accuracy) from the paper.
+SEED000 = [(17, 89.6, "r50 INT8"), (35, 89.2, "r50 INT4"), (45, 89.2, "r30 INT8"),
+           (88, 88.3, "r30 INT4")]  # fmt: skip
+SEED000_TEACHER = 92.8
+
+
+def _load(path: str | None) -> dict | None:
+    if not path:
+        return None
+    p = Path(path)
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _acc(metrics: dict | None) -> str:
+    return f"{metrics['accuracy']:.2f}" if metrics and "accuracy" in metrics else "n/a"
+
+
+def render(runs: list[dict]) -> tuple[str, list[dict]]:
+    """Markdown of the table and the plotted points."""
+    teacher_acc = None
+    lines = [
+        "| model | core bits | TT ranks (cap) | SST-2 dev acc, torch | acc, artifact via golden "
+        "model | golden = torch predictions | whole-model ratio | encoder-linear ratio | "
+        "artifact bytes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    points, commands = [], []
+    for run in runs:
+        result = _load(run["result"])
+        if result is None:
+            lines.append(f"| {run['name']} | (not finished: no {run['result']}) |||||||")
+            continue
+        ev, ex = _load(run.get("eval")), _load(run.get("export"))
+        comp = result.get("compression")
+        sizes = result.get("sizes", {})
+        if comp is None:  # the teacher
+            teacher_acc = result["dev"]["accuracy"]
+            lines.append(f"| {run['name']} (dense fp32) | 32 | - | {_acc(result['dev'])} | - | - "
+                         "| 1x | 1x | - |")  # fmt: skip
+        else:
+            bits = comp["weight_bits"] or 32
+            ranks = ", ".join(str(r["rank"]) for r in comp["layers"])
+            torch_acc = ev["torch"] if ev else result["dev"]
+            golden = _acc(ev.get("golden")) if ev else "not run"
+            agree = ev.get("golden_torch_prediction_agreement") if ev else None
+            agree_s = f"{100 * agree:.1f}%" if agree is not None else "-"
+            art = f"{ex['file_bytes']:,}" if ex else "-"
+            lines.append(
+                f"| {run['name']} | {bits} | {ranks} | {_acc(torch_acc)} | {golden} | {agree_s} "
+                f"| {sizes['whole_model_ratio']:.1f}x | {sizes['encoder_linear_ratio']:.1f}x "
+                f"| {art} |"
+            )
+            points.append({"name": run["name"], "bits": bits, "acc": torch_acc["accuracy"],
+                           "enc": sizes["encoder_linear_ratio"],
+                           "whole": sizes["whole_model_ratio"]})  # fmt: skip
+        commands.append(f"- {run['name']}: `{result.get('command') or run['command']}`")
+        for key in ("eval_command", "export_command"):
+            if run.get(key):
+                commands.append(f"  - `{run[key]}`")
+    text = "\n".join(lines) + "\n\nCommands (in this order):\n\n" + "\n".join(commands)
+    if teacher_acc is not None:
+        for p in points:
+            p["drop"] = teacher_acc - p["acc"]
+    return text, points
+
+
+def plot(points: list[dict], teacher_acc: float | None, path: Path) -> None:
+    """Accuracy drop from the teacher against encoder-linear compression, with seed 000."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    markers = {32: "o", 8: "s", 4: "^", 2: "v"}
+    for p in points:
+        if "drop" in p:
+            ax.scatter(p["enc"], p["drop"], marker=markers.get(p["bits"], "x"), s=50,
+                       label=f"ours: {p['name']}")  # fmt: skip
+    ax.scatter([s[0] for s in SEED000], [SEED000_TEACHER - s[1] for s in SEED000], c="gray",
+               marker="x", label="seed 000 (BERT-base, size ratio)")  # fmt: skip
+    ax.axhline(2.0, color="red", lw=0.8, ls="--", label="target: 2.0-point drop")
+    ax.set_xscale("log")
+    ax.set_xlabel("compression (ours: encoder-linear bytes vs dense fp32)")
+    ax.set_ylabel("SST-2 dev accuracy drop from teacher (points)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("manifest", type=Path, help="runs manifest JSON (see module docstring)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("build/results/accuracy.png"),
+        help="PNG to write (default build/results/accuracy.png)",
+    )
+    parser.add_argument("--intro", default="", help="paragraph placed above the table")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    runs = json.loads(args.manifest.read_text())
+    text, points = render(runs)
+    teacher = next((_load(r["result"]) for r in runs if r["name"] == "teacher"), None)
+    plot(points, teacher["dev"]["accuracy"] if teacher else None, args.plot)
+    body = (args.intro + "\n\n" if args.intro else "") + text
+    body += f"\n\nPlot: `{args.plot}` (accuracy drop against compression, with seed 000's points)."
+    print(body)
+    if not args.no_write:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+        from results_doc import write_section
+
+        write_section("models-accuracy", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
