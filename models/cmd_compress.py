@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cmd_train_teacher import add_loop_arguments, loop_config
+from .cmd_train_teacher import add_loop_arguments, limit_blas_threads, loop_config
 
 HELP = "compress a BERT teacher into TT layers and train the student (QAT, distillation)"
 
@@ -109,6 +109,8 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads:  # before torch/NumPy load
+        limit_blas_threads(args.threads)
     import json
     import shlex
     import sys

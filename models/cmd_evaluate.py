@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .cmd_train_teacher import limit_blas_threads
+
 HELP = "evaluate a student on the dev set: torch fake-quant and the integer golden model"
 
 
@@ -60,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads:  # before torch/NumPy load
+        limit_blas_threads(args.threads)
     import torch
 
     from .export import dumps, evaluate_student
