@@ -35,7 +35,7 @@ from amaranth import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..spec.formats import BINARY, INT2, INT4, INT8, TERNARY, NumberFormat
+from ..spec.formats import ACC_BITS, BINARY, INT2, INT4, INT8, TERNARY, NumberFormat
 
 __all__ = [
     "ACTIVATION_BITS",
@@ -98,10 +98,21 @@ class MacProvider(abc.ABC):
         return min(corners), max(corners)
 
     def accumulator_bits(self, k_max: int) -> int:
-        """Accumulator width for sums of up to ``k_max`` products: never overflows."""
+        """Accumulator width for sums of up to ``k_max`` products: never overflows.
+
+        Raises ValueError if that exceeds the spec's ``ACC_BITS`` (32): the requantizer and
+        the golden models take int32 accumulators.
+        """
         k_max = _positive_int(k_max, "K max")
         lo, hi = self.product_range()
-        return signed_bits(k_max * lo, k_max * hi)
+        bits = signed_bits(k_max * lo, k_max * hi)
+        if bits > ACC_BITS:
+            limit = (2 ** (ACC_BITS - 1) - 1) // max(-lo, hi)
+            raise ValueError(
+                f"K max must be at most {limit} for {self.weight_format.name} weights "
+                f"({ACC_BITS}-bit accumulators), not {k_max!r}"
+            )
+        return bits
 
     @property
     def dsps_per_pe(self) -> int:

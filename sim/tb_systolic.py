@@ -63,7 +63,7 @@ async def run_tiles(dut, tiles, *, idle, backpressure, seed, exact_latency=False
     beats = [beat for a, b in tiles for beat in tile_beats(fmt, a, b)]
     await source.send(beats)
     rows = array.rows
-    await sink.wait_for(rows * len(tiles), timeout_cycles=40 * (len(beats) + rows * len(tiles)))
+    await sink.wait_for(rows * len(tiles), timeout_cycles=12 * (len(beats) + rows * len(tiles)))
     await sink.assert_quiet(array.latency + rows + 8)
 
     accepted = decode_beats(fmt, source.sent)

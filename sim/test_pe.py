@@ -48,6 +48,13 @@ def test_accumulator_width_is_the_worst_case(provider, k_max, bits):
     assert provider.accumulator_bits(k_max) == bits
 
 
+def test_accumulators_stay_within_int32():
+    # int8: 131071 * 16384 = 2**31 - 16384 fits int32; 131072 * 16384 = 2**31 does not.
+    assert Int8Dsp().accumulator_bits(131071) == 32
+    with pytest.raises(ValueError, match="K max must be at most 131071 for int8 weights"):
+        Int8Dsp().accumulator_bits(131072)
+
+
 def test_rejects_bad_parameters():
     with pytest.raises(ValueError, match="K max must be a positive integer, not 0"):
         ProcessingElement(provider=Int8Dsp(), k_max=0)
