@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The engine: parameter checks, Verilog lint, and cocotb runs on Verilator and Icarus.
 
 Builds (one per simulator and configuration), all small enough to build in seconds:
