@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ttaccel.hw.engine import Engine
 from ttaccel.sim.runner import BUILD_ROOT, run_cocotb, test_seed
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--layers", nargs="+", default=["attention", "ffn"],
-                        choices=["attention", "ffn"])  # fmt: skip
+                        choices=["attention", "ffn", "attention-dense", "ffn-dense"])  # fmt: skip
+    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
     config = AccelConfig()
     tb = {"config": config.to_dict(), "seed": test_seed(), "random_layers": 0, "seed000": [],
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                test_module="ttaccel.sim.tb_engine", config=tb,
                testcase="cycles_match_the_cycle_model")  # fmt: skip
     report = json.loads((BUILD_ROOT / "verilator" / CONFIG_NAME / "measure.json").read_text())
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
     print(f"{'layer':10} {'tokens':>6} {'cycles':>8} {'model':>8} {'error':>7} {'util':>6} "
           f"{'model util':>10}")  # fmt: skip
     worst = 0.0

@@ -1,0 +1,93 @@
+"""Cycles of seed 000's TT layers on the generated engine, measured in RTL simulation.
+
+Runs ``python -m ttaccel.sim.measure_engine`` (Verilator + cocotb, the default 16 x 16 int8
+:class:`~ttaccel.spec.accel_config.AccelConfig`; every output beat is checked bit-exactly
+against the reference executor) for seed 000's attention (768 x 768) and FFN (768 x 3072) TT
+layers at 128 tokens with their cores resident, and for the same layers as dense int8 GEMMs on
+the same array (weights streamed, as they do not fit on chip). Writes cycles, utilization
+(useful MACs / (cycles x MAC lanes)), the analytic cycle model's prediction and the dense / TT
+ratio to docs/results.md (section ``engine-cycles``). The 16 x 16 build takes 10-20 minutes.
+
+    python bench/bench_engine_cycles.py [--tokens 128] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_doc import write_section
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ["attention", "ffn", "attention-dense", "ffn-dense"]
+
+
+def measure(tokens: int) -> list[dict]:
+    out = ROOT / "build" / "bench" / "engine_cycles.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "ttaccel.sim.measure_engine", "--tokens", str(tokens),
+               "--layers", *LAYERS, "--json", str(out)]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT)
+    if not out.exists():
+        raise SystemExit(f"measurement failed (exit {result.returncode}); no report written")
+    return json.loads(out.read_text())
+
+
+def to_markdown(report: list[dict], command: str) -> str:
+    by_name = {entry["layer"]: entry for entry in report}
+    lines = [
+        "## Engine cycles on seed 000's layers (issue 4)",
+        "",
+        "RTL simulation (Verilator + cocotb) of the generated engine, default configuration "
+        "(16 x 16 int8 MAC lanes with DSP packing), outputs checked bit-exactly against the "
+        "reference executor. TT layers run with their cores resident (loaded once per layer by "
+        "the setup program); the dense GEMMs stream their int8 weights with the run. "
+        f"Utilization = useful MACs / (cycles x 256 lanes). Command: `{command}`.",
+        "",
+        "| layer | tokens | RTL cycles | model cycles | model error | utilization (RTL) | "
+        "dense GEMM cycles (RTL) | dense / TT cycles |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("attention", "ffn"):
+        tt, dense = by_name[name], by_name.get(f"{name}-dense")
+        error = tt["cycles"] / tt["model_cycles"] - 1
+        dense_cycles = f"{dense['cycles']}" if dense else "not measured"
+        ratio = f"{dense['cycles'] / tt['cycles']:.1f}x" if dense else "-"
+        lines.append(
+            f"| {name} ({'768x768' if name == 'attention' else '768x3072'}) | {tt['tokens']} | "
+            f"{tt['cycles']} | {tt['model_cycles']} | {error:+.2%} | "
+            f"{tt['utilization']:.1%} | {dense_cycles} | {ratio} |"
+        )
+    for name in ("attention-dense", "ffn-dense"):
+        if name in by_name:
+            d = by_name[name]
+            lines.append(
+                f"\n{name}: {d['cycles']} RTL cycles, model {d['model_cycles']} "
+                f"({d['cycles'] / d['model_cycles'] - 1:+.2%}), utilization {d['utilization']:.1%}."
+            )
+    lines += ["", "At 100 MHz a cycle is 10 ns (a target clock, not a measured Zynq timing)."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    args = parser.parse_args()
+    report = measure(args.tokens)
+    command = "python bench/bench_engine_cycles.py" + (
+        f" --tokens {args.tokens}" if args.tokens != 128 else ""
+    )
+    table = to_markdown(report, command)
+    print(table)
+    if not args.no_write:
+        write_section("engine-cycles", table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
