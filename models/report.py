@@ -67,7 +67,7 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
             bits = comp["weight_bits"] or 32
             ranks = ", ".join(str(r["rank"]) for r in comp["layers"])
             torch_acc = ev["torch"] if ev else result["dev"]
-            golden = _acc(ev.get("golden")) if ev else "not run"
+            golden = _acc(ev.get("golden")) if ev else ("- (float)" if bits == 32 else "not run")
             agree = ev.get("golden_torch_prediction_agreement") if ev else None
             agree_s = f"{100 * agree:.1f}%" if agree is not None else "-"
             art = f"{ex['file_bytes']:,}" if ex else "-"
@@ -78,12 +78,21 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
             )
             points.append({"name": run["name"], "bits": bits, "acc": torch_acc["accuracy"],
                            "enc": sizes["encoder_linear_ratio"],
-                           "whole": sizes["whole_model_ratio"]})  # fmt: skip
+                           "whole": sizes["whole_model_ratio"],
+                           "dense": sizes.get("dense_bytes")})  # fmt: skip
         commands.append(f"- {run['name']}: `{result.get('command') or run['command']}`")
         for key in ("eval_command", "export_command"):
             if run.get(key):
                 commands.append(f"  - `{run[key]}`")
-    text = "\n".join(lines) + "\n\nCommands (in this order):\n\n" + "\n".join(commands)
+    dense = next((p["dense"] for p in points if p.get("dense")), None)
+    text = "\n".join(lines)
+    if dense:
+        text += (
+            f"\n\nBytes: dense fp32 teacher {dense:,} (parameters); ratios count TT cores "
+            "packed at their bit width, biases at 4 bytes, every other parameter at fp32; "
+            "artifact bytes are the exported file (`ttaccel export`)."
+        )
+    text += "\n\nCommands (in this order):\n\n" + "\n".join(commands)
     if teacher_acc is not None:
         for p in points:
             p["drop"] = teacher_acc - p["acc"]
