@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-stamp
 # Pytest workers: sim builds are per configuration, so two workers are safe on 2 cores.
 JOBS   ?= 2
 
-.PHONY: setup test test-fast demo lint format synth bench clean
+.PHONY: setup test test-fast demo lint format synth bench bench-engine clean
 
 setup: $(STAMP)
 
@@ -41,8 +41,14 @@ format: setup
 synth: setup
 	$(BIN)/python -m ttaccel.hw.board --out build/synth
 
+# Benchmarks write their tables into docs/results.md; bench-engine rebuilds the 16x16 engine
+# in Verilator (10-20 minutes the first time).
 bench: setup
 	$(BIN)/python bench/bench_tt_contraction.py
+	$(BIN)/python bench/bench_tt_linear.py
+
+bench-engine: setup
+	$(BIN)/python bench/bench_engine_cycles.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
