@@ -33,7 +33,6 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.accel_config import AccelConfig
-from ..spec.formats import INT8
 from .dispatch import EXEC_LAYOUT
 from .gearbox import BeatPacker
 from .interfaces import STREAM_BEAT
@@ -66,7 +65,7 @@ class ExecuteEngine(wiring.Component):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"Config must be an AccelConfig, not {config!r}")
         self._config = config
-        self._b_from_abuf = config.rows == config.cols and config.weight_format == INT8
+        self._b_from_abuf = config.supports_b_from_abuf
         a_bits, b_bits = config.a_word_bits, config.b_word_bits
         ports = {
             "q": In(stream.Signature(EXEC_LAYOUT)),

@@ -241,13 +241,28 @@ class AccelConfig:
 
     @property
     def bram36_estimate(self) -> dict[str, int]:
-        """RAMB36E1 blocks per memory (see :func:`bram36_blocks`)."""
-        return {
+        """RAMB36E1 blocks per memory (see :func:`bram36_blocks`).
+
+        When :attr:`supports_b_from_abuf`, a GEMM reads two A-words (A and B operands) and
+        writes one result per cycle, so the activation buffer is built twice
+        (``act_buffer_b_operand``).
+        """
+        act_buffer = bram36_blocks(self.act_buffer_depth, self.a_word_bits)
+        estimate = {
             "weight_buffer": bram36_blocks(self.weight_buffer_depth, self.b_word_bits),
-            "act_buffer": bram36_blocks(self.act_buffer_depth, self.a_word_bits),
+            "act_buffer": act_buffer,
             "bias_buffer": bram36_blocks(self.bias_buffer_depth, 32),
             "instructions": bram36_blocks(self.instruction_depth, INSTRUCTION_BITS),
         }
+        if self.supports_b_from_abuf:
+            estimate["act_buffer_b_operand"] = act_buffer
+        return estimate
+
+    @property
+    def supports_b_from_abuf(self) -> bool:
+        """GEMMs may read their B operand from ABUF (int8 x int8, e.g. attention scores):
+        needs ``rows == cols`` and int8 weights."""
+        return self.rows == self.cols and self.weight_format == INT8
 
     @property
     def bram36_total(self) -> int:
