@@ -284,16 +284,18 @@ class ProcessingElement(wiring.Component):
         self._k_max = _positive_int(k_max, "K max")
         self._acc_bits = provider.accumulator_bits(k_max)
         lanes = provider.lanes
-        super().__init__({
-            "a": In(signed(ACTIVATION_BITS)),
-            "w": In(data.ArrayLayout(provider.weight_shape, lanes)),
-            "valid": In(1),
-            "first": In(1),
-            "last": In(1),
-            "en": In(1),
-            "acc": Out(data.ArrayLayout(signed(self._acc_bits), lanes)),
-            "done": Out(1),
-        })
+        super().__init__(
+            {
+                "a": In(signed(ACTIVATION_BITS)),
+                "w": In(data.ArrayLayout(provider.weight_shape, lanes)),
+                "valid": In(1),
+                "first": In(1),
+                "last": In(1),
+                "en": In(1),
+                "acc": Out(data.ArrayLayout(signed(self._acc_bits), lanes)),
+                "done": Out(1),
+            }
+        )
 
     @property
     def provider(self) -> MacProvider:

@@ -74,36 +74,44 @@ class Requantizer(wiring.Component):
 
     def __init__(self, *, lanes: int, acc_bits: int = ACC_BITS):
         self._lanes = _positive_int(lanes, "Lanes")
-        if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not (
-            1 <= acc_bits <= ACC_BITS
+        if (
+            isinstance(acc_bits, bool)
+            or not isinstance(acc_bits, int)
+            or not (1 <= acc_bits <= ACC_BITS)
         ):
             raise ValueError(f"Acc bits must be an integer in [1, {ACC_BITS}], not {acc_bits!r}")
         self._acc_bits = acc_bits
-        super().__init__({
-            "i": In(stream.Signature(self.input_layout)),
-            "o": Out(stream.Signature(self.output_layout)),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(self.input_layout)),
+                "o": Out(stream.Signature(self.output_layout)),
+            }
+        )
 
     lanes = property(lambda self: self._lanes)
     acc_bits = property(lambda self: self._acc_bits)
 
     @property
     def input_layout(self) -> data.StructLayout:
-        return data.StructLayout({
-            "acc": data.ArrayLayout(signed(self._acc_bits), self._lanes),
-            "bias": data.ArrayLayout(signed(_BIAS_BITS), self._lanes),
-            "multiplier": unsigned(MULTIPLIER_BITS),
-            "shift": unsigned(SHIFT_BITS),
-            "out_format": OutFormat,
-            "last": 1,
-        })
+        return data.StructLayout(
+            {
+                "acc": data.ArrayLayout(signed(self._acc_bits), self._lanes),
+                "bias": data.ArrayLayout(signed(_BIAS_BITS), self._lanes),
+                "multiplier": unsigned(MULTIPLIER_BITS),
+                "shift": unsigned(SHIFT_BITS),
+                "out_format": OutFormat,
+                "last": 1,
+            }
+        )
 
     @property
     def output_layout(self) -> data.StructLayout:
-        return data.StructLayout({
-            "codes": data.ArrayLayout(signed(8), self._lanes),
-            "last": 1,
-        })
+        return data.StructLayout(
+            {
+                "codes": data.ArrayLayout(signed(8), self._lanes),
+                "last": 1,
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -126,10 +134,25 @@ class Requantizer(wiring.Component):
         total_l = data.ArrayLayout(signed(total_bits), lanes)
         product_l = data.ArrayLayout(signed(product_bits), lanes)
         shifted_l = data.ArrayLayout(signed(shifted_bits), lanes)
-        s1 = stage("s1", {"total": total_l, "multiplier": unsigned(MULTIPLIER_BITS),
-                          "shift": unsigned(SHIFT_BITS), "out_format": OutFormat, "last": 1})
-        s2 = stage("s2", {"product": product_l, "shift": unsigned(SHIFT_BITS),
-                          "out_format": OutFormat, "last": 1})
+        s1 = stage(
+            "s1",
+            {
+                "total": total_l,
+                "multiplier": unsigned(MULTIPLIER_BITS),
+                "shift": unsigned(SHIFT_BITS),
+                "out_format": OutFormat,
+                "last": 1,
+            },
+        )
+        s2 = stage(
+            "s2",
+            {
+                "product": product_l,
+                "shift": unsigned(SHIFT_BITS),
+                "out_format": OutFormat,
+                "last": 1,
+            },
+        )
         s3 = stage("s3", {"shifted": shifted_l, "out_format": OutFormat, "last": 1})
         s4 = stage("s4", {"codes": data.ArrayLayout(signed(8), lanes), "last": 1})
 
@@ -152,9 +175,7 @@ class Requantizer(wiring.Component):
                 s2.out_format.eq(s1.out_format),
                 s2.last.eq(s1.last),
             ]
-            m.d.sync += [
-                s2.product[n].eq(s1.total[n] * s1.multiplier) for n in range(lanes)
-            ]
+            m.d.sync += [s2.product[n].eq(s1.total[n] * s1.multiplier) for n in range(lanes)]
 
             # Stage 3: add the rounding bit 1 << (shift - 1) and shift right arithmetically.
             round_bit = (Const(1, 1) << s2.shift)[1:]

@@ -86,10 +86,12 @@ class SystolicArray(wiring.Component):
         self._macp = macp
         self._k_max = _positive_int(k_max, "K max")
         self._acc_bits = macp.accumulator_bits(k_max)
-        super().__init__({
-            "i": In(stream.Signature(self.input_layout)),
-            "o": Out(stream.Signature(self.output_layout)),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(self.input_layout)),
+                "o": Out(stream.Signature(self.output_layout)),
+            }
+        )
 
     rows = property(lambda self: self._rows)
     cols = property(lambda self: self._cols)
@@ -104,18 +106,22 @@ class SystolicArray(wiring.Component):
 
     @property
     def input_layout(self) -> data.StructLayout:
-        return data.StructLayout({
-            "a": data.ArrayLayout(signed(ACTIVATION_BITS), self._rows),
-            "w": data.ArrayLayout(self._macp.weight_shape, self._cols),
-            "last": 1,
-        })
+        return data.StructLayout(
+            {
+                "a": data.ArrayLayout(signed(ACTIVATION_BITS), self._rows),
+                "w": data.ArrayLayout(self._macp.weight_shape, self._cols),
+                "last": 1,
+            }
+        )
 
     @property
     def output_layout(self) -> data.StructLayout:
-        return data.StructLayout({
-            "acc": data.ArrayLayout(signed(self._acc_bits), self._cols),
-            "last": 1,
-        })
+        return data.StructLayout(
+            {
+                "acc": data.ArrayLayout(signed(self._acc_bits), self._cols),
+                "last": 1,
+            }
+        )
 
     @property
     def latency(self) -> int:

@@ -45,11 +45,14 @@ _VERILATOR_ARGS = [
     "-Wno-WIDTHTRUNC",
     "-Wno-CASEINCOMPLETE",  # Amaranth switches over enums with unused codes
     "-O3",
-    "--x-assign", "fast",
-    "--x-initial", "fast",
+    "--x-assign",
+    "fast",
+    "--x-initial",
+    "fast",
     # One C++ file: the wheel's verilated.mk lacks "-include" for precompiled headers, so
     # split (parallel) builds of larger designs fail to compile.
-    "--output-split", "0",
+    "--output-split",
+    "0",
     # The runner asks for --public-flat-rw (every signal visible to VPI): 4x the C++ to
     # compile. The testbenches touch the top module only (see _public_ports).
     "--no-public-flat-rw",
@@ -137,11 +140,14 @@ def run_cocotb(
     if sim == "icarus" and waves:
         # The runner's own dump module needs -g2012; this one is plain Verilog-2005.
         dump = build_dir / "ttaccel_waves.v"
-        _write_if_changed(dump, (
-            "module ttaccel_waves;\n"
-            f'  initial begin $dumpfile("waves.fst"); $dumpvars(0, {TOPLEVEL}); end\n'
-            "endmodule\n"
-        ))
+        _write_if_changed(
+            dump,
+            (
+                "module ttaccel_waves;\n"
+                f'  initial begin $dumpfile("waves.fst"); $dumpvars(0, {TOPLEVEL}); end\n'
+                "endmodule\n"
+            ),
+        )
         sources.append(dump)
         build_args += ["-s", "ttaccel_waves"]
 

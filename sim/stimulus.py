@@ -9,8 +9,9 @@ from ttaccel.spec.formats import BINARY, INT8, NumberFormat
 __all__ = ["encode_weight", "random_activations", "random_codes"]
 
 
-def random_codes(rng: np.random.Generator, fmt: NumberFormat, shape, *,
-                 extreme: float = 0.2) -> np.ndarray:
+def random_codes(
+    rng: np.random.Generator, fmt: NumberFormat, shape, *, extreme: float = 0.2
+) -> np.ndarray:
     """Legal codes of ``fmt``: uniform, with a fraction ``extreme`` set to qmin or qmax."""
     if fmt == BINARY:
         return rng.choice(np.array([-1, 1]), size=shape).astype(np.int64)

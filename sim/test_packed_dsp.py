@@ -33,14 +33,16 @@ class PackedProductChecker(wiring.Component):
     CYCLES = 1 << (8 + 8 + 8 - PE_BITS)
 
     def __init__(self):
-        super().__init__({
-            "fault": In(1),
-            "done": Out(1),
-            "checked": Out(32),
-            "errors": Out(32),
-            "bad_a": Out(signed(8)),
-            "bad_w0": Out(signed(8)),
-        })
+        super().__init__(
+            {
+                "fault": In(1),
+                "done": Out(1),
+                "checked": Out(32),
+                "errors": Out(32),
+                "bad_a": Out(signed(8)),
+                "bad_w0": Out(signed(8)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -52,8 +54,11 @@ class PackedProductChecker(wiring.Component):
             m.d.sync += count.eq(count + 1)
         m.d.comb += self.done.eq(~running)
         a, w0, j = Signal(signed(8)), Signal(signed(8)), Signal(8 - pe_bits)
-        m.d.comb += [a.eq(count[16 - pe_bits:24 - pe_bits]), w0.eq(count[8 - pe_bits:16 - pe_bits]),
-                     j.eq(count[:8 - pe_bits])]
+        m.d.comb += [
+            a.eq(count[16 - pe_bits : 24 - pe_bits]),
+            w0.eq(count[8 - pe_bits : 16 - pe_bits]),
+            j.eq(count[: 8 - pe_bits]),
+        ]
 
         # The sweep as it was `latency` cycles ago, for the oracle.
         a_d, w0_d, j_d, valid_d = a, w0, j, running & (count < self.CYCLES)
@@ -72,8 +77,13 @@ class PackedProductChecker(wiring.Component):
             m.d.comb += [w1.eq(Cat(j, Const(n, pe_bits))), w1_d.eq(Cat(j_d, Const(n, pe_bits)))]
             pe = m.submodules[f"pe_{n}"] = Int8DspPacked().pe(k_max=1)
             m.d.comb += [
-                pe.a.eq(a), pe.w[0].eq(w0), pe.w[1].eq(w1),
-                pe.valid.eq(1), pe.first.eq(1), pe.last.eq(1), pe.en.eq(1),
+                pe.a.eq(a),
+                pe.w[0].eq(w0),
+                pe.w[1].eq(w1),
+                pe.valid.eq(1),
+                pe.first.eq(1),
+                pe.last.eq(1),
+                pe.en.eq(1),
             ]
             oracle_low = a_d * w0_d
             if n == 0:
@@ -106,8 +116,14 @@ def test_packing_identity_numpy():
 
 
 def test_packed_dsp_exhaustive():
-    run_cocotb(PackedProductChecker(), sim="verilator", config_name="packed-dsp-exhaustive",
-               test_module="ttaccel.sim.tb_packed_dsp",
-               config={"cycles": PackedProductChecker.CYCLES,
-                       "a_stride": 1 << (16 - PackedProductChecker.PE_BITS),
-                       "fault_errors": 1 << (8 - PackedProductChecker.PE_BITS)})
+    run_cocotb(
+        PackedProductChecker(),
+        sim="verilator",
+        config_name="packed-dsp-exhaustive",
+        test_module="ttaccel.sim.tb_packed_dsp",
+        config={
+            "cycles": PackedProductChecker.CYCLES,
+            "a_stride": 1 << (16 - PackedProductChecker.PE_BITS),
+            "fault_errors": 1 << (8 - PackedProductChecker.PE_BITS),
+        },
+    )

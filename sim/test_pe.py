@@ -33,17 +33,20 @@ PROVIDERS = [
 ]
 
 
-@pytest.mark.parametrize(("provider", "k_max", "bits"), [
-    # Worked by hand: int8 products span [-128*127, (-128)**2] = [-16256, 16384].
-    (Int8Dsp(), 1, 16),           # 16384 <= 2**15 - 1
-    (Int8Dsp(), 256, 24),         # 256 * 16384 = 2**22 <= 2**23 - 1
-    (Int8Dsp(), 257, 24),         # 257 * 16384 < 2**23
-    (Int8DspPacked(), 1024, 26),  # 2**24
-    (LutMultiply(weight_format=INT4), 1024, 22),  # int4: [-1016, 1024]; 2**20
-    (LutMultiply(weight_format=INT2), 64, 16),    # int2: [-254, 256]; 2**14
-    (TernarySelect(), 64, 15),    # [-128, 128]; 2**13
-    (BinaryNegate(), 1, 9),       # 128 needs 9 bits
-])
+@pytest.mark.parametrize(
+    ("provider", "k_max", "bits"),
+    [
+        # Worked by hand: int8 products span [-128*127, (-128)**2] = [-16256, 16384].
+        (Int8Dsp(), 1, 16),  # 16384 <= 2**15 - 1
+        (Int8Dsp(), 256, 24),  # 256 * 16384 = 2**22 <= 2**23 - 1
+        (Int8Dsp(), 257, 24),  # 257 * 16384 < 2**23
+        (Int8DspPacked(), 1024, 26),  # 2**24
+        (LutMultiply(weight_format=INT4), 1024, 22),  # int4: [-1016, 1024]; 2**20
+        (LutMultiply(weight_format=INT2), 64, 16),  # int2: [-254, 256]; 2**14
+        (TernarySelect(), 64, 15),  # [-128, 128]; 2**13
+        (BinaryNegate(), 1, 9),  # 128 needs 9 bits
+    ],
+)
 def test_accumulator_width_is_the_worst_case(provider, k_max, bits):
     assert provider.accumulator_bits(k_max) == bits
 
@@ -77,8 +80,9 @@ def _run_pe(provider, tiles, en_pattern, rng):
     beats = []
     for a, w in tiles:
         for k in range(len(a)):
-            beats.append((int(a[k]), [encode_weight(fmt, x) for x in w[k]], k == 0,
-                          k == len(a) - 1))
+            beats.append(
+                (int(a[k]), [encode_weight(fmt, x) for x in w[k]], k == 0, k == len(a) - 1)
+            )
     results = []
 
     async def bench(ctx):
@@ -132,8 +136,11 @@ def test_pe_worst_case_sums_do_not_overflow(provider):
     """K = k_max beats of the extreme product (both signs): exactly representable."""
     fmt, lanes, k = provider.weight_format, provider.lanes, 64
     a = np.full(k, -128)
-    tiles = [(a, np.full((k, lanes), fmt.qmin)), (a, np.full((k, lanes), fmt.qmax)),
-             (a, np.full((k, lanes), fmt.qmin))]
+    tiles = [
+        (a, np.full((k, lanes), fmt.qmin)),
+        (a, np.full((k, lanes), fmt.qmax)),
+        (a, np.full((k, lanes), fmt.qmin)),
+    ]
     got = _run_pe(provider, tiles, lambda r: True, np.random.default_rng(0))
     want = [list(gemm_int(a[None, :], w)[0]) for a, w in tiles]
     assert got == want

@@ -12,10 +12,13 @@ from ttaccel.sim.runner import SIMULATORS, run_cocotb, test_seed
 from ttaccel.spec.formats import INT2, INT4, INT8, Requant, requantize
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"lanes": 0}, "Lanes must be a positive integer, not 0"),
-    ({"lanes": 2, "acc_bits": 33}, "Acc bits must be an integer in [1, 32], not 33"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lanes": 0}, "Lanes must be a positive integer, not 0"),
+        ({"lanes": 2, "acc_bits": 33}, "Acc bits must be an integer in [1, 32], not 33"),
+    ],
+)
 def test_rejects_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         Requantizer(**kwargs)
@@ -25,7 +28,7 @@ def test_amaranth_sim_round_half_up_and_saturation():
     """Hand-picked cases through the pipeline in Amaranth's simulator."""
     dut = Requantizer(lanes=4, acc_bits=32)
     cases = [  # acc lanes, bias lanes, multiplier, shift, format
-        ([5, -5, 6, -6], [0, 0, 0, 0], 1, 1, INT8),          # 2.5 -> 3, -2.5 -> -2, 3, -3
+        ([5, -5, 6, -6], [0, 0, 0, 0], 1, 1, INT8),  # 2.5 -> 3, -2.5 -> -2, 3, -3
         ([2**31 - 1, -(2**31), 1000, -1000], [0, 0, 7, -7], 65535, 0, INT8),
         ([40, -40, 17, -17], [0, 0, -1, 1], 3, 4, INT4),
         ([1, 2, 3, -3], [0, 0, 0, 0], 1, 0, INT2),
@@ -35,8 +38,17 @@ def test_amaranth_sim_round_half_up_and_saturation():
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
         for acc, bias, mult, shift, fmt in cases:
-            ctx.set(dut.i.payload, {"acc": acc, "bias": bias, "multiplier": mult, "shift": shift,
-                                    "out_format": OutFormat.of(fmt), "last": 0})
+            ctx.set(
+                dut.i.payload,
+                {
+                    "acc": acc,
+                    "bias": bias,
+                    "multiplier": mult,
+                    "shift": shift,
+                    "out_format": OutFormat.of(fmt),
+                    "last": 0,
+                },
+            )
             ctx.set(dut.i.valid, 1)
             await ctx.tick().until(dut.i.ready)
         ctx.set(dut.i.valid, 0)
@@ -61,7 +73,15 @@ def test_amaranth_sim_round_half_up_and_saturation():
 @pytest.mark.parametrize(("lanes", "acc_bits"), [(4, 32), (3, 22)])
 def test_requantizer_cocotb(sim, lanes, acc_bits):
     dut = Requantizer(lanes=lanes, acc_bits=acc_bits)
-    run_cocotb(dut, sim=sim, config_name=f"requant-l{lanes}-a{acc_bits}",
-               test_module="ttaccel.sim.tb_requant",
-               config={"lanes": lanes, "acc_bits": acc_bits, "seed": test_seed(),
-                       "beats": 400 if sim == "verilator" else 150})
+    run_cocotb(
+        dut,
+        sim=sim,
+        config_name=f"requant-l{lanes}-a{acc_bits}",
+        test_module="ttaccel.sim.tb_requant",
+        config={
+            "lanes": lanes,
+            "acc_bits": acc_bits,
+            "seed": test_seed(),
+            "beats": 400 if sim == "verilator" else 150,
+        },
+    )

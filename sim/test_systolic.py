@@ -15,14 +15,20 @@ from ttaccel.spec.formats import format_by_name
 from ttaccel.spec.golden import gemm_int
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"rows": 0}, ValueError, "Rows must be a positive integer, not 0"),
-    ({"cols": "4"}, ValueError, "Cols must be a positive integer, not '4'"),
-    ({"k_max": -1}, ValueError, "K max must be a positive integer, not -1"),
-    ({"macp": "int8"}, TypeError, "MAC provider must be a MacProvider, not 'int8'"),
-    ({"cols": 3, "macp": Int8DspPacked()}, ValueError,
-     "Cols must be a multiple of the MAC provider's 2 lanes, not 3"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"rows": 0}, ValueError, "Rows must be a positive integer, not 0"),
+        ({"cols": "4"}, ValueError, "Cols must be a positive integer, not '4'"),
+        ({"k_max": -1}, ValueError, "K max must be a positive integer, not -1"),
+        ({"macp": "int8"}, TypeError, "MAC provider must be a MacProvider, not 'int8'"),
+        (
+            {"cols": 3, "macp": Int8DspPacked()},
+            ValueError,
+            "Cols must be a multiple of the MAC provider's 2 lanes, not 3",
+        ),
+    ],
+)
 def test_rejects_bad_parameters(kwargs, error, message):
     params = {"rows": 2, "cols": 2, "macp": Int8Dsp(), "k_max": 8, **kwargs}
     with pytest.raises(error, match=message):
@@ -40,8 +46,9 @@ def test_amaranth_sim_two_tiles():
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
         for a, w, last in beats:
-            ctx.set(dut.i.payload, {"a": [int(x) for x in a], "w": [int(x) for x in w],
-                                    "last": last})
+            ctx.set(
+                dut.i.payload, {"a": [int(x) for x in a], "w": [int(x) for x in w], "last": last}
+            )
             ctx.set(dut.i.valid, 1)
             await ctx.tick().until(dut.i.ready)
         ctx.set(dut.i.valid, 0)
@@ -76,17 +83,34 @@ def _config_id(config):
 
 
 # Icarus (about 5x slower) runs every shape but the 8 x 8 one.
-SIM_CONFIGS = [(sim, config) for config in CONFIGS for sim in SIMULATORS
-               if sim == "verilator" or config[0] * config[1] <= 16]
+SIM_CONFIGS = [
+    (sim, config)
+    for config in CONFIGS
+    for sim in SIMULATORS
+    if sim == "verilator" or config[0] * config[1] <= 16
+]
 
 
-@pytest.mark.parametrize(("sim", "config"), SIM_CONFIGS,
-                         ids=[f"{s}-{_config_id(c)}" for s, c in SIM_CONFIGS])
+@pytest.mark.parametrize(
+    ("sim", "config"), SIM_CONFIGS, ids=[f"{s}-{_config_id(c)}" for s, c in SIM_CONFIGS]
+)
 def test_systolic_cocotb(sim, config):
     rows, cols, fmt, packed, k_max = config
-    array = SystolicArray(rows=rows, cols=cols, macp=mac_provider(format_by_name(fmt),
-                                                                  packed=packed), k_max=k_max)
-    run_cocotb(array, sim=sim, config_name=f"systolic-{_config_id(config)}",
-               test_module="ttaccel.sim.tb_systolic",
-               config={"rows": rows, "cols": cols, "weight_format": fmt, "packed": packed,
-                       "k_max": k_max, "seed": test_seed(), "tiles": 10})
+    array = SystolicArray(
+        rows=rows, cols=cols, macp=mac_provider(format_by_name(fmt), packed=packed), k_max=k_max
+    )
+    run_cocotb(
+        array,
+        sim=sim,
+        config_name=f"systolic-{_config_id(config)}",
+        test_module="ttaccel.sim.tb_systolic",
+        config={
+            "rows": rows,
+            "cols": cols,
+            "weight_format": fmt,
+            "packed": packed,
+            "k_max": k_max,
+            "seed": test_seed(),
+            "tiles": 10,
+        },
+    )
