@@ -96,9 +96,15 @@ def test_random_tt_layers_run_exactly(layer_seed, tokens, array, cold):
     layer, seed = layer_seed
     print(f"replay: seed={seed} tokens={tokens} array={array}")
     rng = np.random.default_rng(seed + 1)
+    # Deep buffers, yet within the xc7z020's 140 RAMB36 (a square int8 array keeps two ABUFs).
     depth = 2**15 if max(array) <= 4 else 2**14
+    act_depth = 2**15 if max(array) <= 4 else 2**13
     config = AccelConfig(
-        rows=array[0], cols=array[1], max_rank=6, weight_buffer_depth=depth, act_buffer_depth=depth
+        rows=array[0],
+        cols=array[1],
+        max_rank=6,
+        weight_buffer_depth=depth,
+        act_buffer_depth=act_depth,
     )
     x = codes(
         rng, INT8, (tokens, int(np.prod([c.shape[1] for c in layer.cores]))), extreme=seed % 3 == 0
