@@ -644,7 +644,7 @@ def compile_attention_scores(
         raise ValueError(f"tokens must be a positive integer, not {tokens!r}")
     if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 1:
         raise ValueError(f"head_dim must be a positive integer, not {head_dim!r}")
-    if config.rows != config.cols or config.weight_format.name != "int8":
+    if not config.supports_b_from_abuf:
         raise LayerDoesNotFit(
             f"attention scores read keys as B operands from the activation buffer, which needs "
             f"a square array with int8 weights, not {config.rows}x{config.cols} "

@@ -647,7 +647,7 @@ def _analyse(index: int, instr: Instruction, config: AccelConfig) -> _Access:
             raise ValueError(
                 f"{where}: k = {instr.k} exceeds the configuration's max_k {config.max_k}"
             )
-        if instr.b_from_abuf and (config.rows != config.cols or config.weight_format != INT8):
+        if instr.b_from_abuf and not config.supports_b_from_abuf:
             raise ValueError(
                 f"{where}: b_from_abuf needs rows == cols and int8 weights, but the array is "
                 f"{config.rows}x{config.cols} with {config.weight_format.name} weights"
