@@ -349,6 +349,13 @@ def test_machine_state_persists_between_runs():
     np.testing.assert_array_equal(result.machine.wbuf[0], [0, 1, 2, 3])
 
 
+def single_tile_gemm(**fields) -> Gemm:
+    """A 1 x 1 x 1 GEMM at address 0 (every stride 0), with ``fields`` overriding."""
+    defaults = dict(m_outer=1, m_inner=1, k=1, n=1, a_base=0, a_outer=0, a_inner=0, a_k=0,
+                    b_base=0, b_tile=0, b_k=0, requant=Requant(1, 0))  # fmt: skip
+    return Gemm(**{**defaults, **fields})
+
+
 @pytest.mark.parametrize(
     ("program", "data", "message"),
     [
@@ -360,20 +367,7 @@ def test_machine_state_persists_between_runs():
         ([], (), "at least an END"),
         (
             [
-                Gemm(
-                    m_outer=1,
-                    m_inner=1,
-                    k=1,
-                    n=1,
-                    a_base=0,
-                    a_outer=0,
-                    a_inner=0,
-                    a_k=0,
-                    b_base=0,
-                    b_tile=0,
-                    b_k=0,
-                    requant=Requant(1, 0),
-                ),
+                single_tile_gemm(),
                 End(),
             ],
             (),
@@ -381,22 +375,7 @@ def test_machine_state_persists_between_runs():
         ),
         (
             [
-                Gemm(
-                    m_outer=1,
-                    m_inner=1,
-                    k=1,
-                    n=2,
-                    a_base=0,
-                    a_outer=0,
-                    a_inner=0,
-                    a_k=0,
-                    b_base=0,
-                    b_tile=0,
-                    b_k=0,
-                    out_base=9,
-                    out_col=0,
-                    requant=Requant(1, 0),
-                ),
+                single_tile_gemm(n=2, out_base=9, out_col=0),
                 End(),
             ],
             (),
@@ -404,21 +383,7 @@ def test_machine_state_persists_between_runs():
         ),
         (
             [
-                Gemm(
-                    m_outer=1,
-                    m_inner=1,
-                    k=5000,
-                    n=1,
-                    a_base=0,
-                    a_outer=0,
-                    a_inner=0,
-                    a_k=0,
-                    b_base=0,
-                    b_tile=0,
-                    b_k=0,
-                    dst_stream=True,
-                    requant=Requant(1, 0),
-                ),
+                single_tile_gemm(k=5000, dst_stream=True),
                 End(),
             ],
             (),
@@ -426,21 +391,7 @@ def test_machine_state_persists_between_runs():
         ),
         (
             [
-                Gemm(
-                    m_outer=1,
-                    m_inner=1,
-                    k=1,
-                    n=5,
-                    a_base=0,
-                    a_outer=0,
-                    a_inner=0,
-                    a_k=0,
-                    b_base=255,
-                    b_tile=1,
-                    b_k=0,
-                    dst_stream=True,
-                    requant=Requant(1, 0),
-                ),
+                single_tile_gemm(n=5, b_base=255, b_tile=1, dst_stream=True),
                 End(),
             ],
             (),
