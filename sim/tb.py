@@ -57,7 +57,20 @@ class Harness:
             await RisingEdge(self.clk)
 
 
-class StreamSource:
+class _StreamPort:
+    """The ``valid`` / ``ready`` / ``payload`` handles of the Amaranth stream named ``prefix``."""
+
+    def __init__(self, harness: Harness, prefix: str, layout, rng: random.Random) -> None:
+        dut = harness.dut
+        self.harness = harness
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.layout = layout
+        self.rng = rng
+
+
+class StreamSource(_StreamPort):
     """Drives an Amaranth stream input with a list of payloads.
 
     Each cycle the source is idle with probability ``idle`` (``valid`` low); otherwise it
@@ -74,14 +87,8 @@ class StreamSource:
         idle: float = 0.0,
         rng: random.Random | None = None,
     ):
-        dut = harness.dut
-        self.harness = harness
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.layout = layout
+        super().__init__(harness, prefix, layout, rng or random.Random(0))
         self.idle = idle
-        self.rng = rng or random.Random(0)
         self.sent: list[tuple[int, object]] = []
         self.valid.value = 0
 
@@ -107,7 +114,7 @@ class StreamSource:
         self.valid.value = 0
 
 
-class StreamSink:
+class StreamSink(_StreamPort):
     """Accepts an Amaranth stream output, with ``ready`` low with probability ``backpressure``.
 
     ``received`` holds ``(cycle, payload)`` of every transfer, payloads unpacked with
@@ -123,14 +130,8 @@ class StreamSink:
         backpressure: float = 0.0,
         rng: random.Random | None = None,
     ):
-        dut = harness.dut
-        self.harness = harness
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.layout = layout
+        super().__init__(harness, prefix, layout, rng or random.Random(1))
         self.backpressure = backpressure
-        self.rng = rng or random.Random(1)
         self.received: list[tuple[int, object]] = []
         self.ready.value = 0
         self._task = None
