@@ -37,9 +37,20 @@ def _vocab(student_dir: Path) -> list[str]:
     return [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
 
 
-def student_artifact(model: nn.Module, meta: dict, vocab: list[str]) -> Artifact:
+def _tokenizer_settings(student_dir: Path) -> dict:
+    """What a WordPiece tokenizer over the artifact's vocabulary needs besides the vocabulary."""
+    path = student_dir / "tokenizer_config.json"
+    settings = json.loads(path.read_text()) if path.is_file() else {}
+    return {"do_lower_case": bool(settings.get("do_lower_case", True))}
+
+
+def student_artifact(
+    model: nn.Module, meta: dict, vocab: list[str], tokenizer: dict | None = None
+) -> Artifact:
     """The artifact of a quantized, calibrated student (``model`` from :func:`load_student`).
 
+    ``tokenizer``: settings recorded next to the vocabulary (``{"do_lower_case": bool}``). The
+    model description also records the training run's dev metrics and settings (``training``).
     Raises ValueError for a float student (the artifact holds integer TT layers only).
     """
     tts = tt_modules(model)
@@ -64,6 +75,7 @@ def student_artifact(model: nn.Module, meta: dict, vocab: list[str]) -> Artifact
         if n not in owned and n not in quantizer_params
     }
     hf = meta["hf_config"]
+    result = meta.get("result", {})
     model_config = {
         "architecture": "bert-sequence-classification",
         **{k: hf[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -72,7 +84,8 @@ def student_artifact(model: nn.Module, meta: dict, vocab: list[str]) -> Artifact
                               "vocab_size")},
         "num_labels": int(model.config.num_labels),
         "task": meta.get("task"), "max_length": meta.get("max_length"),
-        "compression": meta.get("compression"),
+        "compression": meta.get("compression"), "tokenizer": tokenizer or {"do_lower_case": True},
+        "training": {k: result[k] for k in ("method", "dev", "loop", "init_from") if k in result},
     }  # fmt: skip
     return Artifact(model_config, linears, embeddings, tensors, vocab)
 
@@ -81,7 +94,7 @@ def export_student(student_dir: str | Path, out_path: str | Path) -> dict:
     """Write the artifact of the student folder to ``out_path``; returns sizes in bytes."""
     student_dir = Path(student_dir)
     model, _, meta = load_student(student_dir)
-    artifact = student_artifact(model, meta, _vocab(student_dir))
+    artifact = student_artifact(model, meta, _vocab(student_dir), _tokenizer_settings(student_dir))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_artifact(out_path, artifact)
@@ -147,7 +160,9 @@ def evaluate_student(
         if artifact_path is not None:
             artifact = load_artifact(artifact_path)
         else:
-            artifact = student_artifact(model, meta, _vocab(student_dir))
+            artifact = student_artifact(
+                model, meta, _vocab(student_dir), _tokenizer_settings(student_dir)
+            )
         g_logits = golden_logits(BertInference(artifact), enc)
         g_pred = predictions(g_logits, regression)
         result["golden"] = task_metrics(g_pred, labels, regression)

@@ -11,23 +11,34 @@ the log domain), so every requantization becomes a pure shift.
 ``forward()`` fake-quantizes (float in, float out); :meth:`LsqQuantizer.to_int` gives the
 integer codes and the effective scale for export, computed by :func:`ttaccel.spec.formats.quantize`
 so export and spec agree by construction.
+
+:func:`quantize_exact` and :func:`requantize_exact` are what the TT layers use: the LSQ value and
+gradients, but a forward value equal to the hardware's numbers (the spec's float64
+quantization, and requantization by the 16-bit multiplier and shift that export will write),
+with the integer codes carried alongside. A fake-quant forward is therefore the integer model's
+forward, and the torch and golden accuracies of a student can only differ through the float
+parts of inference (LayerNorm, softmax, GELU).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from ttaccel.spec.formats import BINARY, INT2, INT4, INT8, NumberFormat, quantize
+from ttaccel.spec.formats import BINARY, INT2, INT4, INT8, NumberFormat, Requant, quantize
 
 __all__ = [
+    "Exact",
     "LsqQuantizer",
     "fake_quantize",
     "format_for_bits",
     "grad_scale",
+    "quantize_exact",
+    "requantize_exact",
     "round_half_up_ste",
     "round_ste",
 ]
@@ -88,8 +99,8 @@ class LsqQuantizer(nn.Module):
 
     ``fmt``: the code format (int8/int4/int2). The scale is initialised lazily from the first
     tensor seen in training mode or by :meth:`init_from` as ``max|x| / qmax`` (seed 000's core
-    initialisation; used for activations too, which is stable at 8 bits). ``enabled=False``
-    makes it the identity (float training). ``half_up`` selects the requantizer's rounding
+    initialisation; used for activations too, which is stable at 8 bits). ``half_up`` selects
+    the requantizer's rounding
     (for quantization points that are requantizations of integer accumulators).
     """
 
@@ -102,7 +113,6 @@ class LsqQuantizer(nn.Module):
         self.half_up = half_up
         self.scale = nn.Parameter(torch.tensor(1.0))
         self.register_buffer("initialized", torch.tensor(False))
-        self.enabled = True
 
     def extra_repr(self) -> str:
         return f"{self.fmt.name}, power_of_two={self.power_of_two}, half_up={self.half_up}"
@@ -120,8 +130,6 @@ class LsqQuantizer(nn.Module):
         return 2.0 ** round(math.log2(s)) if self.power_of_two else s
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
-            return x
         if not bool(self.initialized):
             self.init_from(x)
         factor = 1.0 / math.sqrt(max(1, x.numel()) * self.fmt.qpos)
@@ -135,3 +143,54 @@ class LsqQuantizer(nn.Module):
         :func:`~ttaccel.spec.formats.quantize` (float64 division, half-to-even rounding)."""
         scale = self.effective_scale()
         return quantize(x.detach().double().cpu().numpy(), scale, self.fmt), scale
+
+
+class Exact(NamedTuple):
+    """A fake-quantized tensor together with the integer codes the hardware holds for it.
+
+    ``value``: float, carries the LSQ / straight-through gradients, and in the forward equals
+    ``codes * scale`` rounded to its dtype; ``codes``: the same numbers as integer-valued
+    float64 (no gradient); ``scale``: their effective scale.
+    """
+
+    value: torch.Tensor
+    codes: torch.Tensor
+    scale: float
+
+
+def _forward_as(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward, ``x``'s gradient in the backward."""
+    return x + (value.to(x.dtype) - x).detach()
+
+
+def quantize_exact(q: LsqQuantizer, x: torch.Tensor) -> Exact:
+    """``q(x)`` with codes computed as the spec's ``quantize`` (float64 division of ``x``, half
+    to even, clipped to ``q.fmt``): the codes export writes for a core, or the golden model
+    computes for a float32 input."""
+    lsq = q(x)
+    scale = q.effective_scale()
+    with torch.no_grad():
+        codes = torch.clamp(torch.round(x.detach().double() / scale), q.fmt.qmin, q.fmt.qmax)
+    return Exact(_forward_as(lsq, codes * scale), codes, scale)
+
+
+def requantize_exact(
+    q: LsqQuantizer, acc_value: torch.Tensor, acc_codes: torch.Tensor, acc_scale: float
+) -> Exact:
+    """Requantize an accumulator to ``q``'s format as the hardware does.
+
+    ``acc_value`` (float, with gradients) and ``acc_codes`` (the same accumulator as exact
+    integers in float64, any shape) at scale ``acc_scale``. The codes are
+    ``sat((acc * M + 2**(shift-1)) >> shift)`` with ``(M, shift)`` =
+    ``Requant.from_ratio(acc_scale / s_out)``, the constants export writes (so ``acc_scale``
+    must be formed in export's order: ``scale_in * core_scale``); the gradient is ``q``'s LSQ
+    gradient of ``acc_value``. OverflowError if an accumulator leaves int32 (as the golden).
+    """
+    from .intsim import requantize  # intsim imports tt, which imports this module
+
+    lsq = q(acc_value)
+    scale = q.effective_scale()
+    with torch.no_grad():
+        requant = Requant.from_ratio(acc_scale / scale, q.fmt)
+        codes = requantize(acc_codes.to(torch.int64), requant).double()
+    return Exact(_forward_as(lsq, codes * scale), codes, scale)

@@ -12,7 +12,7 @@ were actually run::
 
 Every figure in the table is read from those files; nothing is typed in. Usage::
 
-    python -m ttaccel.models.report MANIFEST [--plot build/results/accuracy.png] [--no-write]
+    python -m ttaccel.models.report MANIFEST [--plot docs/models-accuracy.png] [--no-write]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
     """Markdown of the table and the plotted points."""
     teacher_acc = None
     lines = [
-        "| model | core bits | TT ranks (cap) | SST-2 dev acc, torch | acc, artifact via golden "
+        "| model | core bits | TT rank caps | SST-2 dev acc, torch | acc, artifact via golden "
         "model | golden = torch predictions | whole-model ratio | encoder-linear ratio | "
         "artifact bytes |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -65,7 +65,7 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
                          "| 1x | 1x | - |")  # fmt: skip
         else:
             bits = comp["weight_bits"] or 32
-            ranks = ", ".join(str(r["rank"]) for r in comp["layers"])
+            ranks = ", ".join(f"{r['name']} {r['rank']}" for r in comp["layers"])
             torch_acc = ev["torch"] if ev else result["dev"]
             golden = _acc(ev.get("golden")) if ev else ("- (float)" if bits == 32 else "not run")
             agree = ev.get("golden_torch_prediction_agreement") if ev else None
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plot",
         type=Path,
-        default=Path("build/results/accuracy.png"),
-        help="PNG to write (default build/results/accuracy.png)",
+        default=Path("docs/models-accuracy.png"),
+        help="PNG to write (default docs/models-accuracy.png, linked from docs/results.md)",
     )
     parser.add_argument("--intro", default="", help="paragraph placed above the table")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -142,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     teacher = next((_load(r["result"]) for r in runs if r["name"] == "teacher"), None)
     plot(points, teacher["dev"]["accuracy"] if teacher else None, args.plot)
     body = (args.intro + "\n\n" if args.intro else "") + text
-    body += f"\n\nPlot: `{args.plot}` (accuracy drop against compression, with seed 000's points)."
+    body += (
+        f"\n\n![accuracy drop against compression, with seed 000's points]"
+        f"({args.plot.name if args.plot.parent.name == 'docs' else args.plot})"
+    )
     print(body)
     if not args.no_write:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))

@@ -41,7 +41,7 @@ from ttaccel.spec.tt import (
     tt_svd,
 )
 
-from .quant import LsqQuantizer, round_ste
+from .quant import Exact, LsqQuantizer, quantize_exact, requantize_exact, round_ste
 
 __all__ = [
     "TTEmbedding",
@@ -360,44 +360,42 @@ class TTLinear(nn.Module):
         out = tt_contract(x, merged)
         return out + self.bias if self.bias is not None else out
 
-    def _quantized_merged_cores(self) -> list[torch.Tensor]:
-        cores = [q(c) for q, c in zip(self.core_q, self.cores, strict=True)]
+    def _quantized_merged_cores(self) -> list[Exact]:
+        cores = [quantize_exact(q, c) for q, c in zip(self.core_q, self.cores, strict=True)]
         merged = []
         for (a, b), merge_q in zip(self.plan, self.merge_q, strict=True):
             running = cores[a]
             for k, q in zip(range(a + 1, b), merge_q, strict=True):
-                # Cores are small: merge in float64 so rounding ties match the integer merge.
-                running = q(merge_cores(running.double(), cores[k].double())).float()
+                with torch.no_grad():
+                    codes = merge_cores(running.codes, cores[k].codes)
+                value = merge_cores(running.value, cores[k].value)
+                running = requantize_exact(q, value, codes, running.scale * cores[k].scale)
             merged.append(running)
         return merged
 
     def _forward_fake_quant(self, x: torch.Tensor) -> torch.Tensor:
         merged = self._quantized_merged_cores()
-        batch = x.shape[0]
-        state = self.input_q(x).reshape(batch, 1, merged[0].shape[1], -1)
+        batch, m0 = x.shape[0], merged[0].value.shape[1]
+        x_q = quantize_exact(self.input_q, x)
+        state = Exact(x_q.value.reshape(batch, 1, m0, -1), x_q.codes.reshape(batch, 1, m0, -1),
+                      x_q.scale)  # fmt: skip
         last = len(merged) - 1
         for s, core in enumerate(merged):
-            state = contract_core(state, core)
+            value = contract_core(state.value, core.value)
+            with torch.no_grad():
+                codes = contract_core(state.codes, core.codes)
+            acc_scale = state.scale * core.scale
             if s == last:
-                out = state.reshape(batch, self.out_features)
-                if self.bias is not None:
-                    out = out + self._fake_quant_bias(s)
-                return self.stage_q[s](out)
-            state = _next_state(self.stage_q[s](state), merged[s + 1].shape[1])
+                value, codes = value.reshape(batch, -1), codes.reshape(batch, -1)
+                if self.bias is not None:  # at the accumulator's scale, as quantize_bias
+                    bias_codes = round_ste(self.bias / acc_scale)
+                    value = value + bias_codes * acc_scale
+                    codes = codes + torch.clamp(bias_codes.detach().double(), -(2**31), 2**31 - 1)
+                return requantize_exact(self.stage_q[s], value, codes, acc_scale).value
+            out = requantize_exact(self.stage_q[s], value, codes, acc_scale)
+            nxt = merged[s + 1].value.shape[1]
+            state = Exact(_next_state(out.value, nxt), _next_state(out.codes, nxt), out.scale)
         raise AssertionError("unreachable")
-
-    def _effective(self, q: LsqQuantizer) -> torch.Tensor:
-        s = q.scale.detach().abs()
-        return torch.exp2(torch.round(torch.log2(s))) if q.power_of_two else s
-
-    def _fake_quant_bias(self, last: int) -> torch.Tensor:
-        if not bool(self.stage_q[last].initialized):
-            return self.bias  # first calibration pass: scales not known yet
-        a, b = self.plan[last]
-        core_q = self.merge_q[last][-1] if b - a > 1 else self.core_q[a]
-        in_q = self.stage_q[last - 1] if last > 0 else self.input_q
-        acc_scale = self._effective(in_q) * self._effective(core_q)
-        return round_ste(self.bias / acc_scale) * acc_scale
 
     # -- export and integer simulation --
 
@@ -543,19 +541,34 @@ class TTEmbedding(nn.Module):
             return self._forward_int(ids)
         flat = ids.reshape(-1)
         digits = self._digits(flat)
-        cores = list(self.cores)
         if self.quantized:
-            cores = [q(c) for q, c in zip(self.core_q, cores, strict=True)]
+            return self._forward_fake_quant(flat, digits).reshape(*ids.shape, self.embedding_dim)
+        cores = list(self.cores)
         state = cores[0][0][digits[0]]  # (T, n0, r1)
         for k in range(1, len(cores)):
-            core = cores[k]
-            r, _, n, r_next = core.shape
-            slices = core.permute(1, 0, 2, 3)[digits[k]].reshape(-1, r, n * r_next)
-            state = torch.bmm(state, slices)  # (T, N_so_far, n * r')
-            if self.quantized:
-                state = self.stage_q[k - 1](state)
-            state = state.reshape(flat.shape[0], -1, r_next)
+            state = torch.bmm(state, self._slices(cores[k], digits[k]))  # (T, N_so_far, n r')
+            state = state.reshape(flat.shape[0], -1, cores[k].shape[3])
         return state.reshape(*ids.shape, self.embedding_dim)
+
+    @staticmethod
+    def _slices(core: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
+        """``core[:, digit]`` of every row as ``(T, r, n * r')``."""
+        r, _, n, r_next = core.shape
+        return core.permute(1, 0, 2, 3)[digit].reshape(-1, r, n * r_next)
+
+    def _forward_fake_quant(self, flat: torch.Tensor, digits: list[torch.Tensor]) -> torch.Tensor:
+        cores = [quantize_exact(q, c) for q, c in zip(self.core_q, self.cores, strict=True)]
+        first = cores[0]
+        state = Exact(first.value[0][digits[0]], first.codes[0][digits[0]], first.scale)
+        for k in range(1, len(cores)):
+            value = torch.bmm(state.value, self._slices(cores[k].value, digits[k]))
+            with torch.no_grad():
+                codes = torch.bmm(state.codes, self._slices(cores[k].codes, digits[k]))
+            out = requantize_exact(self.stage_q[k - 1], value, codes, state.scale * cores[k].scale)
+            r_next = cores[k].value.shape[3]
+            state = Exact(out.value.reshape(flat.shape[0], -1, r_next),
+                          out.codes.reshape(flat.shape[0], -1, r_next), out.scale)  # fmt: skip
+        return state.value.reshape(flat.shape[0], -1)
 
     def to_int(self) -> QuantTTEmbedding:
         """The spec's integer table, constants from
