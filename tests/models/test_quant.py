@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from ttaccel.models.quant import LsqQuantizer, fake_quantize, format_for_bits
-from ttaccel.spec.formats import INT2, INT4, INT8, quantize
+from ttaccel.models.quant import (
+    LsqQuantizer,
+    fake_quantize,
+    format_for_bits,
+    quantize_exact,
+    requantize_exact,
+)
+from ttaccel.spec.formats import INT2, INT4, INT8, Requant, quantize, requantize
 
 
 @pytest.mark.parametrize("fmt", [INT8, INT4, INT2])
@@ -60,3 +66,34 @@ def test_format_for_bits_rejects_unknown_bits():
     assert format_for_bits(4) is INT4 and format_for_bits("int2") is INT2
     with pytest.raises(ValueError, match=r"bits must be one of \[2, 4, 8\].*not 3"):
         format_for_bits(3)
+
+
+def test_requantize_exact_forwards_the_hardware_codes_and_lsq_gradients():
+    # A ratio the 16-bit multiplier cannot represent: floats and hardware disagree on ties.
+    q = LsqQuantizer(INT8, half_up=True)
+    q.init_from(torch.tensor([127 * 0.37]))
+    acc_scale = 0.0123457
+    acc_codes = torch.arange(-4000, 4000, dtype=torch.float64)
+    acc_value = (acc_codes * acc_scale).float().requires_grad_()
+    out = requantize_exact(q, acc_value, acc_codes, acc_scale)
+    requant = Requant.from_ratio(acc_scale / q.effective_scale(), INT8)
+    np.testing.assert_array_equal(out.codes.numpy(), requantize(acc_codes.numpy(), requant))
+    np.testing.assert_array_equal(out.value.detach().numpy(),
+                                  (out.codes * out.scale).float().numpy())  # fmt: skip
+    plain = q(acc_value).detach()  # plain float fake quantization differs on a few ties
+    assert 0 < int((plain != out.value.detach()).sum()) < 50
+    out.value.sum().backward()
+    assert q.scale.grad is not None and float(q.scale.grad) != 0
+    ratio = acc_value.detach() / q.effective_scale()
+    assert torch.all(acc_value.grad[ratio.abs() < 126] == 1)  # straight through inside the range
+    assert torch.all(acc_value.grad[ratio.abs() > 129] == 0)  # and stopped outside it
+    assert bool((ratio.abs() > 129).any())
+
+
+def test_quantize_exact_codes_are_the_spec_codes():
+    q = LsqQuantizer(INT4)
+    x = torch.randn(500) * 2
+    q.init_from(x)
+    out = quantize_exact(q, x)
+    np.testing.assert_array_equal(out.codes.numpy(),
+                                  quantize(x.double().numpy(), out.scale, INT4))  # fmt: skip

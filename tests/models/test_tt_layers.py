@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from ttaccel.models.quant import LsqQuantizer
 from ttaccel.models.tt import (
     TTEmbedding,
     TTLinear,
@@ -18,6 +19,7 @@ from ttaccel.models.tt import (
     resolve_ranks,
     tt_to_dense,
 )
+from ttaccel.spec.formats import INT4
 from ttaccel.spec.tt import TTShape, best_plan, plan_macs
 
 
@@ -107,3 +109,17 @@ def test_tt_linear_backward_reaches_every_core():
     for core in tt.cores:
         assert core.grad is not None and float(core.grad.abs().sum()) > 0
     assert np.isfinite(float(tt.bias.grad.abs().sum()))
+
+
+def test_quantized_tt_linear_backward_reaches_cores_bias_and_every_scale():
+    tt = TTLinear.from_linear(nn.Linear(24, 24), 3, (4, 6, 1, 1), (1, 1, 6, 4),
+                              plan=((0, 2), (2, 4)))  # fmt: skip
+    tt.enable_quantization(INT4)
+    tt.train()
+    tt(torch.randn(16, 24)).square().sum().backward()
+    for core in tt.cores:
+        assert float(core.grad.abs().sum()) > 0
+    assert float(tt.bias.grad.abs().sum()) > 0
+    scales = [m.scale for m in tt.modules() if isinstance(m, LsqQuantizer)]
+    assert len(scales) == 1 + 4 + 2 + 2  # input, cores, one merge per segment, stages
+    assert all(s.grad is not None and float(s.grad) != 0 for s in scales)
