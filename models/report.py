@@ -10,6 +10,10 @@ were actually run::
       "eval_command": "ttaccel evaluate ...", "export": "build/eval/r64-4-export.json",
       "export_command": "ttaccel export ..."}]
 
+A dense entry (no ``compression`` in its result) is the teacher that accuracy drops are measured
+from, unless it says ``"reference": true`` (e.g. a dense model trained as long as the students:
+shown in the table and as a line in the plot, not used as the baseline).
+
 Every figure in the table is read from those files; nothing is typed in. Usage::
 
     python -m ttaccel.models.report MANIFEST [--plot docs/models-accuracy.png] [--no-write]
@@ -44,6 +48,7 @@ def _acc(metrics: dict | None) -> str:
 def render(runs: list[dict]) -> tuple[str, list[dict]]:
     """Markdown of the table and the plotted points."""
     teacher_acc = None
+    references = []
     lines = [
         "| model | core bits | TT rank caps | SST-2 dev acc, torch | acc, artifact via golden "
         "model | golden = torch predictions | whole-model ratio | encoder-linear ratio | "
@@ -59,8 +64,13 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
         ev, ex = _load(run.get("eval")), _load(run.get("export"))
         comp = result.get("compression")
         sizes = result.get("sizes", {})
-        if comp is None:  # the teacher
-            teacher_acc = result["dev"]["accuracy"]
+        if comp is None:  # the teacher, or a dense reference
+            if run.get("reference"):
+                references.append(
+                    {"name": run["name"], "acc": result["dev"]["accuracy"], "reference": True}
+                )
+            else:
+                teacher_acc = result["dev"]["accuracy"]
             lines.append(f"| {run['name']} (dense fp32) | 32 | - | {_acc(result['dev'])} | - | - "
                          "| 1x | 1x | - |")  # fmt: skip
         else:
@@ -94,9 +104,9 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
         )
     text += "\n\nCommands (in this order):\n\n" + "\n".join(commands)
     if teacher_acc is not None:
-        for p in points:
+        for p in [*points, *references]:
             p["drop"] = teacher_acc - p["acc"]
-    return text, points
+    return text, [*points, *references]
 
 
 def plot(points: list[dict], teacher_acc: float | None, path: Path) -> None:
@@ -109,7 +119,9 @@ def plot(points: list[dict], teacher_acc: float | None, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     markers = {32: "o", 8: "s", 4: "^", 2: "v"}
     for p in points:
-        if "drop" in p:
+        if p.get("reference"):
+            ax.axhline(p["drop"], color="green", lw=0.8, ls=":", label=f"dense: {p['name']}")
+        elif "drop" in p:
             ax.scatter(p["enc"], p["drop"], marker=markers.get(p["bits"], "x"), s=50,
                        label=f"ours: {p['name']}")  # fmt: skip
     ax.scatter([s[0] for s in SEED000], [SEED000_TEACHER - s[1] for s in SEED000], c="gray",

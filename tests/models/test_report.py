@@ -27,6 +27,12 @@ def _runs(tmp_path):
         {"name": "teacher", "result": teacher, "command": "unused"},
         {"name": "TT INT4", "result": student, "eval": ev, "export": ex, "eval_command": "e-cmd"},
         {"name": "TT missing", "result": str(tmp_path / "nope.json")},
+        {
+            "name": "dense, longer",
+            "result": _write(tmp_path / "ref.json", {"dev": {"accuracy": 88.5}}),
+            "command": "r-cmd",
+            "reference": True,
+        },
     ]
 
 
@@ -40,8 +46,12 @@ def test_render_reads_every_figure_from_the_run_files(tmp_path):
         assert cell in row, cell
     assert "not finished" in rows["TT missing"]
     assert "- TT INT4: `s-cmd`" in text and "  - `e-cmd`" in text
-    assert points == [{"name": "TT INT4", "bits": 4, "acc": 84.5, "enc": 29.9, "whole": 20.5,
-                       "dense": 1000, "drop": 86.0 - 84.5}]  # fmt: skip
+    assert "| 88.50 |" in rows["dense, longer (dense fp32)"]
+    assert points == [
+        {"name": "TT INT4", "bits": 4, "acc": 84.5, "enc": 29.9, "whole": 20.5, "dense": 1000,
+         "drop": 86.0 - 84.5},
+        {"name": "dense, longer", "acc": 88.5, "reference": True, "drop": 86.0 - 88.5},
+    ]  # fmt: skip
 
 
 def test_main_writes_the_plot(tmp_path):
