@@ -15,9 +15,11 @@ so export and spec agree by construction.
 :func:`quantize_exact` and :func:`requantize_exact` are what the TT layers use: the LSQ value and
 gradients, but a forward value equal to the hardware's numbers (the spec's float64
 quantization, and requantization by the 16-bit multiplier and shift that export will write),
-with the integer codes carried alongside. A fake-quant forward is therefore the integer model's
-forward, and the torch and golden accuracies of a student can only differ through the float
-parts of inference (LayerNorm, softmax, GELU).
+with the integer codes carried alongside. The TT layers track codes in eval mode, so an
+evaluated fake-quant model is the integer model, and the torch and golden accuracies of a
+student can only differ through the float parts of inference (LayerNorm, softmax, GELU). In
+training they do not (the plain LSQ forward, about half the cost): the two differ only where
+an accumulator sits within the 16-bit multiplier's error of a rounding tie.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "fake_quantize",
     "format_for_bits",
     "grad_scale",
+    "on_codes",
     "quantize_exact",
     "requantize_exact",
     "round_half_up_ste",
@@ -150,12 +153,25 @@ class Exact(NamedTuple):
 
     ``value``: float, carries the LSQ / straight-through gradients, and in the forward equals
     ``codes * scale`` rounded to its dtype; ``codes``: the same numbers as integer-valued
-    float64 (no gradient); ``scale``: their effective scale.
+    float64 (no gradient), or None where they are not tracked (training: ``value`` is then the
+    plain LSQ fake quantization); ``scale``: their effective scale.
     """
 
     value: torch.Tensor
-    codes: torch.Tensor
+    codes: torch.Tensor | None
     scale: float
+
+    def map(self, fn) -> Exact:
+        """``fn`` (a reshape or an index) applied to the value and to the codes."""
+        return Exact(fn(self.value), on_codes(fn, self.codes), self.scale)
+
+
+def on_codes(op, *codes: torch.Tensor | None) -> torch.Tensor | None:
+    """``op(*codes)`` without gradient, or None when any operand's codes are not tracked."""
+    if any(c is None for c in codes):
+        return None
+    with torch.no_grad():
+        return op(*codes)
 
 
 def _forward_as(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -163,19 +179,21 @@ def _forward_as(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return x + (value.to(x.dtype) - x).detach()
 
 
-def quantize_exact(q: LsqQuantizer, x: torch.Tensor) -> Exact:
+def quantize_exact(q: LsqQuantizer, x: torch.Tensor, *, track: bool = True) -> Exact:
     """``q(x)`` with codes computed as the spec's ``quantize`` (float64 division of ``x``, half
     to even, clipped to ``q.fmt``): the codes export writes for a core, or the golden model
-    computes for a float32 input."""
+    computes for a float32 input. ``track=False``: plain ``q(x)``, codes None."""
     lsq = q(x)
     scale = q.effective_scale()
+    if not track:
+        return Exact(lsq, None, scale)
     with torch.no_grad():
         codes = torch.clamp(torch.round(x.detach().double() / scale), q.fmt.qmin, q.fmt.qmax)
     return Exact(_forward_as(lsq, codes * scale), codes, scale)
 
 
 def requantize_exact(
-    q: LsqQuantizer, acc_value: torch.Tensor, acc_codes: torch.Tensor, acc_scale: float
+    q: LsqQuantizer, acc_value: torch.Tensor, acc_codes: torch.Tensor | None, acc_scale: float
 ) -> Exact:
     """Requantize an accumulator to ``q``'s format as the hardware does.
 
@@ -185,11 +203,14 @@ def requantize_exact(
     ``Requant.from_ratio(acc_scale / s_out)``, the constants export writes (so ``acc_scale``
     must be formed in export's order: ``scale_in * core_scale``); the gradient is ``q``'s LSQ
     gradient of ``acc_value``. OverflowError if an accumulator leaves int32 (as the golden).
+    ``acc_codes`` None (not tracked): plain ``q(acc_value)``, codes None.
     """
     from .intsim import requantize  # intsim imports tt, which imports this module
 
     lsq = q(acc_value)
     scale = q.effective_scale()
+    if acc_codes is None:
+        return Exact(lsq, None, scale)
     with torch.no_grad():
         requant = Requant.from_ratio(acc_scale / scale, q.fmt)
         codes = requantize(acc_codes.to(torch.int64), requant).double()

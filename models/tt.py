@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from ttaccel.spec.tt import (
     tt_svd,
 )
 
-from .quant import Exact, LsqQuantizer, quantize_exact, requantize_exact, round_ste
+from .quant import Exact, LsqQuantizer, on_codes, quantize_exact, requantize_exact, round_ste
 
 __all__ = [
     "TTEmbedding",
@@ -360,42 +360,45 @@ class TTLinear(nn.Module):
         out = tt_contract(x, merged)
         return out + self.bias if self.bias is not None else out
 
-    def _quantized_merged_cores(self) -> list[Exact]:
-        cores = [quantize_exact(q, c) for q, c in zip(self.core_q, self.cores, strict=True)]
+    def _quantized_merged_cores(self, track: bool) -> list[Exact]:
+        cores = [quantize_exact(q, c, track=track)
+                 for q, c in zip(self.core_q, self.cores, strict=True)]  # fmt: skip
         merged = []
         for (a, b), merge_q in zip(self.plan, self.merge_q, strict=True):
             running = cores[a]
             for k, q in zip(range(a + 1, b), merge_q, strict=True):
-                with torch.no_grad():
-                    codes = merge_cores(running.codes, cores[k].codes)
+                codes = on_codes(merge_cores, running.codes, cores[k].codes)
                 value = merge_cores(running.value, cores[k].value)
                 running = requantize_exact(q, value, codes, running.scale * cores[k].scale)
             merged.append(running)
         return merged
 
     def _forward_fake_quant(self, x: torch.Tensor) -> torch.Tensor:
-        merged = self._quantized_merged_cores()
+        track = not self.training  # exact hardware numbers in eval, plain LSQ in training
+        merged = self._quantized_merged_cores(track)
         batch, m0 = x.shape[0], merged[0].value.shape[1]
-        x_q = quantize_exact(self.input_q, x)
-        state = Exact(x_q.value.reshape(batch, 1, m0, -1), x_q.codes.reshape(batch, 1, m0, -1),
-                      x_q.scale)  # fmt: skip
+        state = quantize_exact(self.input_q, x, track=track)
+        state = state.map(lambda t: t.reshape(batch, 1, m0, -1))
         last = len(merged) - 1
         for s, core in enumerate(merged):
-            value = contract_core(state.value, core.value)
-            with torch.no_grad():
-                codes = contract_core(state.codes, core.codes)
-            acc_scale = state.scale * core.scale
+            acc = Exact(contract_core(state.value, core.value),
+                        on_codes(contract_core, state.codes, core.codes),
+                        state.scale * core.scale)  # fmt: skip
             if s == last:
-                value, codes = value.reshape(batch, -1), codes.reshape(batch, -1)
-                if self.bias is not None:  # at the accumulator's scale, as quantize_bias
-                    bias_codes = round_ste(self.bias / acc_scale)
-                    value = value + bias_codes * acc_scale
-                    codes = codes + torch.clamp(bias_codes.detach().double(), -(2**31), 2**31 - 1)
-                return requantize_exact(self.stage_q[s], value, codes, acc_scale).value
-            out = requantize_exact(self.stage_q[s], value, codes, acc_scale)
-            nxt = merged[s + 1].value.shape[1]
-            state = Exact(_next_state(out.value, nxt), _next_state(out.codes, nxt), out.scale)
+                acc = acc.map(lambda t: t.reshape(batch, -1))
+                if self.bias is not None:
+                    acc = self._add_bias(acc)
+                return requantize_exact(self.stage_q[s], *acc).value
+            out = requantize_exact(self.stage_q[s], *acc)
+            state = out.map(partial(_next_state, next_m=merged[s + 1].value.shape[1]))
         raise AssertionError("unreachable")
+
+    def _add_bias(self, acc: Exact) -> Exact:
+        """The bias at the accumulator's scale (the spec's ``quantize_bias``), added."""
+        codes = round_ste(self.bias / acc.scale)
+        value = acc.value + codes * acc.scale
+        add = lambda c: c + torch.clamp(codes.double(), -(2**31), 2**31 - 1)  # noqa: E731
+        return Exact(value, on_codes(add, acc.codes), acc.scale)
 
     # -- export and integer simulation --
 
@@ -557,17 +560,18 @@ class TTEmbedding(nn.Module):
         return core.permute(1, 0, 2, 3)[digit].reshape(-1, r, n * r_next)
 
     def _forward_fake_quant(self, flat: torch.Tensor, digits: list[torch.Tensor]) -> torch.Tensor:
-        cores = [quantize_exact(q, c) for q, c in zip(self.core_q, self.cores, strict=True)]
-        first = cores[0]
-        state = Exact(first.value[0][digits[0]], first.codes[0][digits[0]], first.scale)
+        track = not self.training  # exact hardware numbers in eval, plain LSQ in training
+        cores = [quantize_exact(q, c, track=track)
+                 for q, c in zip(self.core_q, self.cores, strict=True)]  # fmt: skip
+        state = cores[0].map(lambda core: core[0][digits[0]])
         for k in range(1, len(cores)):
-            value = torch.bmm(state.value, self._slices(cores[k].value, digits[k]))
-            with torch.no_grad():
-                codes = torch.bmm(state.codes, self._slices(cores[k].codes, digits[k]))
-            out = requantize_exact(self.stage_q[k - 1], value, codes, state.scale * cores[k].scale)
+            slices = cores[k].map(partial(self._slices, digit=digits[k]))
+            acc = Exact(torch.bmm(state.value, slices.value),
+                        on_codes(torch.bmm, state.codes, slices.codes),
+                        state.scale * slices.scale)  # fmt: skip
             r_next = cores[k].value.shape[3]
-            state = Exact(out.value.reshape(flat.shape[0], -1, r_next),
-                          out.codes.reshape(flat.shape[0], -1, r_next), out.scale)  # fmt: skip
+            state = requantize_exact(self.stage_q[k - 1], *acc)
+            state = state.map(lambda t: t.reshape(flat.shape[0], -1, r_next))  # noqa: B023
         return state.value.reshape(flat.shape[0], -1)
 
     def to_int(self) -> QuantTTEmbedding:
