@@ -91,7 +91,7 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
                            "whole": sizes["whole_model_ratio"],
                            "dense": sizes.get("dense_bytes")})  # fmt: skip
         commands.append(f"- {run['name']}: `{result.get('command') or run['command']}`")
-        for key in ("eval_command", "export_command"):
+        for key in ("export_command", "eval_command"):
             if run.get(key):
                 commands.append(f"  - `{run[key]}`")
     dense = next((p["dense"] for p in points if p.get("dense")), None)
