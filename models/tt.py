@@ -14,7 +14,10 @@ Quantization-aware forward of a :class:`TTLinear` (seed 000's order, any plan): 
 the input (int8) and every core (weight format); merge each plan segment left to right,
 fake-quantizing after every pairwise merge (weight format); contract the input with each merged
 core, fake-quantizing every stage's output (int8); the bias is added, at the last stage's
-accumulator scale, before the last quantization. :meth:`TTLinear.to_int` turns the learned
+accumulator scale, before the last quantization. In eval mode the quantized forward also carries
+the integer codes and returns exactly the integer model's numbers (``quantize_exact`` /
+``requantize_exact`` of :mod:`ttaccel.models.quant`); in training it is the plain LSQ forward.
+:meth:`TTLinear.to_int` turns the learned
 scales into the spec's :class:`~ttaccel.spec.golden.QuantTTLinear` through
 :func:`ttaccel.spec.ptq.quant_tt_linear_from_scales`, so export and golden agree by construction.
 """
