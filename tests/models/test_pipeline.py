@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from ttaccel.cli import main
-from ttaccel.models.compress import load_student, size_report, train_student
+from ttaccel.models.compress import build_student, load_student, size_report, train_student
 from ttaccel.models.config import CompressionConfig, LayerRule
 from ttaccel.models.export import evaluate_student, export_student
+from ttaccel.models.quant import LsqQuantizer
 from ttaccel.models.teacher import load_bert_classifier
 from ttaccel.models.train import LoopConfig
 from ttaccel.spec.artifact import load_artifact
@@ -72,17 +73,52 @@ def test_export_import_and_golden_agree_with_torch(int4_student, tiny_data, tmp_
     assert q.stage_requants == back.stage_requants and np.array_equal(q.bias, back.bias)
     result = evaluate_student(out / "student", tiny_data, artifact_path=tmp_path / "a.safetensors",
                               int_sim=True)  # fmt: skip
-    assert result["golden_torch_prediction_agreement"] >= 0.9
+    # Evaluated, the fake-quant TT layers compute the integer model's numbers exactly, so the
+    # torch integer simulation cannot differ; the golden model differs in its float parts only.
+    assert result["torch_int_sim"] == result["torch"]
+    assert result["golden_torch_prediction_agreement"] >= 0.95
     assert result["golden_torch_max_logit_diff"] < 0.05
-    assert abs(result["golden"]["accuracy"] - result["torch"]["accuracy"]) <= 10
 
 
-def test_e2e_float_student_cannot_be_exported(tmp_path, tiny_checkpoint, tiny_data):
-    result = train_student(tiny_checkpoint, tiny_data, tmp_path, _config(None), method="e2e",
+@pytest.fixture(scope="module")
+def float_student(tmp_path_factory, tiny_checkpoint, tiny_data):
+    out = tmp_path_factory.mktemp("float")
+    result = train_student(tiny_checkpoint, tiny_data, out, _config(None), method="e2e",
                            loop=LOOP, progress=False)  # fmt: skip
+    return out / "student", result
+
+
+def test_e2e_float_student_cannot_be_exported(float_student, tmp_path):
+    student, result = float_student
     assert "accuracy" in result["dev"]
     with pytest.raises(ValueError, match="only quantized students can be exported"):
-        export_student(tmp_path / "student", tmp_path / "x.safetensors")
+        export_student(student, tmp_path / "x.safetensors")
+
+
+def test_init_from_a_float_student_keeps_its_weights_and_adds_quantizers(
+    float_student, tiny_checkpoint
+):
+    folder, _ = float_student
+    trained = load_student(folder)[0].state_dict()
+    student, _ = build_student(tiny_checkpoint, _config(4), 2, init_from=folder)
+    state = student.state_dict()
+    shared = [name for name in state if name in trained]
+    assert any(".cores." in name for name in shared) and "classifier.weight" in shared
+    for name in shared:
+        assert torch.equal(state[name], trained[name]), name
+    assert any(isinstance(m, LsqQuantizer) for m in student.modules())
+    fresh, _ = build_student(tiny_checkpoint, _config(4), 2)  # the TT-SVD initialisation
+    core = "bert.encoder.layer.0.attention.self.query.cores.1"
+    assert not torch.equal(fresh.state_dict()[core], state[core])
+
+
+def test_init_from_a_student_of_other_ranks_names_the_tensor(float_student, tiny_checkpoint):
+    folder, _ = float_student
+    other = CompressionConfig((LayerRule("encoder", 2),), 4)
+    with pytest.raises(
+        ValueError, match=r"--init-from .*: tensor bert\.encoder\.layer\.0\..* has shape"
+    ):
+        build_student(tiny_checkpoint, other, 2, init_from=folder)
 
 
 def test_size_report_counts_packed_bits(tiny_checkpoint):
