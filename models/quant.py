@@ -18,8 +18,9 @@ quantization, and requantization by the 16-bit multiplier and shift that export 
 with the integer codes carried alongside. The TT layers track codes in eval mode, so an
 evaluated fake-quant model is the integer model, and the torch and golden accuracies of a
 student can only differ through the float parts of inference (LayerNorm, softmax, GELU). In
-training they do not (the plain LSQ forward, about half the cost): the two differ only where
-an accumulator sits within the 16-bit multiplier's error of a rounding tie.
+training they do not (the plain LSQ forward: tracking made a MiniLM QAT step 2-4x slower); the
+two forwards differ only where an accumulator sits within the 16-bit multiplier's error of a
+rounding tie.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ class LsqQuantizer(nn.Module):
     ``fmt``: the code format (int8/int4/int2). The scale is initialised lazily from the first
     tensor seen in training mode or by :meth:`init_from` as ``max|x| / qmax`` (seed 000's core
     initialisation; used for activations too, which is stable at 8 bits). ``half_up`` selects
-    the requantizer's rounding
-    (for quantization points that are requantizations of integer accumulators).
+    the requantizer's rounding (for quantization points that are requantizations of integer
+    accumulators).
     """
 
     def __init__(
