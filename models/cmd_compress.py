@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cmd_train_teacher import add_loop_arguments, limit_blas_threads, loop_config
+from .cmd_train_teacher import add_loop_arguments, loop_config, record_command, use_threads
 
 HELP = "compress a BERT teacher into TT layers and train the student (QAT, distillation)"
 
@@ -109,29 +109,17 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:  # before torch/NumPy load
-        limit_blas_threads(args.threads)
+    use_threads(args.threads)
     import json
-    import shlex
-    import sys
-
-    import torch
 
     from .compress import train_student
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
     result = train_student(
         args.teacher, args.data, args.out, cfg, method=args.method, layer_steps=args.layer_steps,
         task=args.task, max_length=args.max_length, train_subset=args.train_subset,
         loop=loop_config(args), init_from=args.init_from, progress=not args.no_progress,
     )  # fmt: skip
-    result["command"] = "ttaccel " + shlex.join(sys.argv[1:])
-    out = args.out / "result.json"
-    if out.is_file():  # rank 0 wrote it: add the command line that produced it
-        saved = json.loads(out.read_text())
-        saved["command"] = result["command"]
-        out.write_text(json.dumps(saved, indent=2))
+    record_command(args.out, result)
     print(json.dumps({"dev": result["dev"], "sizes": result["sizes"]}))
     return 0

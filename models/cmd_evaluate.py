@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cmd_train_teacher import limit_blas_threads
+from .cmd_train_teacher import use_threads
 
 HELP = "evaluate a student on the dev set: torch fake-quant and the integer golden model"
 
@@ -62,14 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:  # before torch/NumPy load
-        limit_blas_threads(args.threads)
-    import torch
-
+    use_threads(args.threads)
     from .export import dumps, evaluate_student
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     result = evaluate_student(
         args.student, args.data, task=args.task, artifact_path=args.artifact, limit=args.limit,
         golden=not args.no_golden, int_sim=args.int_sim,

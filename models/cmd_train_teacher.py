@@ -96,6 +96,32 @@ def limit_blas_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def use_threads(threads: int | None) -> None:
+    """``--threads``: cap BLAS/OpenMP and torch CPU threads (call first in ``run``, before NumPy
+    or torch is imported); None or 0 keeps the libraries' choice."""
+    if not threads:
+        return
+    limit_blas_threads(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def record_command(out_dir: Path, result: dict) -> None:
+    """Add the command line that produced ``result`` to it and to ``OUT/result.json`` (when this
+    process, rank 0, wrote one)."""
+    import json
+    import shlex
+    import sys
+
+    result["command"] = "ttaccel " + shlex.join(sys.argv[1:])
+    path = Path(out_dir) / "result.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        saved["command"] = result["command"]
+        path.write_text(json.dumps(saved, indent=2))
+
+
 def loop_config(args: argparse.Namespace):
     from .train import LoopConfig
 
@@ -129,28 +155,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:  # before torch/NumPy load
-        limit_blas_threads(args.threads)
+    use_threads(args.threads)
     import json
-    import shlex
-    import sys
-
-    import torch
 
     from .teacher import train_teacher
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     result = train_teacher(
         args.data, args.out, checkpoint=args.checkpoint, task=args.task,
         max_length=args.max_length, train_subset=args.train_subset, loop=loop_config(args),
         progress=not args.no_progress,
     )  # fmt: skip
-    result["command"] = "ttaccel " + shlex.join(sys.argv[1:])
-    out = args.out / "result.json"
-    if out.is_file():  # rank 0 wrote it: add the command line that produced it
-        saved = json.loads(out.read_text())
-        saved["command"] = result["command"]
-        out.write_text(json.dumps(saved, indent=2))
+    record_command(args.out, result)
     print(json.dumps(result["dev"]))
     return 0

@@ -26,7 +26,7 @@ from torch import nn
 from ttaccel.spec.packing import packed_nbytes
 
 from .config import CompressionConfig, ResolvedLayer, check_modes
-from .data import encode, infer_task, load_split, load_tokenizer
+from .data import batches, load_encoded_splits, load_tokenizer
 from .quant import LsqQuantizer, format_for_bits
 from .teacher import check_checkpoint_dir, classification_loss, load_bert_classifier, make_eval_fn
 from .train import LoopConfig, dist_info, train_loop
@@ -370,20 +370,13 @@ def train_student(
         raise ValueError(f"method must be one of {list(METHODS)}, not {method!r}")
     loop = loop or LoopConfig()
     teacher_dir = check_checkpoint_dir(teacher_dir)
-    glue = infer_task(data_dir, task)
-    tokenizer = load_tokenizer(teacher_dir)
-    train = load_split(data_dir, "train", glue)
-    if train_subset is not None:
-        train = train[:train_subset]
-    dev = load_split(data_dir, "dev", glue)
-    train_enc = encode(train, tokenizer, max_length)
-    dev_enc = encode(dev, tokenizer, max_length)
+    glue, train_enc, dev_enc = load_encoded_splits(
+        data_dir, load_tokenizer(teacher_dir), task, max_length, train_subset
+    )
     teacher = load_bert_classifier(teacher_dir, glue.num_labels)
     torch.manual_seed(loop.seed)
     student, svd = build_student(teacher_dir, cfg, glue.num_labels, init_from)
     if cfg.weight_bits is not None:
-        from .data import batches
-
         calibrate(student, next(batches(train_enc, loop.batch_size, shuffle=True, seed=loop.seed)))
     num_layers = student.config.num_hidden_layers
     loss_fn = make_student_loss(teacher, method, num_layers, layer_steps)

@@ -27,6 +27,7 @@ __all__ = [
     "batches",
     "encode",
     "infer_task",
+    "load_encoded_splits",
     "load_split",
     "load_tokenizer",
 ]
@@ -188,6 +189,21 @@ def encode(examples: Sequence[Example], tokenizer, max_length: int) -> list[Enco
         Encoded(tuple(ids), tuple(types), e.label)
         for ids, types, e in zip(out["input_ids"], type_ids, examples, strict=True)
     ]
+
+
+def load_encoded_splits(
+    data_dir: str | Path, tokenizer, task: str | None, max_length: int,
+    train_subset: int | None = None,
+) -> tuple[GlueTask, list[Encoded], list[Encoded]]:  # fmt: skip
+    """The task of ``data_dir`` (see :func:`infer_task`) and its train and dev splits tokenized
+    by ``tokenizer`` (:func:`load_tokenizer`), truncated to ``max_length``; ``train_subset``
+    keeps the first N training examples."""
+    glue = infer_task(data_dir, task)
+    train = load_split(data_dir, "train", glue)
+    if train_subset is not None:
+        train = train[:train_subset]
+    dev = load_split(data_dir, "dev", glue)
+    return glue, encode(train, tokenizer, max_length), encode(dev, tokenizer, max_length)
 
 
 def collate(items: Sequence[Encoded]):

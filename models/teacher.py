@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .data import encode, infer_task, load_split, load_tokenizer
+from .data import load_encoded_splits, load_tokenizer
 from .train import LoopConfig, dist_info, evaluate_logits, predictions, task_metrics, train_loop
 
 __all__ = ["check_checkpoint_dir", "load_bert_classifier", "make_eval_fn", "train_teacher"]
@@ -109,14 +109,10 @@ def train_teacher(
 
     loop = loop or LoopConfig()
     checkpoint = Path(checkpoint) if checkpoint is not None else default_checkpoint_dir()
-    glue = infer_task(data_dir, task)
     tokenizer = load_tokenizer(checkpoint)
-    train = load_split(data_dir, "train", glue)
-    if train_subset is not None:
-        train = train[:train_subset]
-    dev = load_split(data_dir, "dev", glue)
-    train_enc = encode(train, tokenizer, max_length)
-    dev_enc = encode(dev, tokenizer, max_length)
+    glue, train_enc, dev_enc = load_encoded_splits(
+        data_dir, tokenizer, task, max_length, train_subset
+    )
     model = load_bert_classifier(checkpoint, glue.num_labels)
 
     def loss_fn(net, batch, step):
