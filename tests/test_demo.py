@@ -120,3 +120,16 @@ def test_demo_bad_input_is_one_clear_line(tmp_path, args, message):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"ttaccel demo: error: {message.format(tmp=tmp_path)}"
+
+
+def test_dense_size_the_demo_reports_counts_every_parameter_of_the_dense_model():
+    transformers = pytest.importorskip("transformers")
+    from ttaccel.demo import _dense_parameters
+
+    config = transformers.BertConfig(
+        vocab_size=101, hidden_size=24, num_hidden_layers=3, num_attention_heads=2,
+        intermediate_size=40, max_position_embeddings=33, type_vocab_size=2, num_labels=3,
+    )  # fmt: skip
+    model = transformers.BertForSequenceClassification(config)
+    described = {**config.to_dict(), "num_labels": 3}
+    assert _dense_parameters(described) == sum(p.numel() for p in model.parameters())
