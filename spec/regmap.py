@@ -23,7 +23,7 @@ latches the high word into ``*_HI`` so the pair is consistent. Counters clear on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .accel_config import AccelConfig
@@ -36,10 +36,12 @@ __all__ = [
     "ERROR_CODES",
     "IP_IDENTIFIER",
     "IP_VERSION",
+    "IP_VLNV",
     "REGMAP",
     "Field",
     "Register",
     "RegisterMap",
+    "config_from_registers",
     "config_register_values",
     "render_markdown",
 ]
@@ -50,7 +52,10 @@ ADDRESS_SPACE = 0x100
 """Size in bytes of the register window."""
 IP_IDENTIFIER = 0x74744143
 """``ID`` register value: ASCII ``"ttAC"``, most significant byte first; stable across versions."""
-IP_VERSION = (0, 1, 0)
+IP_VLNV = "ttaccel:ttaccel:ttaccel_top:0.2"
+"""Vendor:library:name:version of the packaged IP in the Vivado block design; the board driver
+binds to it (``pynq.DefaultIP.bindto``). The version follows :data:`IP_VERSION`'s major.minor."""
+IP_VERSION = (0, 2, 0)
 """(major, minor, patch) of the register map and instruction set; ``VERSION`` holds it."""
 ACCESS_KINDS = ("RO", "RW", "WO", "W1C")
 
@@ -342,6 +347,31 @@ REGMAP = RegisterMap(
             (Field("max_k", 0, 16, "RO", None, "longest GEMM reduction (AccelConfig.max_k)"),),
             "The longest reduction a GEMM may have.",
         ),
+        Register(
+            "CONFIG_TT",
+            0x30,
+            (
+                Field("max_rank", 0, 16, "RO", None, "largest TT rank the compiler accepts"),
+                Field("max_cores", 16, 8, "RO", None, "most TT cores per layer"),
+                Field("queue_depth", 24, 8, "RO", None, "dispatch queue entries; 0 means 256"),
+            ),
+            "The TT envelope and dispatch queues (AccelConfig.max_rank/max_cores/queue_depth).",
+        ),
+        Register(
+            "CONFIG_MAX_MODE",
+            0x34,
+            (
+                Field("max_mode", 0, 16, "RO", None, "largest unmerged TT input or output mode"),
+                Field("dsp_packing", 16, 1, "RO", None, "1: two int8 MACs per DSP48E1"),
+            ),
+            "The largest TT mode and the DSP packing of the MAC lanes.",
+        ),
+        Register(
+            "CONFIG_CLOCK",
+            0x38,
+            (Field("khz", 0, 20, "RO", None, "target clock the design was generated for, kHz"),),
+            "The configured clock (AccelConfig.clock_mhz), for latency projections.",
+        ),
         *_counter("BUSY_CYCLES", 0x40, "clock cycles with STATUS.busy set"),
         *_counter(
             "MACS_ISSUED", 0x48, "lane-MACs issued: rows * valid columns per tile per K step"
@@ -367,6 +397,13 @@ def config_register_values(config: AccelConfig) -> dict[str, int]:
         "CONFIG_BIAS": {"depth": config.bias_buffer_depth},
         "CONFIG_IMEM": {"depth": config.instruction_depth},
         "CONFIG_MAX_K": {"max_k": config.max_k},
+        "CONFIG_TT": {
+            "max_rank": config.max_rank,
+            "max_cores": config.max_cores,
+            "queue_depth": config.queue_depth % 256,
+        },
+        "CONFIG_MAX_MODE": {"max_mode": config.max_mode, "dsp_packing": int(config.dsp_packing)},
+        "CONFIG_CLOCK": {"khz": round(config.clock_mhz * 1000)},
     }
     words = {}
     for reg_name, fields in values.items():
@@ -375,6 +412,48 @@ def config_register_values(config: AccelConfig) -> dict[str, int]:
             word = reg.field(name).insert(word, value)
         words[reg_name] = word
     return words
+
+
+def config_from_registers(words: Mapping[str, int], device: str = "xc7z020") -> AccelConfig:
+    """The :class:`~.accel_config.AccelConfig` a bitstream was generated from, rebuilt from its
+    ``CONFIG_*`` register words (the inverse of :func:`config_register_values`; ``device`` is
+    not in the registers). Raises ValueError naming the register when a word is missing or
+    describes no valid configuration (e.g. an unknown weight-format code)."""
+    missing = [name for name in _CONFIG_REGISTERS if name not in words]
+    if missing:
+        raise ValueError(f"config_from_registers needs the words of {missing}")
+
+    def get(register: str, field: str) -> int:
+        return REGMAP.field(register, field).extract(int(words[register]))
+
+    codes = {code: name for name, code in FORMAT_CODES.items()}
+    code = get("CONFIG_ARRAY", "weight_format")
+    if code not in codes:
+        raise ValueError(f"CONFIG_ARRAY.weight_format {code} is not a format code ({codes})")
+    return AccelConfig(
+        rows=get("CONFIG_ARRAY", "rows") or 256,
+        cols=get("CONFIG_ARRAY", "cols") or 256,
+        weight_format=codes[code],
+        dsp_packing=bool(get("CONFIG_MAX_MODE", "dsp_packing")),
+        act_buffer_depth=get("CONFIG_ABUF", "depth"),
+        weight_buffer_depth=get("CONFIG_WBUF", "depth"),
+        bias_buffer_depth=get("CONFIG_BIAS", "depth"),
+        instruction_depth=get("CONFIG_IMEM", "depth"),
+        queue_depth=get("CONFIG_TT", "queue_depth") or 256,
+        max_cores=get("CONFIG_TT", "max_cores"),
+        max_rank=get("CONFIG_TT", "max_rank"),
+        max_mode=get("CONFIG_MAX_MODE", "max_mode"),
+        max_k=get("CONFIG_MAX_K", "max_k"),
+        clock_mhz=get("CONFIG_CLOCK", "khz") / 1000,
+        device=device,
+    )
+
+
+_CONFIG_REGISTERS = (
+    "CONFIG_ARRAY", "CONFIG_ABUF", "CONFIG_WBUF", "CONFIG_BIAS", "CONFIG_IMEM", "CONFIG_MAX_K",
+    "CONFIG_TT", "CONFIG_MAX_MODE", "CONFIG_CLOCK",
+)  # fmt: skip
+"""The registers that :func:`config_from_registers` reads."""
 
 
 def _bits(field: Field) -> str:

@@ -12,6 +12,7 @@ from ttaccel.spec.regmap import (
     Field,
     Register,
     RegisterMap,
+    config_from_registers,
     config_register_values,
     render_markdown,
 )
@@ -144,3 +145,28 @@ def test_unknown_names_raise_keyerror():
         REGMAP["NOPE"]
     with pytest.raises(KeyError, match="has no field"):
         REGMAP.field("CONTROL", "go")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        AccelConfig(),
+        AccelConfig(rows=8, cols=4, weight_format="int4", queue_depth=256, max_rank=30,
+                    max_cores=6, max_mode=96, clock_mhz=142.5, dsp_packing=False),
+    ],
+)  # fmt: skip
+def test_config_rebuilt_from_its_registers(config):
+    assert config_from_registers(config_register_values(config)) == config
+
+
+def test_config_from_registers_names_what_is_wrong():
+    words = config_register_values(AccelConfig())
+    del words["CONFIG_TT"]
+    with pytest.raises(ValueError, match="CONFIG_TT"):
+        config_from_registers(words)
+    words = config_register_values(AccelConfig())
+    words["CONFIG_ARRAY"] = REGMAP.field("CONFIG_ARRAY", "weight_format").insert(
+        words["CONFIG_ARRAY"], 9
+    )
+    with pytest.raises(ValueError, match="weight_format 9"):
+        config_from_registers(words)
