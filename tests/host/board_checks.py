@@ -1,0 +1,178 @@
+"""Checks of the pynq backend against the real pynq package, run in the board venv.
+
+``build/venv-board/bin/python -W error tests/host/board_checks.py CHECK [options]`` prints one
+JSON object on stdout (and exits non-zero with a traceback on failure); ``test_pynq_board.py``
+runs each check in a subprocess from the development venv and compares what it prints with
+runs there. This venv has pynq 4.0.0 + NumPy 1.26 and ttaccel installed without extras: no
+torch, no Amaranth, no pytest.
+
+Checks: ``run`` (programs through ``PynqDevice`` and PYNQ's ``DMA`` on the stand-in board),
+``limit`` (a transfer over the DMA's length register is refused), ``timeout`` (a hang: the
+driver's time-out report and recovery), ``cache`` (cacheable buffers, and a missing invalidate
+caught), ``reference`` (``ttaccel.host`` runs its reference backend with NumPy alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# pynq says so at import on x86 (its GPIO class); every other warning stays an error (-W error).
+warnings.filterwarnings("ignore", "Pynq does not support the CPU", ResourceWarning)
+
+from board_programs import SIM_CONFIG, dense_case  # noqa: E402
+from pynq_standin import StandInBoard  # noqa: E402
+
+from ttaccel.host.device import DeviceError  # noqa: E402
+from ttaccel.host.driver import Accelerator, AcceleratorTimeout  # noqa: E402
+from ttaccel.host.pynq_board import PynqDevice  # noqa: E402
+from ttaccel.host.reference import ReferenceDevice  # noqa: E402
+
+
+def _backend(args):
+    if args.backend == "sim":
+        from ttaccel.host.sim import SimDevice
+
+        return SimDevice(args.library)
+    return ReferenceDevice(SIM_CONFIG)
+
+
+def _board(args, *, length_width: int = 26, cacheable: bool = False):
+    board = StandInBoard(_backend(args))
+    device = PynqDevice.from_ip_dict(board.ip_dict(length_width), cacheable=cacheable)
+    return board, device
+
+
+def _hex(beats: np.ndarray) -> list[str]:
+    return [f"{int(b):016x}" for b in np.asarray(beats, dtype=np.uint64)]
+
+
+def _run_case(accelerator: Accelerator, seed: int, **sizes) -> dict:
+    case = dense_case(seed, accelerator.config, **sizes)  # the config the registers report
+    result = accelerator.run(case.program, case.data, case.layer.output_beats)
+    decoded = case.layer.decode_output(result.output)
+    return {
+        "seed": seed,
+        "sizes": sizes,
+        "output": _hex(result.output),
+        "matches_golden": bool(np.array_equal(decoded, case.expected)),
+        "macs_issued": result.counters.macs_issued,
+    }
+
+
+def check_run(args) -> dict:
+    """Two runs of one size and one larger run (the buffers grow once) through PynqDevice."""
+    board, device = _board(args, cacheable=args.cacheable)
+    with device:
+        accelerator = Accelerator(device)
+        runs = [_run_case(accelerator, seed) for seed in args.seeds]
+        runs.append(_run_case(accelerator, args.seeds[0] + 100, m=48, n=24, tokens=96))
+        state = device.transfer_state()
+    return {
+        "runs": runs,
+        "accel_writes": board.accel_writes,
+        "violations": board.violations,
+        "allocations": board.allocations,
+        "flushes": len(board.flushes),
+        "invalidates": len(board.invalidates),
+        "extra": state.extra,
+        "buffers_after_close": len(device._buffers),
+    }
+
+
+def check_limit(args) -> dict:
+    """A DMA with a 10-bit length register (1023 bytes): a longer input and a longer output
+    are refused before anything is written; a short transfer still goes through."""
+    board, device = _board(args, length_width=10)
+    messages = {}
+    for name, send, receive in (("input", 128, 1), ("output", 4, 128)):
+        writes = len(board.accel_writes)
+        try:
+            device.start_transfers(np.zeros(send, np.uint64), receive)
+        except DeviceError as error:
+            messages[name] = str(error)
+        assert len(board.accel_writes) == writes
+    accelerator = Accelerator(device)
+    small = _run_case(accelerator, 1, m=4, n=4, tokens=1)
+    return {"messages": messages, "small": small, "violations": board.violations}
+
+
+def check_timeout(args) -> dict:
+    """Arm one output beat too few: the engine back-pressures, the driver's deadline fires
+    with a dump carrying both DMA status registers, and after its recovery (the DMA stopped
+    and restarted, the engine soft-reset) the same program runs correctly."""
+    board, device = _board(args)
+    accelerator = Accelerator(device, timeout_s=1.0)
+    case = dense_case(3)
+    try:
+        accelerator.run(case.program, case.data, case.layer.output_beats - 1)
+    except AcceleratorTimeout as error:
+        report, dump = str(error), error.dump
+    else:
+        raise AssertionError("a run with a short output transfer finished")
+    again = _run_case(accelerator, 3)
+    return {
+        "report": report,
+        "backend_status": {k: int(v) for k, v in dump.get("backend status", {}).items()},
+        "again": again,
+        "violations": board.violations,
+    }
+
+
+def check_cache(args) -> dict:
+    """Cacheable buffers: correct with PynqDevice's flush and invalidate; with invalidate
+    made a no-op on the stand-in, the output read back is stale (shows the check bites)."""
+    results = {}
+    for variant in ("intact", "no-invalidate"):
+        board, device = _board(args, cacheable=True)
+        if variant == "no-invalidate":
+            board.invalidate = lambda bo, offset, vaddr, length: None
+        results[variant] = _run_case(Accelerator(device), 5)
+        results[variant]["flushes"] = len(board.flushes)
+        results[variant]["invalidates"] = len(board.invalidates)
+    return results
+
+
+def check_reference(args) -> dict:
+    """ttaccel.host with NumPy alone: the reference backend runs a layer."""
+    accelerator = Accelerator(ReferenceDevice(SIM_CONFIG))
+    run = _run_case(accelerator, 7)
+    return {
+        "run": run,
+        "numpy": np.__version__,
+        "forbidden_found": [
+            m for m in ("torch", "amaranth", "pytest") if importlib.util.find_spec(m)
+        ],
+        "pynq": __import__("pynq").__version__,
+    }
+
+
+CHECKS = {
+    "run": check_run,
+    "limit": check_limit,
+    "timeout": check_timeout,
+    "cache": check_cache,
+    "reference": check_reference,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("check", choices=sorted(CHECKS))
+    parser.add_argument("--backend", choices=("sim", "reference"), default="reference")
+    parser.add_argument("--library", help="libsimboard .so for --backend sim")
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    parser.add_argument("--cacheable", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(CHECKS[args.check](args)))
+
+
+if __name__ == "__main__":
+    main()
