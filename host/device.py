@@ -48,7 +48,7 @@ class TransferState:
     to_send: int
     received: int
     to_receive: int
-    extra: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, int | str] = field(default_factory=dict)
 
 
 class Device(abc.ABC):

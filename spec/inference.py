@@ -32,7 +32,8 @@ independent).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -41,7 +42,15 @@ from .formats import ACC_BITS, INT8, Requant, dequantize, quantize, requantize
 from .golden import tt_embedding_int
 from .tt import contract_core, tt_shape_of
 
-__all__ = ["BertInference", "erf", "gelu", "layer_norm", "tt_contract_exact"]
+__all__ = [
+    "LINEAR_NAMES",
+    "BertInference",
+    "TTLinearFn",
+    "erf",
+    "gelu",
+    "layer_norm",
+    "tt_contract_exact",
+]
 
 _ACC_MIN, _ACC_MAX = -(2 ** (ACC_BITS - 1)), 2 ** (ACC_BITS - 1) - 1
 
@@ -78,10 +87,20 @@ def tt_contract_exact(
 
 
 _ARCH = "bert-sequence-classification"
-_LINEARS = (
+LINEAR_NAMES = (
     "attention.self.query", "attention.self.key", "attention.self.value",
     "attention.output.dense", "intermediate.dense", "output.dense",
 )  # fmt: skip
+"""The linears of one encoder layer (``bert.encoder.layer.{i}.`` + name), in the order
+:meth:`BertInference.logits` calls them."""
+
+TTLinearFn = Callable[[str, np.ndarray], np.ndarray]
+"""``(layer name, int8 input codes (R, in)) -> int8 output codes (R, out)``: the integer part
+of one TT linear, :func:`tt_contract_exact` by default, a device in ``ttaccel.host``."""
+
+
+def _untimed(step: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -121,9 +140,21 @@ class BertInference:
 
     Merged integer cores of every TT linear are computed once at construction (they are
     input independent). :meth:`logits` maps token ids to float32 logits.
+
+    ``tt_linear``: computes a TT linear's integer part (:data:`TTLinearFn`); it must return
+    exactly what :func:`tt_contract_exact` returns (the host's device backends do), so the
+    logits do not depend on it. ``timer``: ``timer(step)`` returns a context manager around
+    each host step (``embedding``, ``quantize``, ``tt_linear``, ``dequantize``, ``dense``,
+    ``attention``, ``softmax``, ``residual``, ``layernorm``, ``gelu``), for profiling.
     """
 
-    def __init__(self, artifact: Artifact) -> None:
+    def __init__(
+        self,
+        artifact: Artifact,
+        *,
+        tt_linear: TTLinearFn | None = None,
+        timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
+    ) -> None:
         cfg = artifact.model_config
         if cfg.get("architecture") != _ARCH:
             raise ValueError(
@@ -142,6 +173,14 @@ class BertInference:
         self.eps = float(cfg["layer_norm_eps"])
         self._merged = {n: layer.merged_cores() for n, layer in artifact.tt_linears.items()}
         self.t = artifact.tensors
+        self._tt_linear = tt_linear or self.tt_linear_exact
+        self._timer = timer or _untimed
+
+    def tt_linear_exact(self, name: str, codes: np.ndarray) -> np.ndarray:
+        """The default :data:`TTLinearFn`: the golden integer contraction of TT layer
+        ``name`` on int8 ``codes`` (R, in) -> int8 (R, out)."""
+        layer = self.artifact.tt_linears[name]
+        return tt_contract_exact(codes, self._merged[name], layer.stage_requants, layer.bias)
 
     def _tensor(self, name: str) -> np.ndarray:
         if name not in self.t:
@@ -152,14 +191,18 @@ class BertInference:
         """``x`` (R, in) float32 -> (R, out) float32 through TT layer or dense ``name``."""
         layer = self.artifact.tt_linears.get(name)
         if layer is None:
-            w = self._tensor(f"{name}.weight")
-            y = x @ w.T
-            if f"{name}.bias" in self.t:
-                y = y + self.t[f"{name}.bias"]
-            return y.astype(np.float32)
-        codes = quantize(x, layer.input_scale, INT8)
-        out = tt_contract_exact(codes, self._merged[name], layer.stage_requants, layer.bias)
-        return dequantize(out, layer.output_scale)
+            with self._timer("dense"):
+                w = self._tensor(f"{name}.weight")
+                y = x @ w.T
+                if f"{name}.bias" in self.t:
+                    y = y + self.t[f"{name}.bias"]
+                return y.astype(np.float32)
+        with self._timer("quantize"):
+            codes = quantize(x, layer.input_scale, INT8)
+        with self._timer("tt_linear"):
+            out = self._tt_linear(name, codes)
+        with self._timer("dequantize"):
+            return dequantize(out, layer.output_scale)
 
     def word_embeddings(self, ids: np.ndarray) -> np.ndarray:
         """ids (T,) -> (T, H) float32 rows (TT integer lookup or the float table)."""
@@ -192,28 +235,40 @@ class BertInference:
         if min(lengths, default=1) < 1:
             raise ValueError("every example needs at least one token")
         starts = np.cumsum([0, *lengths])
-        x = np.concatenate([self.embed(i, t) for i, t in zip(ids, types, strict=True)])
+        timer = self._timer
+        with timer("embedding"):
+            x = np.concatenate([self.embed(i, t) for i, t in zip(ids, types, strict=True)])
         dh = self.hidden // self.heads
         for layer in range(self.layers):
             p = f"bert.encoder.layer.{layer}."
-            q, k, v = (self.linear(p + n, x) for n in _LINEARS[:3])
+            q, k, v = (self.linear(p + n, x) for n in LINEAR_NAMES[:3])
             ctx = np.empty_like(x)
             for b in range(len(ids)):
                 s = slice(starts[b], starts[b + 1])
-                qh = q[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
-                kh = k[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
-                vh = v[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
-                scores = (qh @ kh.transpose(0, 2, 1)) * np.float32(dh**-0.5)
-                ctx[s] = (_softmax(scores) @ vh).transpose(1, 0, 2).reshape(-1, self.hidden)
+                with timer("attention"):
+                    qh = q[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
+                    kh = k[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
+                    vh = v[s].reshape(-1, self.heads, dh).transpose(1, 0, 2)
+                    scores = (qh @ kh.transpose(0, 2, 1)) * np.float32(dh**-0.5)
+                with timer("softmax"):
+                    probs = _softmax(scores)
+                with timer("attention"):
+                    ctx[s] = (probs @ vh).transpose(1, 0, 2).reshape(-1, self.hidden)
             attn = self.linear(p + "attention.output.dense", ctx)
             ln = p + "attention.output.LayerNorm."
-            x = layer_norm(
-                attn + x, self._tensor(ln + "weight"), self._tensor(ln + "bias"), self.eps
-            )
-            inter = gelu(self.linear(p + "intermediate.dense", x))
+            with timer("residual"):
+                h = attn + x
+            with timer("layernorm"):
+                x = layer_norm(h, self._tensor(ln + "weight"), self._tensor(ln + "bias"), self.eps)
+            pre = self.linear(p + "intermediate.dense", x)
+            with timer("gelu"):
+                inter = gelu(pre)
             out = self.linear(p + "output.dense", inter)
-            x = layer_norm(out + x, self._tensor(p + "output.LayerNorm.weight"),
-                           self._tensor(p + "output.LayerNorm.bias"), self.eps)  # fmt: skip
+            with timer("residual"):
+                h = out + x
+            with timer("layernorm"):
+                x = layer_norm(h, self._tensor(p + "output.LayerNorm.weight"),
+                               self._tensor(p + "output.LayerNorm.bias"), self.eps)  # fmt: skip
         first = x[starts[:-1]]  # the [CLS] token of every example
         pooled = np.tanh(self.linear("bert.pooler.dense", first)).astype(np.float32)
         return self.linear("classifier", pooled)

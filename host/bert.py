@@ -1,0 +1,248 @@
+"""BERT inference with the TT linears on the accelerator and everything else on the host.
+
+:class:`DeviceTTLinears` is a :data:`~ttaccel.spec.inference.TTLinearFn`: it runs one TT
+linear of an artifact on an :class:`~.driver.Accelerator` and returns exactly the int8 codes
+the golden model computes. :class:`DeviceBert` plugs it into
+:class:`~ttaccel.spec.inference.BertInference`, so the embedding, attention, softmax,
+LayerNorm, GELU, residuals, pooler and classifier are the spec's own code, not a copy, and the
+logits equal ``BertInference(artifact).logits(batch)`` bit for bit.
+
+Batches and streaming
+    All sentences of a batch are concatenated into one token sequence (TT linears act on
+    tokens independently), so a batch fills the array's ``rows`` lanes in token blocks and only
+    the last block is padded. Each TT layer's merged cores and bias are streamed to the
+    accelerator once per batch: the first layer of a batch by a *setup* program, and every
+    following one, where the on-chip buffers hold both, *prefetched* by the run program of the
+    layer before it (:func:`ttaccel.spec.compiler.with_prefetch`: the cores stream in during the
+    load engine's idle gaps). A layer whose constants cannot sit beside its predecessor's gets
+    its own setup program.
+
+Every program run is recorded (:class:`ProgramRecord`) with the hardware counters and the
+compiler's count of the MACs it issues, so a caller can check ``MACS_ISSUED`` against it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..spec.artifact import Artifact
+from ..spec.compiler import CompiledLayer, LayerDoesNotFit, compile_tt_linear, with_prefetch
+from ..spec.inference import LINEAR_NAMES, BertInference
+from .driver import Accelerator, RunCounters, program_macs
+
+__all__ = [
+    "ArtifactDoesNotFit",
+    "DeviceBert",
+    "DeviceTTLinears",
+    "ProgramRecord",
+    "StepTimer",
+    "tt_layer_order",
+]
+
+
+class ArtifactDoesNotFit(ValueError):
+    """The artifact needs more than the accelerator has (rank, bits, buffer, instructions)."""
+
+
+@dataclass(frozen=True)
+class ProgramRecord:
+    """One program run: which layer, ``kind`` (``setup`` or ``run``), tokens, the counters
+    read from the hardware, the compiler's MAC count (``expected_macs``), stream sizes, the
+    layer's useful MACs (no padding) and host wall seconds of the run."""
+
+    layer: str
+    kind: str
+    tokens: int
+    counters: RunCounters
+    expected_macs: int
+    beats_in: int
+    beats_out: int
+    useful_macs: int
+    wall_s: float
+
+
+class StepTimer:
+    """Wall time per named step, accumulated: ``with timer("gelu"): ...``. Steps may nest
+    (``tt_linear`` contains ``pack``, ``device`` and ``unpack``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    @contextlib.contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] += time.perf_counter() - start
+            self.calls[step] += 1
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+
+def tt_layer_order(artifact: Artifact) -> list[str]:
+    """The artifact's TT linears in the order :class:`BertInference` calls them."""
+    layers = int(artifact.model_config.get("num_hidden_layers", 0))
+    names = [f"bert.encoder.layer.{i}.{n}" for i in range(layers) for n in LINEAR_NAMES]
+    ordered = [n for n in names if n in artifact.tt_linears]
+    return ordered + [n for n in artifact.tt_linears if n not in ordered]
+
+
+def _range(base: int, size: int) -> range:
+    return range(base, base + size)
+
+
+def _disjoint(a: range, b: range) -> bool:
+    return a.stop <= b.start or b.stop <= a.start
+
+
+class DeviceTTLinears:
+    """Runs the TT linears of ``artifact`` on ``accelerator`` (see the module docstring).
+
+    Construction checks every TT layer against the accelerator's configuration before any
+    transfer and raises :class:`ArtifactDoesNotFit` naming the layer and the limit (rank,
+    cores, modes, weight bits, buffer depths, reduction length). ``prefetch``: stream the next
+    layer's constants during the current layer's run where both fit (default True).
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        accelerator: Accelerator,
+        *,
+        prefetch: bool = True,
+        timer: StepTimer | None = None,
+    ) -> None:
+        self.artifact = artifact
+        self.accelerator = accelerator
+        self.config = accelerator.config
+        self.prefetch = prefetch
+        self.timer = timer or StepTimer()
+        self.order = tt_layer_order(artifact)
+        self.records: list[ProgramRecord] = []
+        self._cache: dict[tuple, CompiledLayer] = {}
+        self._sizes: dict[str, tuple[int, int]] = {}
+        for name in self.order:
+            layer = artifact.tt_linears[name]
+            try:
+                compiled = compile_tt_linear(layer, self.config.rows, self.config)
+            except LayerDoesNotFit as error:
+                raise ArtifactDoesNotFit(
+                    f"TT layer {name} does not fit the accelerator "
+                    f"({self.config.summary()}): {error}"
+                ) from None
+            words = sum(c.count for c in compiled.constants if c.buffer.name == "WBUF")
+            bias = sum(c.count for c in compiled.constants if c.buffer.name == "BIAS")
+            self._sizes[name] = (words, bias)
+        self._resident: dict[str, tuple[int, int]] = {}
+
+    def begin_batch(self) -> None:
+        """Forget what is resident: the next batch streams every layer's constants again."""
+        self._resident.clear()
+
+    def _compiled(self, name: str, tokens: int, bases: tuple[int, int]) -> CompiledLayer:
+        key = (name, tokens, bases)
+        if key not in self._cache:
+            try:
+                self._cache[key] = compile_tt_linear(
+                    self.artifact.tt_linears[name], tokens, self.config,
+                    weight_base=bases[0], bias_base=bases[1],
+                )  # fmt: skip
+            except LayerDoesNotFit as error:
+                raise ArtifactDoesNotFit(f"TT layer {name} with {tokens} tokens: {error}") from None
+        return self._cache[key]
+
+    def _placement_beside(
+        self, name: str, running: str, current: tuple[int, int]
+    ) -> tuple[int, int] | None:
+        """WBUF and BIAS bases for ``name``'s constants disjoint from those of layer
+        ``running`` at ``current``, or None when they cannot sit side by side."""
+        (words, bias), cfg = self._sizes[name], self.config
+        cur_words, cur_bias = self._sizes[running]
+        choice = []
+        for size, cur_size, base, depth in (
+            (words, cur_words, current[0], cfg.weight_buffer_depth),
+            (bias, cur_bias, current[1], cfg.bias_buffer_depth),
+        ):
+            busy = _range(base, cur_size)
+            for candidate in (0, depth - size):
+                if candidate >= 0 and _disjoint(_range(candidate, size), busy):
+                    choice.append(candidate)
+                    break
+            else:
+                return None
+        return choice[0], choice[1]
+
+    def _run(self, name: str, kind: str, compiled: CompiledLayer, program, data, out_beats):
+        with self.timer("device"):
+            result = self.accelerator.run(program, data, out_beats)
+        record = ProgramRecord(
+            layer=name,
+            kind=kind,
+            tokens=compiled.tokens,
+            counters=result.counters,
+            expected_macs=program_macs(program, self.config),
+            beats_in=int(np.size(data)),
+            beats_out=out_beats,
+            useful_macs=compiled.useful_macs if kind == "run" else 0,
+            wall_s=result.wall_s,
+        )
+        self.records.append(record)
+        return result
+
+    def __call__(self, name: str, codes: np.ndarray) -> np.ndarray:
+        """int8 input codes (R, in_features) of TT layer ``name`` -> int8 codes
+        (R, out_features), computed on the accelerator."""
+        tokens = int(codes.shape[0])
+        if name not in self._resident:
+            setup = self._compiled(name, tokens, (0, 0))
+            self._run(name, "setup", setup, setup.setup, setup.setup_stream, 0)
+            self._resident = {name: (0, 0)}
+        bases = self._resident[name]
+        compiled = self._compiled(name, tokens, bases)
+        program = compiled
+        position = self.order.index(name)
+        following = self.order[position + 1] if position + 1 < len(self.order) else None
+        resident = {}
+        if self.prefetch and following is not None:
+            placement = self._placement_beside(following, name, bases)
+            if placement is not None:
+                program = with_prefetch(compiled, self._compiled(following, tokens, placement))
+                resident[following] = placement
+        with self.timer("pack"):
+            data = program.input_stream(codes)
+        result = self._run(name, "run", compiled, program.run, data, program.output_beats)
+        with self.timer("unpack"):
+            out = program.decode_output(result.output)
+        self._resident = resident
+        return out
+
+
+class DeviceBert:
+    """A BERT classifier whose TT linears run on ``accelerator`` (see the module docstring).
+
+    :meth:`logits` takes a batch of token-id lists and returns float32 logits equal to
+    :meth:`ttaccel.spec.inference.BertInference.logits` on the same batch. ``timer`` collects
+    the host's time per step; ``linears.records`` every program run.
+    """
+
+    def __init__(self, artifact: Artifact, accelerator: Accelerator, *, prefetch: bool = True):
+        self.artifact = artifact
+        self.accelerator = accelerator
+        self.timer = StepTimer()
+        self.linears = DeviceTTLinears(artifact, accelerator, prefetch=prefetch, timer=self.timer)
+        self.model = BertInference(artifact, tt_linear=self.linears, timer=self.timer)
+
+    def logits(self, input_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Token ids per sentence (unpadded) -> float32 logits (sentences, num_labels)."""
+        self.linears.begin_batch()
+        return self.model.logits(input_ids)
