@@ -19,6 +19,8 @@ advances only inside calls:
   (reading ``STATUS`` over the bus) up to the same quantum, so a driver polling ``STATUS``
   always makes progress and a hung run costs ``poll_cycles`` simulated cycles per poll (it
   shows as the driver's deadline, not as a frozen process);
+* :meth:`SimDevice.transfers_done` runs until both transfers are complete or ``poll_cycles``
+  have passed (so a DMA-status polling loop makes progress too);
 * a register write takes the cycles of its bus transaction only;
 * :meth:`SimDevice.run` and :meth:`SimDevice.step` run cycles explicitly.
 
@@ -26,8 +28,9 @@ Options: ``seed`` with ``input_idle`` (probability of an idle cycle before each 
 and ``output_stall`` (probability of ``TREADY`` low per cycle) randomise both streams;
 :meth:`SimDevice.hold_output` holds ``TREADY`` low (hang tests). The harness checks that the
 DUT never withdraws ``m_axis_tvalid`` or changes ``TDATA``/``TLAST`` before a handshake:
-:attr:`SimDevice.violations` counts the breaches (forgotten at :meth:`abort_transfers` and
-reset: the DMA channel is reset then, and a soft reset may drop the stream).
+:attr:`SimDevice.violations` counts the breaches while an output transfer is armed; after
+:meth:`abort_transfers` (the DMA channel is reset and listens to nothing; a soft reset may then
+drop the stuck beat) they are counted apart, as ``unarmed_changes`` in :meth:`counters`.
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ from .device import Device, DeviceError, TransferState
 
 __all__ = ["ABI_VERSION", "COUNTER_NAMES", "SimDevice"]
 
-ABI_VERSION = 1
+ABI_VERSION = 3
 """The harness ABI this module speaks (``sb_abi_version()`` of the library)."""
 
 COUNTER_NAMES = (
     "cycles", "in_sent", "in_beats", "out_received", "out_capacity", "out_ended_by_tlast",
     "violations", "tlast_early", "tlast_missing", "keep_errors", "total_sent",
-    "total_received", "out_tvalid", "interrupt",
+    "total_received", "out_tvalid", "interrupt", "unarmed_changes",
+    "in_idle_cycles", "out_stall_cycles",
 )  # fmt: skip
 """The harness's counters in ``sb_counters`` order (see ``host/sim_harness.cpp``)."""
 
@@ -210,7 +214,7 @@ class SimDevice(Device):
             )
         if beats.dtype.kind == "i" and beats.size and int(beats.min()) < 0:
             raise ValueError(f"send holds a negative beat ({int(beats.min())}); beats are uint64")
-        if not self.transfers_done():
+        if not self._complete():
             state = self.transfer_state()
             raise DeviceError(
                 f"a transfer is still in progress ({state.sent}/{state.to_send} beats sent, "
@@ -228,6 +232,13 @@ class SimDevice(Device):
         self._check(rc, "start transfers")
 
     def transfers_done(self) -> bool:
+        """See :meth:`Device.transfers_done`; polling it advances simulated time like a
+        register read: the model runs until both transfers are complete or ``poll_cycles``
+        cycles have passed (a DMA's status poll lets the board move on)."""
+        self._lib.sb_run(self._live(), self._poll_cycles)
+        return self._complete()
+
+    def _complete(self) -> bool:
         return bool(self._lib.sb_transfers_done(self._live()))
 
     def received(self) -> np.ndarray:

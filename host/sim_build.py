@@ -33,13 +33,26 @@ from pathlib import Path
 
 from ..spec.accel_config import AccelConfig
 
-__all__ = ["BUILD_ROOT", "HARNESS", "LIBRARY_NAME", "SimBuild", "build_simboard"]
+__all__ = ["BUILD_ROOT", "HARNESS", "SMALL_BOARD", "SimBuild", "build_simboard"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = REPO_ROOT / "build" / "simboard"
 HARNESS = Path(__file__).resolve().parent / "sim_harness.cpp"
-LIBRARY_NAME = "libsimboard.so"
 _MODULE = "ttaccel_top"
+
+SMALL_BOARD = AccelConfig(
+    rows=4,
+    cols=4,
+    weight_buffer_depth=16384,
+    act_buffer_depth=8192,
+    bias_buffer_depth=1024,
+    instruction_depth=256,
+    queue_depth=4,
+    max_k=1024,
+)
+"""The 4 x 4 int8 board that tests/host/test_sim_device.py and bench/bench_sim_board.py share
+(one build, about a minute here): its buffers hold seed 000's attention layer (768 x 768) and
+cost the build little (the array size is what makes 16 x 16 take minutes)."""
 
 VERILATOR_FLAGS = (
     "--cc",

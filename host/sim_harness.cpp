@@ -24,9 +24,11 @@
 //     back-pressure and a "hold TREADY low forever" switch; a beat with TLAST ends the transfer
 //     early, like the AXI DMA's S2MM (sb_counters reports it);
 //   * protocol check: a beat offered (m_axis_tvalid) but not taken must be offered again, with the
-//     same TDATA and TLAST, on the next cycle; each break of that rule counts one violation. The
-//     check forgets a pending beat on aresetn and on sb_abort (the DMA channel was reset: a soft
-//     reset of the accelerator may then drop the stream, as the register map documents).
+//     same TDATA and TLAST, on the next cycle; each break of that rule while an output transfer
+//     is armed (sb_start_transfers up to sb_abort / sb_reset) counts one violation. A break while
+//     none is armed (after sb_abort the DMA channel is reset and listens to nothing; the
+//     accelerator's soft reset then drops the stuck beat, as the register map documents) is
+//     counted apart, as unarmed_changes. aresetn low is never a violation.
 //
 // All functions return 0 on success; a negative value is an error code (SB_E_*).
 
@@ -102,6 +104,9 @@ struct SimBoard {
     uint64_t pending_data = 0;
     uint8_t pending_last = 0;
     uint64_t violations = 0;
+    uint64_t unarmed_changes = 0;
+    uint64_t in_idle_cycles = 0;    // cycles with input beats left but TVALID low (random idle)
+    uint64_t out_stall_cycles = 0;  // cycles with a beat offered on m_axis and TREADY low
 
     // total beats ever moved (for the counters)
     uint64_t total_sent = 0, total_received = 0;
@@ -130,6 +135,7 @@ void drive_streams(SimBoard* b) {
     if (!b->in_offering && b->in_sent < b->in_beats) {
         if (!(b->idle_threshold && b->rng.chance(b->idle_threshold))) b->in_offering = true;
     }
+    if (!b->in_offering && b->in_sent < b->in_beats) b->in_idle_cycles++;
     if (b->in_offering) {
         t->s_axis_tvalid = 1;
         t->s_axis_tdata = b->in_data[b->in_sent];
@@ -173,9 +179,14 @@ void cycle(SimBoard* b, bool* aw_hs, bool* w_hs, bool* b_hs, bool* ar_hs, bool* 
 
     // AXI4-Stream rule: an offered beat stays offered, unchanged, until it is taken
     if (t->aresetn && b->out_pending) {
-        if (!out_valid || out_data != b->pending_data || out_last != b->pending_last)
-            b->violations++;
+        if (!out_valid || out_data != b->pending_data || out_last != b->pending_last) {
+            if (b->out_armed)
+                b->violations++;
+            else
+                b->unarmed_changes++;
+        }
     }
+    if (t->aresetn && out_valid && !out_hs) b->out_stall_cycles++;
     b->out_pending = t->aresetn && out_valid && !out_hs;
     b->pending_data = out_data;
     b->pending_last = out_last;
@@ -359,7 +370,6 @@ int sb_abort(SimBoard* b) {
     b->out_armed = false;
     b->out_ended_by_tlast = false;
     b->out_capacity = 0;
-    b->out_pending = false;
     return SB_OK;
 }
 
@@ -442,7 +452,7 @@ int sb_reg_read_now(SimBoard* b, uint32_t offset, uint32_t* value) {
     return axi_read(b, offset, value);
 }
 
-// Counters, in this order (count: how many the caller's array holds, at most 14):
+// Counters, in this order (count: how many the caller's array holds, at most 17):
 //  0 cycles          simulated clock cycles since sb_create
 //  1 in_sent         beats of the current input transfer sent
 //  2 in_beats        beats of the current input transfer
@@ -457,10 +467,13 @@ int sb_reg_read_now(SimBoard* b, uint32_t offset, uint32_t* value) {
 // 11 total_received  output beats received since sb_create
 // 12 m_axis_tvalid   the DUT's output TVALID now (a beat waiting)
 // 13 interrupt       the DUT's interrupt line now
+// 14 unarmed_changes output beats withdrawn or changed while no output transfer was armed
+// 15 in_idle_cycles  cycles with input beats left but TVALID low (random idle cycles)
+// 16 out_stall_cycles cycles with an output beat offered and TREADY low
 int sb_counters(const SimBoard* b, uint64_t* out, uint32_t count) {
     if (!b || !out) return SB_E_ARGUMENT;
     const Vtop* t = b->top.get();
-    uint64_t values[14] = {
+    uint64_t values[17] = {
         b->cycles,
         b->in_sent,
         b->in_beats,
@@ -475,13 +488,16 @@ int sb_counters(const SimBoard* b, uint64_t* out, uint32_t count) {
         b->total_received,
         uint64_t(t->m_axis_tvalid),
         uint64_t(t->__SYM__interrupt),
+        b->unarmed_changes,
+        b->in_idle_cycles,
+        b->out_stall_cycles,
     };
-    uint32_t n = count < 14 ? count : 14;
+    uint32_t n = count < 17 ? count : 17;
     std::memcpy(out, values, n * sizeof(uint64_t));
     return int(n);
 }
 
 // ABI version of this harness (Python checks it when loading a library).
-int sb_abi_version(void) { return 1; }
+int sb_abi_version(void) { return 3; }
 
 }  // extern "C"
