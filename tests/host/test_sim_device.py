@@ -71,6 +71,12 @@ def run(dev: SimDevice, program, data, reference, **kwargs) -> np.ndarray:
 
 
 def assert_counters(dev: SimDevice, program, reference) -> None:
+    """The engine's counters equal the reference's; the output transfer ended exactly on its
+    last beat with TLAST and every beat had all TKEEP bits."""
+    harness = dev.counters()
+    assert harness["out_received"] == reference.output.size
+    assert harness["out_ended_by_tlast"] == (reference.output.size > 0)
+    assert harness["tlast_early"] == harness["tlast_missing"] == harness["keep_errors"] == 0
     assert dev.read_counter("MACS_ISSUED") == reference.macs_issued
     assert dev.read_counter("INSTRUCTIONS") == len(program) == reference.instructions
     assert dev.read_field("PC", "dispatched") == len(program)
@@ -256,3 +262,18 @@ def test_bad_arguments_are_named(device, tmp_path):
     device.close()
     with pytest.raises(DeviceError, match="closed"):
         device.read("ID")
+
+
+def test_a_larger_output_transfer_ends_at_tlast_like_the_dma(device):
+    """S2MM armed for more beats than the run sends: the transfer ends at the run's TLAST (the
+    harness, like the AXI DMA, reports fewer beats), and the beats are the reference's."""
+    rng = np.random.default_rng(test_seed())
+    case, reference = random_case(rng)
+    start(device, case.program, case.data, reference.output.size + 5)
+    wait_done(device)
+    assert device.transfers_done()
+    assert np.array_equal(device.received(), reference.output)
+    harness = device.counters()
+    assert harness["out_ended_by_tlast"] == 1 and harness["tlast_early"] == 1
+    state = device.transfer_state()
+    assert (state.received, state.to_receive) == (reference.output.size, reference.output.size + 5)
