@@ -9,7 +9,8 @@ torch, no Amaranth, no pytest.
 Checks: ``run`` (programs through ``PynqDevice`` and PYNQ's ``DMA`` on the stand-in board),
 ``limit`` (a transfer over the DMA's length register is refused), ``timeout`` (a hang: the
 driver's time-out report and recovery), ``cache`` (cacheable buffers, and a missing invalidate
-caught), ``reference`` (``ttaccel.host`` runs its reference backend with NumPy alone).
+caught), ``order`` (the stand-in catches a send started before the receive), ``reference``
+(``ttaccel.host`` runs its reference backend with NumPy alone).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # pynq says so at import on x86 (its GPIO class); every other warning stays an error (-W error).
 warnings.filterwarnings("ignore", "Pynq does not support the CPU", ResourceWarning)
 
+import pynq  # noqa: E402
 from board_programs import SIM_CONFIG, dense_case  # noqa: E402
 from pynq_standin import StandInBoard  # noqa: E402
 
@@ -34,6 +36,7 @@ from ttaccel.host.device import DeviceError  # noqa: E402
 from ttaccel.host.driver import Accelerator, AcceleratorTimeout  # noqa: E402
 from ttaccel.host.pynq_board import PynqDevice  # noqa: E402
 from ttaccel.host.reference import ReferenceDevice  # noqa: E402
+from ttaccel.spec.isa import encode_program  # noqa: E402
 
 
 def _backend(args):
@@ -140,6 +143,19 @@ def check_cache(args) -> dict:
     return results
 
 
+def check_order(args) -> dict:
+    """PYNQ's DMA channels used in the wrong order (send first): the stand-in records it."""
+    board, device = _board(args)
+    case = dense_case(1, Accelerator(device).config)
+    stream = np.concatenate([encode_program(case.program), case.data])
+    send = pynq.allocate(shape=(stream.size,), dtype=np.uint64, target=board)
+    receive = pynq.allocate(shape=(case.layer.output_beats,), dtype=np.uint64, target=board)
+    send[:] = stream
+    device._dma.sendchannel.transfer(send)
+    device._dma.recvchannel.transfer(receive)
+    return {"violations": board.violations}
+
+
 def check_reference(args) -> dict:
     """ttaccel.host with NumPy alone: the reference backend runs a layer."""
     accelerator = Accelerator(ReferenceDevice(SIM_CONFIG))
@@ -159,6 +175,7 @@ CHECKS = {
     "limit": check_limit,
     "timeout": check_timeout,
     "cache": check_cache,
+    "order": check_order,
     "reference": check_reference,
 }
 
