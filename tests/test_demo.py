@@ -56,8 +56,8 @@ def test_demo_tokenizer_gives_the_training_tokenizer_ids(artifact):
     for sentence in [*EXAMPLES, *TRICKY]:
         expected = reference(sentence, truncation=True, max_length=max_length)
         got = ours.encode(sentence)
-        assert got.ids == expected["input_ids"], sentence
-        assert got.type_ids == expected["token_type_ids"], sentence
+        assert list(got.ids) == expected["input_ids"], sentence
+        assert list(got.type_ids) == expected["token_type_ids"], sentence
 
 
 def _golden_correct(artifact, rows) -> int:

@@ -56,20 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def wordpiece_tokenizer(artifact):
-    """A BERT WordPiece tokenizer over the artifact's vocabulary and recorded settings,
-    truncating to the artifact's ``max_length`` (the same ids as the Hugging Face tokenizer
-    the student was trained with)."""
-    from tokenizers import BertWordPieceTokenizer
+    """The host's BERT WordPiece tokenizer (:mod:`ttaccel.host.tokenizer`, standard library
+    only) over the artifact's vocabulary and recorded settings, truncating to the artifact's
+    ``max_length`` (the same ids as the Hugging Face tokenizer the student was trained with)."""
+    from ttaccel.host.tokenizer import tokenizer_from_artifact
 
-    if not artifact.vocab:
-        raise ValueError("the artifact has no vocabulary: it cannot tokenize text")
-    settings = artifact.model_config.get("tokenizer", {})
-    tokenizer = BertWordPieceTokenizer(
-        {token: i for i, token in enumerate(artifact.vocab)},
-        lowercase=bool(settings.get("do_lower_case", True)),
-    )
-    tokenizer.enable_truncation(int(artifact.model_config.get("max_length") or 512))
-    return tokenizer
+    return tokenizer_from_artifact(artifact)
 
 
 def _describe(artifact, path: Path) -> None:
@@ -114,9 +106,11 @@ def _classify(inference, tokenizer, sentences) -> None:
     logits = inference.logits([e.ids for e in encodings], [e.type_ids for e in encodings])
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
-    for sentence, p in zip(sentences, probs, strict=True):
+    for sentence, p, e in zip(sentences, probs, encodings, strict=True):
         label = int(p.argmax())
         print(f"  {LABELS.get(label, label):>8} {100 * p[label]:5.1f}%  {sentence}")
+        if e.truncated:
+            print(f"           (only its first {len(e.ids)} tokens were read: max_length)")
 
 
 def _evaluate(inference, tokenizer, data: Path, limit: int | None) -> float:
