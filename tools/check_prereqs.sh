@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System prerequisites of ttaccel: a C++ toolchain for Verilator, and Icarus Verilog.
+# System prerequisites of ttaccel: a C++ toolchain for Verilator, Icarus Verilog, and tclsh
+# (the Vivado script's test runs it in a real Tcl interpreter).
 # Installs what is missing with apt when running as root; otherwise says what to install.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ command -v make >/dev/null || missing+=(make)
 command -v perl >/dev/null || missing+=(perl)
 command -v iverilog >/dev/null || missing+=(iverilog)
 command -v ccache >/dev/null || missing+=(ccache)   # Verilator rebuilds in ~0.3 s instead of ~8 s
+command -v tclsh >/dev/null || missing+=(tcl)       # tests/hw/test_vivado.py
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
