@@ -16,7 +16,6 @@ import pytest
 
 from ttaccel.cli import main as cli_main
 from ttaccel.generate import MODULE_NAME, describe, generate, load_config
-from ttaccel.hw.vivado import block_design_tcl, board_part_name, write_vivado_project
 from ttaccel.sim.engine_model import EchoAccumulateEngine
 from ttaccel.spec.accel_config import AccelConfig
 from ttaccel.spec.regmap import IP_IDENTIFIER, REGMAP, config_register_values
@@ -151,32 +150,3 @@ def test_cli_generate_rejects_a_bad_config(tmp_path, capsys):
     bad.write_text('{"rows": 4, "colz": 4}')
     assert cli_main(["generate", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "AccelConfig has no field(s) ['colz']" in capsys.readouterr().err
-
-
-def test_vivado_script_builds_the_pynq_overlay(tmp_path):
-    paths = generate(SMALL, tmp_path / "rtl", engine=EchoAccumulateEngine())
-    out = write_vivado_project(paths["verilog"], tmp_path / "vivado", module=MODULE_NAME,
-                               clock_mhz=125)  # fmt: skip
-    tcl = out["tcl"].read_text()
-    assert out["verilog"].read_text() == paths["verilog"].read_text()
-    assert board_part_name() == "xc7z020clg400-1"
-    assert "create_project ttaccel $proj_dir -part xc7z020clg400-1" in tcl
-    assert f"create_bd_cell -type module -reference {MODULE_NAME} accel" in tcl
-    assert "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {125}" in tcl
-    assert "CONFIG.PCW_S_AXI_HP0_DATA_WIDTH {64}" in tcl
-    assert "CONFIG.c_m_axis_mm2s_tdata_width {64}" in tcl
-    assert "CONFIG.c_s_axis_s2mm_tdata_width {64}" in tcl
-    assert (
-        "connect_bd_intf_net [get_bd_intf_pins dma/M_AXIS_MM2S] [get_bd_intf_pins accel/s_axis]"
-        in tcl
-    )
-    assert (
-        "connect_bd_intf_net [get_bd_intf_pins accel/m_axis] [get_bd_intf_pins dma/S_AXIS_S2MM]"
-        in tcl
-    )
-    assert "[get_bd_pins accel/interrupt] [get_bd_pins irqs/In0]" in tcl
-    assert "launch_runs impl_1 -to_step write_bitstream" in tcl
-    assert "$here/ttaccel.bit" in tcl and "$here/ttaccel.hwh" in tcl
-    assert tcl.count("{") == tcl.count("}")  # Tcl braces balance
-    with pytest.raises(ValueError, match="Clock must be in"):
-        block_design_tcl(module=MODULE_NAME, verilog_file="x.v", clock_mhz=400, part="p")
