@@ -1,0 +1,412 @@
+"""Mutation checks of the engine: does ``pytest sim/`` notice a deliberately broken design?
+
+Usage (from the repository root, with the development venv)::
+
+    .venv/bin/python tools/mutate.py --list
+    nice -n 5 .venv/bin/python tools/mutate.py [--only NAME ...] [--seeds 12345,7]
+        [--suites directed,engine] [--rev HEAD] [--markdown build/mutants/table.md]
+
+For each mutant in :data:`MUTANTS` the script builds a *shadow copy* of the package under
+``build/mutants/<name>/ttaccel/`` (``ttaccel/``, ``spec/``, ``hw/``, ``sim/``, ``host/`` from the
+working tree, or from git revision ``--rev``), applies the mutant's source patch to the copy of
+its ``hw/`` file -- ``hw/`` itself is never touched, so others can keep testing -- checks that
+the patch changed the generated Verilog of the engine, and runs the chosen pytest suites from
+the copy (``PYTHONPATH`` points at the shadow, so the simulator process imports it too; the
+simulator builds land in the shadow's own ``build/``). The unmutated copy (``baseline``) must
+pass first. A mutant is *killed* when at least one test fails; the report names every failing
+cocotb test (from the cocotb result files) and pytest test, per seed (``TTACCEL_SEED``).
+
+Patches are regular expressions on the Amaranth source, written against semantic anchors
+(the fence condition, the token counter's decrement, the rounding add, ...). Each mutant lists
+alternatives for the source as it was and as it is being refactored; exactly one alternative
+must match exactly once, otherwise the script stops with ``mutation anchor not found`` (or
+``ambiguous``) instead of silently testing the unmutated design: update :data:`MUTANTS` then.
+
+Writes ``build/mutants/report.json`` (every run's failing tests and timings) and prints a
+Markdown table (``--markdown`` also writes it to a file). Exit status: 0 when every selected
+mutant is killed on every seed, 1 otherwise, 2 for a setup error (anchor, baseline failing,
+equivalent mutant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import xml.etree.ElementTree as ET
+from io import BytesIO
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ROOT = REPO / "build" / "mutants"
+PACKAGES = {"ttaccel": "ttaccel", "spec": "ttaccel/spec", "hw": "ttaccel/hw",
+            "sim": "ttaccel/sim", "host": "ttaccel/host"}  # fmt: skip
+"""Repository folder -> its place in the shadow package (``pyproject.toml``'s package-dir)."""
+
+SUITES = {
+    "directed": ["sim/test_engine_directed.py"],
+    "engine": ["sim/test_engine.py::test_engine_cocotb[verilator-4x4-int8]"],
+    "requant": ["sim/test_requant.py"],
+    "top": ["sim/test_top_engine.py::test_top_with_engine_cocotb[verilator]"],
+}
+"""Suite name -> pytest node ids (relative to the shadow package root)."""
+
+
+class MutationError(RuntimeError):
+    """The mutation run cannot give a meaningful answer (anchor, baseline, equivalence)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """``name``; ``path`` (repository-relative ``hw/`` file); ``alternatives``: ``(regex,
+    replacement)`` pairs, exactly one of which must match exactly once; ``what`` it breaks;
+    ``suites`` to run (besides the defaults)."""
+
+    name: str
+    path: str
+    alternatives: tuple[tuple[str, str], ...]
+    what: str
+    suites: tuple[str, ...] = ()
+
+    def apply(self, text: str) -> str:
+        """``text`` with the mutation applied; MutationError when no anchor (or more than
+        one place) matches."""
+        hits = []
+        for pattern, replacement in self.alternatives:
+            count = len(re.findall(pattern, text))
+            if count > 1:
+                raise MutationError(
+                    f"mutation anchor ambiguous: {self.name}: {pattern!r} matches {count} places "
+                    f"in {self.path}; make it unique in tools/mutate.py"
+                )
+            if count == 1:
+                hits.append((pattern, replacement))
+        if len(hits) != 1:
+            tried = "; ".join(p for p, _ in self.alternatives)
+            problem = "not found" if not hits else "found by several alternatives"
+            raise MutationError(
+                f"mutation anchor {problem}: {self.name} in {self.path} (tried: {tried}); the "
+                f"source changed -- update MUTANTS in tools/mutate.py"
+            )
+        pattern, replacement = hits[0]
+        return re.sub(pattern, replacement, text)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "fence-ignored", "hw/execute.py",
+        ((r"\(gemms_out == 1\) & ~head\.fence", "(gemms_out == 1)"),),
+        "a GEMM with fence starts while the previous GEMM still drains",
+    ),
+    Mutant(
+        "two-gemms-in-flight", "hw/execute.py",
+        ((r"\(gemms_out == 1\) & ~head\.fence", "(gemms_out <= 2) & ~head.fence"),),
+        "a GEMM starts while the two previous GEMMs still drain (only one may)",
+    ),
+    Mutant(
+        "store-starts-early", "hw/execute.py",
+        ((r"Mux\(head\.store, gemms_out == 0,", "Mux(head.store, gemms_out <= 1,"),),
+        "a STORE starts while the previous GEMM still drains",
+    ),
+    Mutant(
+        "exec-wait-dropped", "hw/execute.py",
+        ((r"token_ok = ~head\.wait \| self\.token_ready", "token_ok = 1"),),
+        "a GEMM/STORE with wait starts without the load engine's token",
+    ),
+    Mutant(
+        "load-wait-dropped", "hw/load_engine.py",
+        ((r"\(~head\.wait \| self\.token_ready\)", "1"),),
+        "a LOAD with wait starts without the execute engine's token",
+    ),
+    Mutant(
+        "token-never-decrements", "hw/engine.py",
+        ((r"count\.eq\(count - 1\)", "count.eq(count)"),),
+        "consuming a token does not decrement the counter (a token satisfies every later wait)",
+    ),
+    Mutant(
+        "token-overflow-unchecked", "hw/engine.py",
+        ((r"m\.If\(push & ~pop & \(count == TOKEN_LIMIT\)\)", "m.If(0)"),),
+        "a 256th outstanding token wraps the counter instead of raising error 4",
+    ),
+    Mutant(
+        "a-k-step-off-by-one", "hw/execute.py",
+        ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),),
+        "the A address steps a_k + 1 per reduction step",
+    ),
+    Mutant(
+        "a-inner-step-off-by-one", "hw/execute.py",
+        ((r"a_ptr\.eq\(a_pq \+ g\.a_inner\)", "a_ptr.eq(a_pq + g.a_inner + 1)"),),
+        "the first A address of an inner row tile is one too high",
+    ),
+    Mutant(
+        "b-tile-step-off-by-one", "hw/execute.py",
+        ((r"b_ptr\.eq\(b_t \+ g\.b_tile\)", "b_ptr.eq(b_t + g.b_tile - 1)"),),
+        "the first B address of the next column tile is one too low",
+    ),
+    Mutant(
+        "out-col-step-off-by-one", "hw/execute.py",
+        ((r"o_run\.eq\(addr_j \+ tile\.out_col\)", "o_run.eq(addr_j + tile.out_col + 1)"),),
+        "result columns after the first are written one word too far",
+    ),
+    Mutant(
+        "bias-outer-step-off-by-one", "hw/execute.py",
+        ((r"bias_p\.eq\(bias_p \+ g\.bias_outer\)", "bias_p.eq(bias_p + g.bias_outer + 1)"),),
+        "the bias row of outer row tiles after the first is one entry too far",
+    ),
+    Mutant(
+        "load-address-step-two", "hw/load_engine.py",
+        ((r"addr\.eq\(addr \+ 1\)", "addr.eq(addr + 1 + (words_left == 2))"),),
+        "a LOAD skips a word before its last one",
+    ),
+    Mutant(
+        "requant-round-half-down", "hw/requant.py",
+        ((r"\(s2\.product\[n\] \+ round_bit\) >> s2\.shift",
+          "(s2.product[n] + round_bit - (s2.shift != 0)) >> s2.shift"),),
+        "ties round down instead of half up (differs only exactly half-way)",
+        ("requant",),
+    ),
+    Mutant(
+        "requant-truncates", "hw/requant.py",
+        ((r"\(s2\.product\[n\] \+ round_bit\) >> s2\.shift", "s2.product[n] >> s2.shift"),),
+        "no rounding bit: the shift truncates toward minus infinity",
+        ("requant",),
+    ),
+    Mutant(
+        "abuf-port-conflict", "hw/load_engine.py",
+        ((r"\(\(target != 0\) \| self\.abuf_grant\)", "1"),),
+        "a LOAD writes ABUF in a cycle the execute engine's result owns the port (word lost)",
+    ),
+    Mutant(
+        "load-bound-off-by-one", "hw/dispatch.py",
+        ((r"load_end > depth_of", "load_end >= depth_of"),
+         (r"load\.base \+ load\.count > depth_of", "load.base + load.count >= depth_of")),
+        "a LOAD that ends at the buffer's last word is rejected (error 2)",
+    ),
+    Mutant(
+        "gemm-bound-off-by-one", "hw/dispatch.py",
+        ((r"\(acc_a >= cfg\.act_buffer_depth\)", "(acc_a >= cfg.act_buffer_depth - 1)"),
+         (r"\(acc_a < cfg\.act_buffer_depth\)", "(acc_a < cfg.act_buffer_depth - 1)")),
+        "a GEMM reading the last ABUF word is rejected (error 2)",
+    ),
+)  # fmt: skip
+DEFAULT_SUITES = ("directed", "engine")
+
+
+# -- shadow trees ------------------------------------------------------------------------------
+
+
+def _copy_tree(dest: Path, rev: str | None) -> None:
+    """The repository's package folders (``*.py`` files) into ``dest`` as ``ttaccel/...``."""
+    if rev is None:
+        for folder, target in PACKAGES.items():
+            for source in (REPO / folder).glob("*.py"):
+                out = dest / target / source.name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, out)
+        return
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev, *PACKAGES], cwd=REPO, capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            folder, _, name = member.name.partition("/")
+            if member.isfile() and "/" not in name and name.endswith(".py"):
+                out = dest / PACKAGES[folder] / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(tar.extractfile(member).read())
+
+
+def make_shadow(name: str, mutant: Mutant | None, rev: str | None) -> Path:
+    """``build/mutants/<name>/`` holding ``ttaccel/`` (mutated when ``mutant``); the
+    simulator builds under ``ttaccel/build/`` are kept between invocations (ccache)."""
+    root = ROOT / name
+    package = root / "ttaccel"
+    for folder in PACKAGES.values():  # fresh sources, kept builds
+        path = root / folder
+        if path.exists():
+            for stale in path.glob("*.py"):
+                stale.unlink()
+    _copy_tree(root, rev)
+    if mutant is not None:
+        target = package / "hw" / Path(mutant.path).name
+        target.write_text(mutant.apply(target.read_text()))
+    return root
+
+
+_PROBE = """
+import hashlib, sys
+from amaranth.back import verilog
+import ttaccel.hw.engine as engine
+from ttaccel.sim.test_engine_directed import DIRECTED
+assert engine.__file__.startswith(sys.argv[1]), engine.__file__
+text = verilog.convert(engine.Engine(config=DIRECTED), name="top", emit_src=False)
+print(hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def _env(root: Path, seed: int | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root)
+    env.pop("TTACCEL_SEED", None)
+    if seed is not None:
+        env["TTACCEL_SEED"] = str(seed)
+    return env
+
+
+def netlist_hash(root: Path) -> str:
+    """SHA-256 of the engine's Verilog (directed configuration) built from ``root``;
+    also asserts that the shadow, not the installed package, was imported."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(root)], cwd=root, env=_env(root, None),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode:
+        raise MutationError(f"could not elaborate the engine from {root}:\n{result.stderr[-3000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+# -- running the suites ------------------------------------------------------------------------
+
+
+def _failures(root: Path, junit: Path) -> list[str]:
+    """Failing tests: cocotb testcases (``<build name>:<test>``) and pytest tests."""
+    failed: list[str] = []
+    for result in sorted((root / "ttaccel" / "build" / "sim").glob("*/*/*.result.xml")):
+        for case in ET.parse(result).iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed.append(f"{result.parent.name}:{case.get('name')}")
+    cocotb_failed = bool(failed)
+    if junit.exists():
+        for case in ET.parse(junit).iter("testcase"):
+            bad = case.find("failure")
+            bad = case.find("error") if bad is None else bad
+            if bad is not None:
+                node = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+                message = bad.get("message", "")
+                if cocotb_failed and "cocotb tests of" in message:
+                    continue  # already listed by cocotb test name
+                failed.append(node)
+    return failed
+
+
+def run_suites(root: Path, suites: list[str], seed: int) -> dict:
+    """Run the suites' pytest node ids from the shadow ``root`` with ``TTACCEL_SEED=seed``."""
+    for stale in (root / "ttaccel" / "build" / "sim").glob("*/*/*.result.xml"):
+        stale.unlink()
+    junit = root / "junit.xml"
+    junit.unlink(missing_ok=True)
+    nodes = [str(root / "ttaccel" / node) for suite in suites for node in SUITES[suite]]
+    command = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+               f"--junitxml={junit}", "-c", str(REPO / "pyproject.toml"),
+               f"--rootdir={REPO}", *nodes]  # fmt: skip
+    start = time.monotonic()
+    result = subprocess.run(command, cwd=REPO, env=_env(root, seed), capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    (root / f"pytest-{seed}.log").write_text(result.stdout + result.stderr)
+    failed = _failures(root, junit)
+    if result.returncode and not failed:
+        raise MutationError(
+            f"pytest failed without a failing test in {root} (exit {result.returncode}); "
+            f"see {root / f'pytest-{seed}.log'}:\n{(result.stdout + result.stderr)[-2000:]}"
+        )
+    return {"seed": seed, "failed": failed, "seconds": round(seconds, 1), "exit": result.returncode}
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def markdown(report: dict) -> str:
+    seeds = report["seeds"]
+    head = ["mutant", "what it breaks", *(f"killed by (seed {s})" for s in seeds)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for entry in report["mutants"]:
+        cells = [f"`{entry['name']}`", entry["what"]]
+        for run in entry["runs"]:
+            names = sorted(set(run["failed"]))
+            cells.append(", ".join(f"`{n}`" for n in names) if names else "**survived**")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
+    parser.add_argument("--seeds", default="12345", help="comma-separated TTACCEL_SEED values")
+    parser.add_argument("--suites", default=",".join(DEFAULT_SUITES),
+                        help=f"comma-separated suites from {sorted(SUITES)} (plus each "
+                        "mutant's own)")  # fmt: skip
+    parser.add_argument("--rev", help="take the sources from this git revision, not the tree")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the unmutated copy (it must pass)"
+    )
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args(argv)
+
+    if args.list:
+        for mutant in MUTANTS:
+            print(f"{mutant.name:28} {mutant.path:20} {mutant.what}")
+        return 0
+    by_name = {m.name: m for m in MUTANTS}
+    unknown = sorted(set(args.only or ()) - set(by_name))
+    if unknown:
+        parser.error(f"unknown mutants {unknown}; --list shows {sorted(by_name)}")
+    selected = [by_name[n] for n in args.only] if args.only else list(MUTANTS)
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    suites = [s for s in args.suites.split(",") if s]
+    bad = sorted(set(suites) - set(SUITES))
+    if bad:
+        parser.error(f"unknown suites {bad}; choose from {sorted(SUITES)}")
+
+    try:
+        base_root = make_shadow("baseline", None, args.rev)
+        base_hash = netlist_hash(base_root)
+        for mutant in selected:  # every anchor first: fail before an hour of simulation
+            mutant.apply((base_root / "ttaccel" / "hw" / Path(mutant.path).name).read_text())
+        report: dict = {"rev": args.rev or "working tree", "seeds": seeds, "suites": suites,
+                        "mutants": []}  # fmt: skip
+        if not args.no_baseline:
+            every = sorted({*suites, *(s for m in selected for s in m.suites)})
+            print(f"baseline: {', '.join(every)}", flush=True)
+            for seed in seeds:
+                run = run_suites(base_root, every, seed)
+                if run["failed"]:
+                    raise MutationError(f"the unmutated design fails {run['failed']} (seed {seed})")
+                print(f"  seed {seed}: passes ({run['seconds']} s)", flush=True)
+            report["baseline_seconds"] = run["seconds"]
+        for mutant in selected:
+            root = make_shadow(mutant.name, mutant, args.rev)
+            if netlist_hash(root) == base_hash:
+                raise MutationError(f"{mutant.name}: the generated Verilog did not change")
+            entry = {"name": mutant.name, "path": mutant.path, "what": mutant.what, "runs": []}
+            for seed in seeds:
+                run = run_suites(root, sorted({*suites, *mutant.suites}), seed)
+                entry["runs"].append(run)
+                verdict = ", ".join(run["failed"]) if run["failed"] else "SURVIVED"
+                print(f"{mutant.name} (seed {seed}, {run['seconds']} s): {verdict}", flush=True)
+            report["mutants"].append(entry)
+    except MutationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    ROOT.mkdir(parents=True, exist_ok=True)
+    (ROOT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table)
+    survived = [e["name"] for e in report["mutants"] if any(not r["failed"] for r in e["runs"])]
+    if survived:
+        print(f"survived on some seed: {survived}", file=sys.stderr)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
