@@ -33,7 +33,14 @@ from pathlib import Path
 
 from ..spec.accel_config import AccelConfig
 
-__all__ = ["BUILD_ROOT", "HARNESS", "SMALL_BOARD", "SimBuild", "build_simboard"]
+__all__ = [
+    "BUILD_ROOT",
+    "HARNESS",
+    "SMALL_BOARD",
+    "SimBuild",
+    "build_from_verilog",
+    "build_simboard",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = REPO_ROOT / "build" / "simboard"
@@ -150,19 +157,44 @@ def build_simboard(
     """
     if not isinstance(config, AccelConfig):
         raise ValueError(f"Config must be an AccelConfig, not {config!r}")
+    t0 = time.monotonic()
+    say = progress or (lambda line: None)
+    say(f"[simboard {0.0:7.1f} s] Verilog of ZynqTop for {config.summary()}")
+    return build_from_verilog(
+        _verilog(config),
+        {"config": json.loads(config.to_json())},
+        build_root=build_root,
+        progress=progress,
+        jobs=jobs,
+        started=t0,
+    )
+
+
+def build_from_verilog(
+    verilog_text: str,
+    identity: dict,
+    *,
+    build_root: Path | None = None,
+    progress: Callable[[str], None] | None = _default_progress,
+    jobs: int = 2,
+    started: float | None = None,
+) -> SimBuild:
+    """Build (or reuse) a simulated board from ``verilog_text``: a module ``ttaccel_top`` with
+    exactly :class:`~ttaccel.hw.top.ZynqTop`'s ports (tests use small stand-ins to show the
+    harness's checks fire). ``identity``: JSON-able description that goes into the cache key
+    and the manifest (``{"config": ...}`` for a generated configuration); ``started``: the
+    ``time.monotonic()`` the caller's build began (for progress lines and step times)."""
     say = progress or (lambda line: None)
     root = Path(build_root) if build_root is not None else BUILD_ROOT
-    t0 = time.monotonic()
+    t0 = time.monotonic() if started is None else started
 
     def step(text: str) -> None:
         say(f"[simboard {time.monotonic() - t0:7.1f} s] {text}")
 
-    step(f"Verilog of ZynqTop for {config.summary()}")
-    verilog_text = _verilog(config)
     harness_text = HARNESS.read_text()
     bin_dir = _verilator_bin()
     model_inputs = {
-        "config": json.loads(config.to_json()),
+        **identity,
         "verilog_sha256": hashlib.sha256(verilog_text.encode()).hexdigest(),
         "verilator": _verilator_version(bin_dir),
         "verilator_flags": list(VERILATOR_FLAGS),

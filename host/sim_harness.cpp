@@ -106,7 +106,7 @@ struct SimBoard {
     uint64_t violations = 0;
     uint64_t unarmed_changes = 0;
     uint64_t in_idle_cycles = 0;    // cycles with input beats left but TVALID low (random idle)
-    uint64_t out_stall_cycles = 0;  // cycles with a beat offered on m_axis and TREADY low
+    uint64_t out_stall_cycles = 0;  // armed output, a beat offered on m_axis, TREADY low
 
     // total beats ever moved (for the counters)
     uint64_t total_sent = 0, total_received = 0;
@@ -186,7 +186,7 @@ void cycle(SimBoard* b, bool* aw_hs, bool* w_hs, bool* b_hs, bool* ar_hs, bool* 
                 b->unarmed_changes++;
         }
     }
-    if (t->aresetn && out_valid && !out_hs) b->out_stall_cycles++;
+    if (t->aresetn && out_valid && !out_hs && b->out_armed) b->out_stall_cycles++;
     b->out_pending = t->aresetn && out_valid && !out_hs;
     b->pending_data = out_data;
     b->pending_last = out_last;
@@ -469,7 +469,7 @@ int sb_reg_read_now(SimBoard* b, uint32_t offset, uint32_t* value) {
 // 13 interrupt       the DUT's interrupt line now
 // 14 unarmed_changes output beats withdrawn or changed while no output transfer was armed
 // 15 in_idle_cycles  cycles with input beats left but TVALID low (random idle cycles)
-// 16 out_stall_cycles cycles with an output beat offered and TREADY low
+// 16 out_stall_cycles cycles with an output transfer armed, a beat offered and TREADY low
 int sb_counters(const SimBoard* b, uint64_t* out, uint32_t count) {
     if (!b || !out) return SB_E_ARGUMENT;
     const Vtop* t = b->top.get();
