@@ -15,6 +15,8 @@ minutes). Concurrent builds of one model (pytest workers) are serialised by a lo
 
 Steps (a progress line each, with elapsed seconds): Verilog, verilate + compile the model
 (``verilator --build``, minutes for a 16 x 16 array), link the shared library.
+
+    python -m ttaccel.host.sim_build [--config CFG.json | --small]   # prints the library path
 """
 
 from __future__ import annotations
@@ -256,3 +258,31 @@ def build_from_verilog(
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
         step(f"built {library}")
     return SimBuild(library, folder, key, False, seconds, _model_seconds(folder))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ttaccel.host.sim_build [--config CFG.json] [--small]``: build (or reuse) a
+    simulated board and print its library's path (for a process without Amaranth, e.g. the
+    pynq test environment, to load with ``SimDevice(path)``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="build (or reuse) a simulated board and print its library's path"
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--config", type=Path, help="AccelConfig JSON (default: AccelConfig())")
+    group.add_argument("--small", action="store_true", help="the tests' SMALL_BOARD")
+    parser.add_argument("--build-root", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.small:
+        config = SMALL_BOARD
+    elif args.config is not None:
+        config = AccelConfig.from_json(args.config.read_text())
+    else:
+        config = AccelConfig()
+    print(build_simboard(config, build_root=args.build_root).library)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
