@@ -9,8 +9,9 @@ torch, no Amaranth, no pytest.
 Checks: ``run`` (programs through ``PynqDevice`` and PYNQ's ``DMA`` on the stand-in board),
 ``limit`` (a transfer over the DMA's length register is refused), ``timeout`` (a hang: the
 driver's time-out report and recovery), ``cache`` (cacheable buffers, and a missing invalidate
-caught), ``order`` (the stand-in catches a send started before the receive), ``reference``
-(``ttaccel.host`` runs its reference backend with NumPy alone).
+caught), ``order`` (the stand-in catches a send started before the receive), ``bert`` (one
+sentence through the whole BERT path), ``reference`` (``ttaccel.host`` runs its reference
+backend with NumPy alone).
 """
 
 from __future__ import annotations
@@ -156,6 +157,29 @@ def check_order(args) -> dict:
     return {"violations": board.violations}
 
 
+def check_bert(args) -> dict:
+    """One sentence through the bundled artifact's whole BERT path (tokenizer, DeviceBert)
+    with its TT linears on PynqDevice over the stand-in board; logits as float32 bit
+    patterns, so the caller compares them exactly."""
+    from ttaccel.demo import BUNDLED_ARTIFACT
+    from ttaccel.host.bert import DeviceBert
+    from ttaccel.host.tokenizer import tokenizer_from_artifact
+    from ttaccel.spec.artifact import load_artifact
+
+    artifact = load_artifact(BUNDLED_ARTIFACT)
+    ids = list(tokenizer_from_artifact(artifact).encode(args.text).ids)
+    board, device = _board(args)
+    with device:
+        bert = DeviceBert(artifact, Accelerator(device, timeout_s=600))
+        logits = np.asarray(bert.logits([ids]), dtype=np.float32)
+    return {
+        "ids": ids,
+        "logits_bits": logits.view(np.uint32).tolist(),
+        "programs": len(bert.linears.records),
+        "violations": board.violations,
+    }
+
+
 def check_reference(args) -> dict:
     """ttaccel.host with NumPy alone: the reference backend runs a layer."""
     accelerator = Accelerator(ReferenceDevice(SIM_CONFIG))
@@ -176,6 +200,7 @@ CHECKS = {
     "timeout": check_timeout,
     "cache": check_cache,
     "order": check_order,
+    "bert": check_bert,
     "reference": check_reference,
 }
 
@@ -187,6 +212,7 @@ def main() -> None:
     parser.add_argument("--library", help="libsimboard .so for --backend sim")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--cacheable", action="store_true")
+    parser.add_argument("--text", default="a gorgeous , witty film", help="bert: the sentence")
     args = parser.parse_args()
     print(json.dumps(CHECKS[args.check](args)))
 

@@ -12,10 +12,11 @@ imported by ``board_checks.py``. :class:`StandInBoard` is a ``pynq.Device`` with
   ``pynq.lib.dma.DMA`` to run unchanged: ``DMACR`` (run/stop, soft reset), ``DMASR`` (halted,
   idle, the three error flags, IOC, write 1 to clear), ``SA``/``DA`` (+ ``_MSB``) and
   ``LENGTH``; writing ``LENGTH`` starts a channel. S2MM must be armed first: starting MM2S
-  hands its bytes and the armed S2MM length to the backend's ``start_transfers``; an MM2S start
-  without an armed S2MM is recorded in :attr:`StandInBoard.violations` (on silicon the engine's
-  output would back-pressure forever). Reading a ``DMASR`` polls the backend (which advances
-  simulated time), and a finished S2MM writes the output beats to "DDR".
+  hands its bytes and the armed S2MM length (0 when none is armed: a run without output) to
+  the backend's ``start_transfers``; arming S2MM while that run is in flight is recorded in
+  :attr:`StandInBoard.violations` (on silicon the engine's output may have stalled the
+  input). Reading a ``DMASR`` polls the backend (which advances simulated time), and a
+  finished S2MM writes the output beats to "DDR".
 
 Memory: each ``allocate`` returns a real ``pynq.buffer.PynqBuffer`` at a fake physical address.
 For a cacheable buffer the DMA sees a separate "DDR" copy that only ``flush`` (CPU -> DDR) and
@@ -240,14 +241,12 @@ class StandInBoard(pynq.Device):
         channel.status &= ~IDLE
         channel.active = True
         if which == "MM2S":
-            if not self.s2mm.active:
-                self.violations.append("MM2S started before S2MM was armed")
             beats = self._ddr_at(channel.address, nbytes).view(np.uint64).copy()
             receive = self.s2mm.length // 8 if self.s2mm.active else 0
             self.accelerator.start_transfers(beats, receive)
             self._running = True
-        elif self.mm2s.active:
-            self.violations.append("S2MM armed while MM2S was already sending")
+        elif self._running:
+            self.violations.append("S2MM armed after MM2S had started")
 
     def _advance(self) -> None:
         """Poll the backend (advancing simulated time) and retire finished channels."""

@@ -25,11 +25,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ttaccel.demo import BUNDLED_ARTIFACT
+from ttaccel.host.backends import SIM_DEMO_CONFIG
+from ttaccel.host.bert import DeviceBert
 from ttaccel.host.device import DeviceError
 from ttaccel.host.driver import Accelerator
 from ttaccel.host.pynq_board import OverlayHardware, overlay_files, read_hwh
 from ttaccel.host.sim import SimDevice
 from ttaccel.host.sim_build import build_simboard
+from ttaccel.host.tokenizer import tokenizer_from_artifact
+from ttaccel.spec.artifact import load_artifact
+from ttaccel.spec.inference import BertInference
 from ttaccel.spec.regmap import IP_VLNV
 
 HERE = Path(__file__).resolve().parent
@@ -251,7 +257,27 @@ def test_cacheable_buffers_are_flushed_and_invalidated(board_python, library):
 
 def test_the_stand_in_catches_a_send_started_before_the_receive(board_python, library):
     found = board_check(board_python, "order", "--backend", "sim", "--library", str(library))
-    assert found["violations"][0] == "MM2S started before S2MM was armed"
+    assert found["violations"] == ["S2MM armed after MM2S had started"]
+
+
+@pytest.mark.slow
+def test_a_sentence_through_bert_on_the_pynq_backend_equals_the_simulated_board(board_python):
+    # The bundled MiniLM-L6 artifact's cores need the demo board's buffers (8 x 8, the build
+    # `make demo` and the sim backend's default use; about 2 minutes the first time).
+    library = build_simboard(SIM_DEMO_CONFIG).library
+    text = "a gorgeous , witty film"
+    found = board_check(board_python, "bert", "--backend", "sim", "--library", str(library),
+                        "--text", text)  # fmt: skip
+    artifact = load_artifact(BUNDLED_ARTIFACT)
+    ids = list(tokenizer_from_artifact(artifact).encode(text).ids)
+    assert found["ids"] == ids
+    bert = DeviceBert(artifact, Accelerator(SimDevice(library), timeout_s=600))
+    direct = np.asarray(bert.logits([ids]), dtype=np.float32)
+    assert found["logits_bits"] == direct.view(np.uint32).tolist()
+    assert found["programs"] == len(bert.linears.records)
+    golden = BertInference(artifact).logits([ids])
+    np.testing.assert_array_equal(direct, golden)
+    assert found["violations"] == []
 
 
 def test_ttaccel_host_runs_its_reference_backend_with_numpy_alone(board_python):
