@@ -24,6 +24,7 @@ compiler's count of the MACs it issues, so a caller can check ``MACS_ISSUED`` ag
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -202,6 +203,23 @@ class DeviceTTLinears:
     def __call__(self, name: str, codes: np.ndarray) -> np.ndarray:
         """int8 input codes (R, in_features) of TT layer ``name`` -> int8 codes
         (R, out_features), computed on the accelerator."""
+        tokens = int(codes.shape[0])
+        rows = self.config.rows
+        padded = -(-tokens // rows) * rows  # compile per token-block count: more cache hits
+        if padded != tokens:
+            codes = np.concatenate(
+                [codes, np.zeros((padded - tokens, codes.shape[1]), codes.dtype)]
+            )
+        out = self._call_padded(name, codes)
+        if padded != tokens:
+            self.records[-1] = dataclasses.replace(
+                self.records[-1],
+                tokens=tokens,
+                useful_macs=self.records[-1].useful_macs * tokens // padded,
+            )
+        return out[:tokens]
+
+    def _call_padded(self, name: str, codes: np.ndarray) -> np.ndarray:
         tokens = int(codes.shape[0])
         if name not in self._resident:
             setup = self._compiled(name, tokens, (0, 0))

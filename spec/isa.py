@@ -112,6 +112,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -620,61 +621,74 @@ def _depth(buffer: Buffer, config: AccelConfig) -> int:
     }[buffer]
 
 
-def _check_range(
-    where: str, what: str, addresses: np.ndarray, buffer: Buffer, config: AccelConfig
-) -> None:
+def _check_range(what: str, addresses: np.ndarray, buffer: Buffer, config: AccelConfig) -> None:
     depth = _depth(buffer, config)
     if addresses.size and (addresses.min() < 0 or addresses.max() >= depth):
         raise ValueError(
-            f"{where}: {what} addresses reach {int(addresses.max())}, but {buffer.name} has "
-            f"{depth} words"
+            f"{what} addresses reach {int(addresses.max())}, but {buffer.name} has {depth} words"
         )
 
 
 def _analyse(index: int, instr: Instruction, config: AccelConfig) -> _Access:
-    """Validate one instruction against ``config`` and list the words it reads and writes."""
-    where = f"instruction {index} ({instr.opcode.name})"
+    """Validate one instruction against ``config`` and list the words it reads and writes
+    (ValueError names the instruction by ``index``)."""
+    try:
+        return _access_of(instr, config)
+    except ValueError as error:
+        raise ValueError(f"instruction {index} ({instr.opcode.name}): {error}") from None
+
+
+@functools.lru_cache(maxsize=2048)
+def _access_of(instr: Instruction, config: AccelConfig) -> _Access:
+    """:func:`_analyse` without the index, memoized: compiled programs repeat the same
+    instructions block after block and layer after layer, and the address sets are the cost
+    of checking and executing them. The arrays are read-only."""
+    access = _access_uncached(instr, config)
+    for words in (*access.reads.values(), *access.writes.values()):
+        words.setflags(write=False)
+    return access
+
+
+def _access_uncached(instr: Instruction, config: AccelConfig) -> _Access:
     if isinstance(instr, Load):
         words = np.arange(instr.base, instr.base + instr.count, dtype=np.int64)
-        _check_range(where, "LOAD", words, instr.buffer, config)
+        _check_range("LOAD", words, instr.buffer, config)
         return _Access({}, {instr.buffer: words})
     if isinstance(instr, Store):
         words = np.arange(instr.base, instr.base + instr.count, dtype=np.int64)
-        _check_range(where, "STORE", words, Buffer.ABUF, config)
+        _check_range("STORE", words, Buffer.ABUF, config)
         return _Access({Buffer.ABUF: words}, {})
     if isinstance(instr, Gemm):
         if instr.k > config.max_k:
-            raise ValueError(
-                f"{where}: k = {instr.k} exceeds the configuration's max_k {config.max_k}"
-            )
+            raise ValueError(f"k = {instr.k} exceeds the configuration's max_k {config.max_k}")
         if instr.b_from_abuf and not config.supports_b_from_abuf:
             raise ValueError(
-                f"{where}: b_from_abuf needs rows == cols and int8 weights, but the array is "
+                f"b_from_abuf needs rows == cols and int8 weights, but the array is "
                 f"{config.rows}x{config.cols} with {config.weight_format.name} weights"
             )
         a, b, out = _gemm_addresses(instr, config.cols)
         b_buffer = Buffer.ABUF if instr.b_from_abuf else Buffer.WBUF
-        _check_range(where, "A", a, Buffer.ABUF, config)
-        _check_range(where, "B", b, b_buffer, config)
+        _check_range("A", a, Buffer.ABUF, config)
+        _check_range("B", b, b_buffer, config)
         reads = {Buffer.ABUF: np.unique(a)}
         reads[b_buffer] = np.union1d(reads.get(b_buffer, np.empty(0, np.int64)), np.unique(b))
         if instr.bias_en:
             bias = _bias_addresses(instr)
-            _check_range(where, "bias", bias, Buffer.BIAS, config)
+            _check_range("bias", bias, Buffer.BIAS, config)
             reads[Buffer.BIAS] = np.unique(bias)
         writes: dict[Buffer, np.ndarray] = {}
         if not instr.dst_stream:
-            _check_range(where, "result", out, Buffer.ABUF, config)
+            _check_range("result", out, Buffer.ABUF, config)
             unique = np.unique(out)
             if unique.size != out.size:
-                raise ValueError(f"{where}: writes some result word more than once")
+                raise ValueError("writes some result word more than once")
             if np.intersect1d(unique, reads[Buffer.ABUF]).size:
-                raise ValueError(f"{where}: writes ABUF words it also reads")
+                raise ValueError("writes ABUF words it also reads")
             writes[Buffer.ABUF] = unique
         return _Access(reads, writes)
     if isinstance(instr, Sync | End):
         return _Access({}, {})
-    raise ValueError(f"{where}: not an instruction: {instr!r}")
+    raise ValueError(f"not an instruction: {instr!r}")
 
 
 def _overlap(x: dict[Buffer, np.ndarray], y: dict[Buffer, np.ndarray]) -> tuple[Buffer, int] | None:
@@ -841,7 +855,7 @@ def add_fences(program: Sequence[Instruction], config: AccelConfig) -> list[Inst
     """``program`` with ``fence`` set on exactly the GEMMs that read ABUF words the previous
     GEMM (in execute-engine order, with no STORE between) writes."""
     out = list(program)
-    previous: set[int] | None = None
+    previous: np.ndarray | None = None  # ABUF words the previous GEMM writes (sorted, unique)
     for i, instr in enumerate(out):
         if isinstance(instr, Store):
             previous = None
@@ -849,10 +863,9 @@ def add_fences(program: Sequence[Instruction], config: AccelConfig) -> list[Inst
             continue
         access = _analyse(i, instr, config)
         reads = access.reads.get(Buffer.ABUF, np.empty(0, np.int64))
-        needs = previous is not None and bool(np.intersect1d(reads, list(previous)).size)
-        out[i] = dataclasses.replace(instr, fence=needs)
-        writes = access.writes.get(Buffer.ABUF)
-        previous = set() if writes is None else set(writes.tolist())
+        needs = previous is not None and _overlap({Buffer.ABUF: previous}, {Buffer.ABUF: reads})
+        out[i] = dataclasses.replace(instr, fence=bool(needs))
+        previous = access.writes.get(Buffer.ABUF, np.empty(0, np.int64))
     return out
 
 
@@ -880,7 +893,10 @@ def _gemm(g: Gemm, config: AccelConfig, machine: Machine) -> tuple[np.ndarray | 
     b_source = machine.abuf if g.b_from_abuf else machine.wbuf
     b = b_source[b_addr].astype(np.int64)  # (tiles, k, cols)
     b = b.transpose(1, 0, 2).reshape(g.k, -1)[:, : g.n]  # (k, n): column c = tile c // cols
-    acc = np.einsum("tkr,kc->trc", a, b)  # (T, rows, n)
+    # float64 products of int8 x int8 codes summed over k < 2**16 stay below 2**53: exact, and
+    # BLAS-fast (int64 einsum is not).
+    acc = np.matmul(a.transpose(0, 2, 1).astype(np.float64), b.astype(np.float64))
+    acc = acc.astype(np.int64)  # (T, rows, n)
     bias = machine.bias[_bias_addresses(g)][:, None, :] if g.bias_en else None  # (T, 1, n)
     if acc.size and (acc.min() < -(2**31) or acc.max() > 2**31 - 1):
         raise OverflowError(f"GEMM accumulator leaves int32: [{int(acc.min())}, {int(acc.max())}]")

@@ -19,9 +19,11 @@ COMMANDS: dict[str, str] = {
     "demo": "ttaccel.demo",
     "svd-report": "ttaccel.svd_report",
     "generate": "ttaccel.generate",
+    "synth": "ttaccel.synth",
     "train-teacher": "ttaccel.models.cmd_train_teacher",
     "compress": "ttaccel.models.cmd_compress",
-    "evaluate": "ttaccel.models.cmd_evaluate",
+    "evaluate": "ttaccel.evaluate",
+    "infer": "ttaccel.infer",
     "export": "ttaccel.models.cmd_export",
 }
 
