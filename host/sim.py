@@ -14,11 +14,13 @@ host buffer, ``TLAST`` on its last beat; the output transfer takes ``m_axis`` in
 buffer of the armed size and, like the DMA's S2MM, ends early on a ``TLAST``). Simulated time
 advances only inside calls:
 
-* every register *read* first runs the model until both transfers are complete or
+* a read of ``STATUS`` first runs the model until both transfers are complete or
   ``poll_cycles`` cycles have passed, and then, while ``STATUS.busy`` is set, keeps running
   (reading ``STATUS`` over the bus) up to the same quantum, so a driver polling ``STATUS``
   always makes progress and a hung run costs ``poll_cycles`` simulated cycles per poll (it
-  shows as the driver's deadline, not as a frozen process);
+  shows as the driver's deadline, not as a frozen process). Reads of other registers take
+  their bus cycles only, so a register dump after a hang is one snapshot (counters not
+  inflated by a quantum per register);
 * :meth:`SimDevice.transfers_done` runs until both transfers are complete or ``poll_cycles``
   have passed (so a DMA-status polling loop makes progress too);
 * a register write takes the cycles of its bus transaction only;

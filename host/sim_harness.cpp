@@ -328,9 +328,11 @@ int sb_hold_output(SimBoard* b, int hold) {
     return SB_OK;
 }
 
-// Register polling: every sb_reg_read first runs until both transfers are complete or
-// `poll_cycles` cycles have passed; then, if status_offset >= 0, it reads that register
-// (a real AXI4-Lite read) until (value & busy_mask) == 0 or the same quantum is used up.
+// Register polling. With status_offset >= 0, a sb_reg_read of that register (STATUS) first
+// runs until both transfers are complete or `poll_cycles` cycles have passed, then keeps reading
+// it (real AXI4-Lite reads) while (value & busy_mask) != 0, up to the same quantum; reads of
+// every other register take their bus cycles only, so a register dump after a hang is one
+// snapshot, not a register per quantum. With status_offset < 0 every read advances time so.
 // axi_timeout: cycles one AXI4-Lite transaction may take before SB_E_AXI_TIMEOUT.
 int sb_set_polling(SimBoard* b, uint64_t poll_cycles, int32_t status_offset, uint32_t busy_mask,
                    uint64_t axi_timeout) {
@@ -423,10 +425,12 @@ int sb_reg_write(SimBoard* b, uint32_t offset, uint32_t value) {
     return SB_E_AXI_TIMEOUT;
 }
 
-// One AXI4-Lite read, after advancing simulated time (see sb_set_polling), so a driver that
-// polls STATUS always makes progress and a hang shows as the driver's deadline.
+// One AXI4-Lite read; a read of STATUS first advances simulated time (see sb_set_polling), so
+// a driver that polls STATUS always makes progress and a hang shows as the driver's deadline.
 int sb_reg_read(SimBoard* b, uint32_t offset, uint32_t* value) {
     if (!b || !value) return SB_E_ARGUMENT;
+    if (b->status_offset >= 0 && offset != uint32_t(b->status_offset))
+        return axi_read(b, offset, value);
     uint64_t start = b->cycles;
     run_until_complete(b, b->poll_cycles);
     if (b->status_offset >= 0) {
