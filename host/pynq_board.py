@@ -17,11 +17,11 @@ Then ``pynq.Overlay`` loads the bitstream; the accelerator gets the driver
 Transfers (see :class:`~.device.Device`)
     Two ``pynq.allocate`` buffers of uint64 beats, one per direction, allocated at the first
     transfer and reused; a transfer that needs more than a buffer holds frees it and allocates
-    a larger one (whole 4 KiB pages). :meth:`PynqDevice.close` frees both. The S2MM channel is
-    armed *before* the MM2S transfer starts (the engine's output back-pressure would otherwise
-    stall the input). PYNQ's MM2S ``transfer`` flushes the send buffer from the CPU cache;
-    this backend invalidates the receive buffer after S2MM reports idle (both are no-ops for
-    the default non-cacheable buffers, ``cacheable=False``).
+    one of whole 4 KiB pages, at least twice the old size. :meth:`PynqDevice.close` frees both.
+    The S2MM channel is armed *before* the MM2S transfer starts (the engine's output
+    back-pressure would otherwise stall the input). PYNQ's MM2S ``transfer`` flushes the send
+    buffer from the CPU cache; this backend invalidates the receive buffer after S2MM reports
+    idle (both are no-ops for the default non-cacheable buffers, ``cacheable=False``).
 
     Nothing here waits without a bound: :meth:`PynqDevice.transfers_done` reads both channels'
     status registers once per call (the driver polls it against its deadline) and calls a
@@ -385,10 +385,11 @@ class PynqDevice(Device):
         buffer = self._buffers.get(kind)
         if buffer is not None and buffer.shape[0] >= beats:
             return buffer
+        size = -(-max(beats, 1) // _PAGE_BEATS) * _PAGE_BEATS
         if buffer is not None:
+            size = max(size, 2 * buffer.shape[0])  # grow geometrically: few re-allocations
             self._free(kind)
         pynq = _import_pynq()
-        size = -(-max(beats, 1) // _PAGE_BEATS) * _PAGE_BEATS
         buffer = pynq.allocate(
             shape=(size,), dtype=np.uint64, target=self._dma.device, cacheable=self._cacheable
         )

