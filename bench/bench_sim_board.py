@@ -27,8 +27,11 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_doc import write_section
 
 from ttaccel.host.sim import SimDevice
-from ttaccel.host.sim_build import SMALL_BOARD, build_simboard
+from ttaccel.host.sim_build import SMALL_BOARD, build_from_verilog, build_simboard, top_verilog
 from ttaccel.spec.accel_config import AccelConfig
 from ttaccel.spec.compiler import compile_tt_linear
 from ttaccel.spec.formats import INT8, Requant
@@ -100,9 +103,49 @@ def run_once(dev: SimDevice, program, data: np.ndarray, receive: int) -> tuple[n
     return out, cycles
 
 
-def measure(name: str, config: AccelConfig, tokens: int, repeats: int) -> dict:
+def hardware_revision() -> str:
+    """The commit the hardware was generated from, noting uncommitted changes under hw/."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return result.stdout.strip()
+
+    dirty = " + uncommitted hw/ changes" if git("status", "--porcelain", "hw/") else ""
+    return f"{git('rev-parse', '--short', 'HEAD') or 'unknown'}{dirty}"
+
+
+def build(config: AccelConfig, model: Path | None, *, cold: bool = False):
+    """``build_simboard(config)``, or, with ``model`` (a ``build/simboard/<key>`` folder), the
+    Verilog already built there (the hardware of that build, reused as is). ``cold``: build
+    into a fresh temporary folder with ccache off (the build-time measurement)."""
+    root = None
+    if cold:
+        os.environ["CCACHE_DISABLE"] = "1"
+        root = Path(tempfile.mkdtemp(prefix="simboard-cold-", dir=ROOT / "build"))
+    try:
+        if model is None:
+            return build_simboard(config, build_root=root), hardware_revision()
+        inputs = json.loads((model / "model.json").read_text())["inputs"]
+        if inputs.get("config") != json.loads(config.to_json()):
+            raise SystemExit(f"{model} was built for another configuration: {inputs.get('config')}")
+        built = build_from_verilog(
+            (model / "ttaccel_top.v").read_text(), {"config": inputs["config"]}, build_root=root
+        )
+    finally:
+        os.environ.pop("CCACHE_DISABLE", None)
+    t0 = time.monotonic()  # the Verilog generation step, timed on the current hw/ (discarded)
+    top_verilog(config)
+    built.model_seconds["verilog"] = round(time.monotonic() - t0, 1)
+    note = model / "revision.txt"  # written by whoever built that Verilog, if known
+    revision = note.read_text().strip() if note.exists() else "revision not recorded"
+    return built, f"the Verilog built in {model.name} ({revision})"
+
+
+def measure(
+    name: str, config: AccelConfig, tokens: int, repeats: int, model=None, cold=False
+) -> dict:
     start = time.monotonic()
-    built = build_simboard(config)
+    built, hardware = build(config, model, cold=cold)
     build_call_s = time.monotonic() - start
     compiled, x = seed000_attention(tokens, config, np.random.default_rng(0))
     machine = Machine.empty(config)
@@ -122,6 +165,8 @@ def measure(name: str, config: AccelConfig, tokens: int, repeats: int) -> dict:
             cycles.append(n)
             busy.append(dev.read_counter("BUSY_CYCLES"))
         violations = dev.violations
+    if cold:  # the temporary build folder of build(cold=True)
+        shutil.rmtree(built.folder.parent, ignore_errors=True)
     model = built.model_seconds
     median = statistics.median(times)
     return {
@@ -144,7 +189,9 @@ def measure(name: str, config: AccelConfig, tokens: int, repeats: int) -> dict:
         "build_verilog_s": model.get("verilog"),
         "build_verilate_compile_s": model.get("verilate_compile"),
         "build_this_call_s": round(build_call_s, 1),
+        "build_cold": cold,
         "key": built.key,
+        "hardware": hardware,
         "load_1min": round(os.getloadavg()[0], 1),
     }
 
@@ -171,8 +218,8 @@ def to_markdown(report: dict) -> str:
         "",
         "| configuration | tokens | run program | simulated cycles | BUSY_CYCLES | wall s "
         "(median) | simulated cycles/s | per CPU second | Verilog | verilate + compile | "
-        "command |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "hardware | command |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -181,8 +228,17 @@ def to_markdown(report: dict) -> str:
             f"| {r['busy_cycles']:,} | {statistics.median(r['wall_s']):.3f} | "
             f"{r['cycles_per_s'] / 1e6:.3f} M | {r['cycles_per_cpu_s'] / 1e6:.3f} M | "
             f"{_fmt_s(r['build_verilog_s'])} | "
-            f"{_fmt_s(r['build_verilate_compile_s'])} | `{r['command']}` |"
+            f"{_fmt_s(r['build_verilate_compile_s'])}{'' if r.get('build_cold') else ' *'} | "
+            f"{r.get('hardware', '-')} | "
+            f"`{r['command']}` |"
         )
+    lines += [
+        "",
+        "Build times without `*` were measured by a fresh build (`--cold-build`: a new folder, "
+        "ccache off); `*`: the time recorded by the build that made the board used, with ccache "
+        "on (the verilated library's files come from the cache; the model's C++ does too if "
+        "identical Verilog was compiled before).",
+    ]
     sentences = report.get("sentences", [])
     if sentences:
         lines += [
@@ -234,13 +290,27 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="CONFIG=DIR",
+        help="measure the Verilog already built in DIR (build/simboard/<key>) for CONFIG "
+        "instead of regenerating it from hw/ (which another engineer may be editing)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cold-build", nargs="*", default=[], choices=list(CONFIGS),
+        help="time a fresh build of these configurations (temporary folder, ccache off)",
+    )  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args()
     old = json.loads(REPORT.read_text()) if REPORT.exists() else {}
     rows = {r["config"]: r for r in old.get("rows", [])}
+    models = dict(item.split("=", 1) for item in args.model)
     for name in args.configs:
-        row = measure(name, CONFIGS[name], args.tokens, args.repeats)
+        model = Path(models[name]) if name in models else None
+        cold = name in args.cold_build
+        row = measure(name, CONFIGS[name], args.tokens, args.repeats, model, cold)
         flags = [f"--tokens {args.tokens}"] * (args.tokens != 128) + [f"--configs {name}"]
+        flags += [f"--cold-build {name}"] * cold
+        flags += [f"--model {name}={models[name]}"] * (model is not None)
         row["command"] = " ".join(["python bench/bench_sim_board.py", *flags])
         rows[name] = row
         print(json.dumps({k: v for k, v in row.items() if k != "summary"}), flush=True)

@@ -118,7 +118,8 @@ def _model_seconds(folder: Path) -> dict[str, float]:
     return json.loads(path.read_text())["seconds"] if path.exists() else {}
 
 
-def _verilog(config: AccelConfig) -> str:
+def top_verilog(config: AccelConfig) -> str:
+    """The Verilog of :class:`~ttaccel.hw.top.ZynqTop` for ``config`` (module ``ttaccel_top``)."""
     from amaranth.back import verilog
 
     from ..hw.top import ZynqTop
@@ -163,7 +164,7 @@ def build_simboard(
     say = progress or (lambda line: None)
     say(f"[simboard {0.0:7.1f} s] Verilog of ZynqTop for {config.summary()}")
     return build_from_verilog(
-        _verilog(config),
+        top_verilog(config),
         {"config": json.loads(config.to_json())},
         build_root=build_root,
         progress=progress,
@@ -211,7 +212,7 @@ def build_from_verilog(
     library = folder / f"libsimboard-{key.split('-')[1]}.so"
     manifest_path = library.with_suffix(".json")
     folder.mkdir(parents=True, exist_ok=True)
-    seconds = {"verilog": round(time.monotonic() - t0, 1)}
+    seconds = {"verilog": round(time.monotonic() - t0, 1)} if started is not None else {}
     with (folder / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building this model
         if library.exists() and manifest_path.exists():
