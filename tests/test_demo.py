@@ -79,16 +79,22 @@ def test_demo_command_classifies_and_counts_a_dev_file(artifact, tmp_path):
         "sentence\tlabel\n" + "".join(f"{s} \t{label}\n" for s, label in rows), encoding="utf-8"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "ttaccel.cli", "demo", "--data", str(tmp_path),
+        [sys.executable, "-m", "ttaccel.cli", "demo", "--backend", "reference",
+         "--data", str(tmp_path), "--sim-sentences", "4",
          "--sentence", "a gorgeous , witty , seductive movie ."],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     out = result.stdout
-    assert re.search(r"(positive|negative) +\d+\.\d%  a gorgeous , witty , seductive movie \.", out)
-    correct = re.search(r"(\d+)/(\d+) correct", out)
-    assert correct and int(correct[2]) == len(rows)
-    assert int(correct[1]) == _golden_correct(artifact, rows)
-    assert re.search(r"[\d,]+ cycles = \d+ us at the 100 MHz target clock", out)
+    assert re.search(
+        r"(positive|negative) +\d+\.\d%  = golden  a gorgeous , witty , seductive movie \.", out
+    )
+    first, whole = re.findall(r"(\d+)/(\d+) correct", out)
+    assert int(first[1]) == 4 and int(whole[1]) == len(rows)
+    assert int(whole[0]) == _golden_correct(artifact, rows)
+    assert f"equal to the golden model's on {len(rows)}/{len(rows)} sentences" in out
+    assert "MACS_ISSUED = the compiler's count" in out and "programs: True" in out
+    assert re.search(r"[\d,]+ cycles per sentence, utilization \d+\.\d%", out)
+    assert re.search(r"projected at 100 MHz: \d+\.\d+ ms engine \+ \d+\.\d ms host", out)
 
 
 def test_bundled_artifact_golden_accuracy_matches_its_training_accuracy(artifact):
@@ -109,8 +115,8 @@ def test_bundled_artifact_golden_accuracy_matches_its_training_accuracy(artifact
             ["--artifact", "{tmp}/missing.safetensors"],
             "--artifact {tmp}/missing.safetensors: no such file",
         ),
-        (["--limit", "0"], "--limit must be a positive integer, not 0"),
-        (["--data", "{tmp}"], "--data {tmp}: expected a GLUE folder with dev.tsv"),
+        (["--limit", "0"], "--limit must be positive, not 0"),
+        (["--data", "{tmp}"], "{tmp}/dev.tsv does not exist (--data must be a GLUE task folder)"),
     ],
 )
 def test_demo_bad_input_is_one_clear_line(tmp_path, args, message):

@@ -1,4 +1,4 @@
-"""Run the bundled INT4 TT-compressed MiniLM-L6 SST-2 classifier through the integer golden model.
+"""Run the bundled INT4 TT-compressed MiniLM-L6 SST-2 classifier on the accelerator.
 
 The bundled artifact (``ttaccel/data/``, made by the commands in ``docs/results.md``) is a
 MiniLM-L6 student whose encoder linears and word embedding are 4-bit TT-matrices, trained here
@@ -6,13 +6,20 @@ by layer-by-layer distillation and QAT from the dense fine-tuned teacher. The de
 
 1. loads and validates the artifact and prints what it holds (sizes against the dense fp32
    model, TT shapes, the training run's dev accuracy);
-2. classifies a few sentences (``--sentence``, or built-in examples) with the spec's bit-exact
-   integer golden model (``ttaccel.spec.inference``: TT layers in integer arithmetic,
-   LayerNorm / softmax / GELU in float32);
-3. evaluates the SST-2 dev set (``--data``; default ``../shared/data/SST-2`` when it exists);
-4. estimates the accelerator's cycles for the TT linears of one sentence with the spec's cycle
-   model (which the 16x16 RTL matched within 0.24%): a modelled figure, not a board
-   measurement.
+2. builds the simulated board (``--backend sim``, the default): the generated RTL of the demo
+   configuration (:data:`ttaccel.host.backends.SIM_DEMO_CONFIG`, an 8 x 8 array) in
+   Verilator behind a compiled AXI harness, once, cached under ``build/simboard/``;
+3. classifies a few sentences (``--sentence``, or built-in examples) and the first
+   ``--sim-sentences`` SST-2 dev sentences through the host driver on that board: every TT
+   linear runs on the RTL, everything else on the host; prints predictions, whether each
+   sentence's logits equal the integer golden model's exactly, engine cycles from the
+   hardware's counters, the latency projected at the configured clock with the host's share,
+   and the configuration's resource estimate;
+4. evaluates the whole SST-2 dev set (``--data``; default ``../shared/data/SST-2`` when it
+   exists) through the ``reference`` backend (the spec's functional model behind the same
+   driver), again checked against the golden model.
+
+``--backend reference`` runs steps 3 and 4 on the functional model only (no Verilator build).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import math
 import time
 from pathlib import Path
 
-HELP = "classify SST-2 sentences with the bundled INT4 TT artifact (integer golden model)"
+HELP = "classify SST-2 sentences with the bundled INT4 TT artifact on the simulated board"
 
 BUNDLED_ARTIFACT = Path(__file__).parent / "data" / "sst2-minilm-tt-int4.safetensors"
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "SST-2"
@@ -32,8 +39,6 @@ EXAMPLES = (
     "it 's a charming and often affecting journey .",
     "an ugly , pointless , stupid movie .",
 )
-LABELS = {0: "negative", 1: "positive"}
-TARGET_CLOCK_HZ = 100e6
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sentence", action="append", default=None,
         help="a sentence to classify (repeatable; default: four built-in examples)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--backend", choices=("sim", "reference"), default="sim",
+        help="sim: the RTL in Verilator (default); reference: the spec's functional model only",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sim-sentences", type=int, default=16,
+        help="SST-2 dev sentences to run on the simulated board (default: 16)",
     )  # fmt: skip
 
 
@@ -99,93 +112,93 @@ def _dense_parameters(cfg: dict) -> int:
     return embeddings + 2 * h + layers * per_layer + head
 
 
-def _classify(inference, tokenizer, sentences) -> None:
-    import numpy as np
-
-    encodings = [tokenizer.encode(s) for s in sentences]
-    logits = inference.logits([e.ids for e in encodings], [e.type_ids for e in encodings])
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    for sentence, p, e in zip(sentences, probs, encodings, strict=True):
-        label = int(p.argmax())
-        print(f"  {LABELS.get(label, label):>8} {100 * p[label]:5.1f}%  {sentence}")
-        if e.truncated:
-            print(f"           (only its first {len(e.ids)} tokens were read: max_length)")
+def _print_predictions(predictions) -> None:
+    for p in predictions:
+        mark = "" if p.exact is None else ("  = golden" if p.exact else "  != GOLDEN")
+        print(f"  {p.label_name:>8} {100 * max(p.probabilities):5.1f}%{mark}  {p.text}")
+        if p.truncated:
+            print(f"           (only its first {p.tokens} tokens were read: max_length)")
 
 
-def _evaluate(inference, tokenizer, data: Path, limit: int | None) -> float:
-    import csv
+def _print_report(report, config, what: str) -> None:
+    summary = report.summary(config.lanes, config.clock_mhz)
+    ms = summary["projected_ms_per_sentence"]
+    print(f"  {what}: logits equal to the golden model's on {summary['logits_exactly_equal_spec']}"
+          f" sentences; MACS_ISSUED = the compiler's count on all {summary['programs']} "
+          f"programs: {summary['macs_issued_equal_compiler_count']}")  # fmt: skip
+    print(f"  engine ({summary['cycles_source']}): {summary['cycles_per_sentence']:,.0f} cycles "
+          f"per sentence, utilization {summary['engine_utilization']:.1%}")  # fmt: skip
+    print(f"  projected at {config.clock_mhz:g} MHz: {ms['engine']:.2f} ms engine + "
+          f"{ms['host_measured_here']:.1f} ms host (measured on this machine) = "
+          f"{ms['total']:.1f} ms per sentence; {summary['sentences_per_second']:.2f} sentences/s "
+          f"here")  # fmt: skip
 
-    import numpy as np
-    from tqdm import tqdm
 
-    path = data / "dev.tsv"
-    if not path.is_file():
-        raise FileNotFoundError(f"--data {data}: expected a GLUE folder with dev.tsv")
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not rows or not {"sentence", "label"} <= set(rows[0]):
-        raise ValueError(f"{path}: expected the SST-2 columns sentence and label")
-    rows = rows[:limit] if limit is not None else rows
-    correct, batch = 0, 32
+def _dev_accuracy(classifier, sentences, labels, what: str) -> float:
     start = time.perf_counter()
-    for i in tqdm(range(0, len(rows), batch), desc="SST-2 dev (golden model)", unit="batch"):
-        chunk = rows[i : i + batch]
-        encodings = [tokenizer.encode(r["sentence"]) for r in chunk]
-        logits = inference.logits([e.ids for e in encodings], [e.type_ids for e in encodings])
-        correct += int((logits.argmax(-1) == np.array([int(r["label"]) for r in chunk])).sum())
-    seconds = time.perf_counter() - start
-    accuracy = 100 * correct / len(rows)
-    print(f"  {correct}/{len(rows)} correct: {accuracy:.2f}% ({seconds:.1f} s on this CPU, "
-          f"NumPy golden model)")  # fmt: skip
+    predictions = classifier.classify(sentences, show_progress=True)
+    correct = sum(p.label == y for p, y in zip(predictions, labels, strict=True))
+    accuracy = 100 * correct / len(sentences)
+    print(f"  {correct}/{len(sentences)} correct: {accuracy:.2f}% ({what}, "
+          f"{time.perf_counter() - start:.1f} s here)")  # fmt: skip
     return accuracy
 
 
-def _accelerator_estimate(artifact, tokens: int) -> None:
-    from ttaccel.spec.accel_config import AccelConfig
-    from ttaccel.spec.compiler import LayerDoesNotFit, compile_tt_linear
-    from ttaccel.spec.cycle_model import estimate_layer
-
-    config = AccelConfig()
-    total, cache = 0, {}
-    for name, layer in artifact.tt_linears.items():
-        key = (tuple(c.shape for c in layer.cores), layer.plan)
-        if key not in cache:
-            try:
-                report, _ = estimate_layer(compile_tt_linear(layer, tokens, config))
-            except LayerDoesNotFit as error:
-                print(f"  {name} does not fit the default configuration: {error}")
-                return
-            cache[key] = report.cycles
-        total += cache[key]
-    print(f"  TT linears of one {tokens}-token sentence on the default {config.rows}x"
-          f"{config.cols} array: {total:,} cycles = {1e6 * total / TARGET_CLOCK_HZ:.0f} us at "
-          f"the 100 MHz target clock")  # fmt: skip
-    print("  (spec/cycle_model.py, within 0.24% of the RTL simulation; not a board measurement; "
-          "the current ECP5 proxy Fmax is below 100 MHz, see docs/hardware.md)")  # fmt: skip
+def _resources(config) -> str:
+    dsp, bram = config.dsp_estimate, config.bram36_estimate
+    return (
+        f"{config.dsp_total} DSP48E1 ({', '.join(f'{k} {v}' for k, v in dsp.items())}) and "
+        f"{config.bram36_total} RAMB36 ({', '.join(f'{k} {v}' for k, v in bram.items())}) "
+        f"of the xc7z020's 220 / 140 (AccelConfig's estimate; `make synth` measures)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from ttaccel.host.backends import SIM_DEMO_CONFIG, open_device
+    from ttaccel.host.classify import Classifier, read_dev_set
+    from ttaccel.host.driver import Accelerator
+    from ttaccel.spec.accel_config import AccelConfig
     from ttaccel.spec.artifact import load_artifact
-    from ttaccel.spec.inference import BertInference
 
     if not args.artifact.is_file():
         raise FileNotFoundError(f"--artifact {args.artifact}: no such file")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be a positive integer, not {args.limit}")
+    for name in ("limit", "sim_sentences"):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name == "limit" else 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, not {value}")
     artifact = load_artifact(args.artifact)
     _describe(artifact, args.artifact)
-    inference = BertInference(artifact)
-    tokenizer = wordpiece_tokenizer(artifact)
-    print("\nclassified by the integer golden model:")
-    _classify(inference, tokenizer, args.sentence or list(EXAMPLES))
     data = args.data if args.data is not None else DEFAULT_DATA
+    dev = None
     if str(data) != "none":
         if args.data is None and not (data / "dev.tsv").is_file():
             print(f"\n(no SST-2 dev set at {data}: pass --data DIR to evaluate one)")
         else:
-            print(f"\nSST-2 dev set ({data / 'dev.tsv'}):")
-            _evaluate(inference, tokenizer, data, args.limit)
-    print("\naccelerator estimate:")
-    _accelerator_estimate(artifact, int(artifact.model_config.get("max_length") or 64))
+            dev = read_dev_set(data, args.limit)
+    sentences = args.sentence or list(EXAMPLES)
+
+    config = SIM_DEMO_CONFIG if args.backend == "sim" else AccelConfig()
+    where = "the simulated board (generated RTL in Verilator)" if args.backend == "sim" else (
+        "the reference backend (the spec's functional model)")  # fmt: skip
+    print(f"\n{where}: {config.summary()}")
+    print(f"  resources: {_resources(config)}")
+    start = time.perf_counter()
+    device = open_device(args.backend, config=config)
+    print(f"  ready in {time.perf_counter() - start:.1f} s")
+    board = Classifier(artifact, Accelerator(device, timeout_s=600), batch_size=16)
+    print("\nclassified on it (TT linears on the device, the rest on the host):")
+    _print_predictions(board.classify(sentences))
+    if dev is not None and args.sim_sentences:
+        count = min(args.sim_sentences, len(dev[0]))
+        print(f"\nthe first {count} SST-2 dev sentences on it:")
+        _dev_accuracy(board, dev[0][:count], dev[1][:count], args.backend)
+    _print_report(board.report, config, args.backend)
+
+    if dev is not None:
+        print(f"\nthe SST-2 dev set ({data / 'dev.tsv'}) on the reference backend:")
+        reference = Classifier(
+            artifact, Accelerator(open_device("reference", config=config)), batch_size=32
+        )
+        _dev_accuracy(reference, *dev, "reference backend")
+        _print_report(reference.report, config, "reference")
     return 0
