@@ -22,8 +22,9 @@ alternatives for the source as it was and as it is being refactored; exactly one
 must match exactly once, otherwise the script stops with ``mutation anchor not found`` (or
 ``ambiguous``) instead of silently testing the unmutated design: update :data:`MUTANTS` then.
 
-Writes ``build/mutants/report.json`` (every run's failing tests and timings) and prints a
-Markdown table (``--markdown`` also writes it to a file). Exit status: 0 when every selected
+Writes ``build/mutants/report.json`` (every run's failing tests and timings; ``--update``
+replaces only the mutants just run) and prints a Markdown table (``--markdown`` also writes
+it to a file, ``--table`` reprints it). Exit status: 0 when every selected
 mutant is killed on every seed, 1 otherwise, 2 for a setup error (anchor, baseline failing,
 equivalent mutant).
 """
@@ -324,16 +325,33 @@ def run_suites(root: Path, suites: list[str], seed: int) -> dict:
 # -- report ------------------------------------------------------------------------------------
 
 
+def _short(names: set[str]) -> str:
+    """Failing tests grouped by build: ``build: a, b, c (+2 more)``."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        build, _, test = name.rpartition(":")
+        groups.setdefault(build.removeprefix("engine-") or "pytest", []).append(test)
+    parts = []
+    for build, tests in groups.items():
+        shown = ", ".join(f"`{t}`" for t in tests[:3])
+        more = f" (+{len(tests) - 3} more)" if len(tests) > 3 else ""
+        parts.append(f"{build}: {shown}{more}")
+    return "; ".join(parts) if parts else "-"
+
+
 def markdown(report: dict) -> str:
-    seeds = report["seeds"]
-    head = ["mutant", "what it breaks", *(f"killed by (seed {s})" for s in seeds)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    """The report as a Markdown table: tests failing on every seed, and on some only."""
+    seeds = ", ".join(str(s) for s in report["seeds"])
+    lines = [
+        f"| mutant | what it breaks | killed on every seed ({seeds}) by | on some seeds only |",
+        "|---|---|---|---|",
+    ]
     for entry in report["mutants"]:
-        cells = [f"`{entry['name']}`", entry["what"]]
-        for run in entry["runs"]:
-            names = sorted(set(run["failed"]))
-            cells.append(", ".join(f"`{n}`" for n in names) if names else "**survived**")
-        lines.append("| " + " | ".join(cells) + " |")
+        sets = [set(run["failed"]) for run in entry["runs"]]
+        always = set.intersection(*sets) if sets else set()
+        some = set.union(*sets) - always if sets else set()
+        verdict = _short(always) if always else "**not killed on every seed**"
+        lines.append(f"| `{entry['name']}` | {entry['what']} | {verdict} | {_short(some)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -350,8 +368,20 @@ def main(argv: list[str] | None = None) -> int:
         "--no-baseline", action="store_true", help="skip the unmutated copy (it must pass)"
     )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--update", action="store_true",
+        help="replace the run mutants' entries in the existing report (same seeds) instead of "
+        "starting a new one",
+    )  # fmt: skip
+    parser.add_argument(
+        "--table", action="store_true", help="print the existing report's table and exit"
+    )
     args = parser.parse_args(argv)
 
+    report_path = ROOT / "report.json"
+    if args.table:
+        print(markdown(json.loads(report_path.read_text())), end="")
+        return 0
     if args.list:
         for mutant in MUTANTS:
             print(f"{mutant.name:28} {mutant.path:20} {mutant.what}")
@@ -398,7 +428,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     ROOT.mkdir(parents=True, exist_ok=True)
-    (ROOT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.update and report_path.exists():
+        old = json.loads(report_path.read_text())
+        if old["seeds"] != seeds:
+            print(f"error: --update needs the report's seeds {old['seeds']}", file=sys.stderr)
+            return 2
+        fresh = {e["name"]: e for e in report["mutants"]}
+        kept = [fresh.pop(e["name"], e) for e in old["mutants"]]
+        report = {**old, "mutants": kept + list(fresh.values())}
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
     table = markdown(report)
     print(table)
     if args.markdown:
