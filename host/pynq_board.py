@@ -354,6 +354,13 @@ class PynqDevice(Device):
                 f"overlay IP {hardware.accel_name} got the driver {type(accel).__name__}, not "
                 f"ttaccel's {driver.__name__} (is another driver bound to {IP_VLNV}?)"
             )
+        from pynq.lib.dma import DMA
+
+        if not isinstance(dma, DMA):
+            raise DeviceError(
+                f"overlay IP {hardware.dma_name} got the driver {type(dma).__name__}, not "
+                f"pynq.lib.dma.DMA"
+            )
         if dma.sendchannel is None or dma.recvchannel is None:
             raise DeviceError(f"AXI DMA {hardware.dma_name} lacks its MM2S or S2MM channel")
         self.hardware = hardware

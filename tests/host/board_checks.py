@@ -9,7 +9,8 @@ torch, no Amaranth, no pytest.
 Checks: ``run`` (programs through ``PynqDevice`` and PYNQ's ``DMA`` on the stand-in board),
 ``limit`` (a transfer over the DMA's length register is refused), ``timeout`` (a hang: the
 driver's time-out report and recovery), ``cache`` (cacheable buffers, and a missing invalidate
-caught), ``order`` (the stand-in catches a send started before the receive), ``bert`` (one
+caught), ``order`` (the stand-in catches a send started before the receive), ``open`` (the
+constructor's overlay path with a stand-in ``Overlay``), ``bert`` (one
 sentence through the whole BERT path), ``reference`` (``ttaccel.host`` runs its reference
 backend, and ``ttaccel infer --backend reference`` its CLI, with NumPy alone).
 """
@@ -30,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore", "Pynq does not support the CPU", ResourceWarning)
 
 import pynq  # noqa: E402
-from board_programs import SIM_CONFIG, dense_case  # noqa: E402
-from pynq_standin import StandInBoard  # noqa: E402
+from board_programs import SIM_CONFIG, dense_case, good_modules, hwh_text  # noqa: E402
+from pynq_standin import OverlayStandIn, StandInBoard  # noqa: E402
 
 from ttaccel.host.device import DeviceError  # noqa: E402
 from ttaccel.host.driver import Accelerator, AcceleratorTimeout  # noqa: E402
@@ -184,6 +185,37 @@ def check_bert(args) -> dict:
     }
 
 
+def check_open(args) -> dict:
+    """``PynqDevice(path)`` as on the board, with ``pynq.Overlay`` replaced by
+    :class:`OverlayStandIn`: the .bit/.hwh checks, the driver binding through PYNQ's registry,
+    a run; and a .hwh naming another accelerator version is refused before Overlay is made."""
+    import tempfile
+
+    board = StandInBoard(_backend(args))
+    made = []
+
+    def overlay(bitfile, download=True):
+        made.append(download)
+        return OverlayStandIn(board, bitfile, download)
+
+    pynq.Overlay = overlay
+    folder = Path(tempfile.mkdtemp())
+    (folder / "ttaccel.bit").write_bytes(b"")
+    (folder / "ttaccel.hwh").write_text(hwh_text(good_modules()))
+    with PynqDevice(folder / "ttaccel.bit", download=False) as device:
+        driver = type(device._accel).__name__
+        run = _run_case(Accelerator(device), 4)
+    modules = [(n, v.rsplit(":", 1)[0] + ":9.9" if n == "accel" else v, p)
+               for n, v, p in good_modules()]  # fmt: skip
+    (folder / "ttaccel.hwh").write_text(hwh_text(modules))
+    try:
+        PynqDevice(folder / "ttaccel.hwh")
+        refused = ""
+    except DeviceError as error:
+        refused = str(error)
+    return {"driver": driver, "overlays": made, "run": run, "refused": refused}
+
+
 def check_reference(args) -> dict:
     """ttaccel.host with NumPy alone: the reference backend runs a layer."""
     import contextlib
@@ -214,6 +246,7 @@ CHECKS = {
     "cache": check_cache,
     "order": check_order,
     "bert": check_bert,
+    "open": check_open,
     "reference": check_reference,
 }
 

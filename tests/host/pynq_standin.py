@@ -267,3 +267,22 @@ class StandInBoard(pynq.Device):
     def _finish(channel: _Channel) -> None:
         channel.active = False
         channel.status |= IDLE | IOC_IRQ
+
+
+class OverlayStandIn:
+    """What ``pynq.Overlay`` does with a parsed design, minus the bitstream and the ``.hwh``
+    parse: PYNQ's own ``_assign_drivers`` picks each IP's driver from PYNQ's registry by VLNV
+    (so a missing or wrong ``bindto`` shows), and the drivers become attributes by name."""
+
+    def __init__(self, board: StandInBoard, bitfile: str, download: bool = True) -> None:
+        import importlib
+
+        from pynq.overlay import _assign_drivers
+
+        importlib.import_module("pynq.lib")  # as Overlay._register_drivers: PYNQ's own drivers
+        self.bitfile, self.download = bitfile, download
+        description = {"ip": board.ip_dict(), "hierarchies": {}}
+        _assign_drivers(description, False, board)
+        self.ip_dict = description["ip"]
+        for name, details in self.ip_dict.items():
+            setattr(self, name, details["driver"](details))

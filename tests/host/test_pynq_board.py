@@ -41,41 +41,17 @@ from ttaccel.spec.regmap import IP_VLNV
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from board_programs import SIM_CONFIG, dense_case  # noqa: E402
+from board_programs import (  # noqa: E402
+    DMA,
+    PS7,
+    SIM_CONFIG,
+    dense_case,
+    dma_params,
+    good_modules,
+    hwh_text,
+)
 
 # -- overlay checks (no pynq) ----------------------------------------------------------------
-
-DMA = "xilinx.com:ip:axi_dma:7.1"
-PS7 = "xilinx.com:ip:processing_system7:5.5"
-
-
-def dma_params(**overrides) -> dict[str, str]:
-    params = {
-        "c_include_sg": "0", "c_include_mm2s": "1", "c_include_s2mm": "1",
-        "c_m_axi_mm2s_data_width": "64", "c_m_axis_mm2s_tdata_width": "64",
-        "c_m_axi_s2mm_data_width": "64", "c_s_axis_s2mm_tdata_width": "64",
-        "C_SG_LENGTH_WIDTH": "26",
-    }  # fmt: skip
-    params.update(overrides)
-    return params
-
-
-def hwh_text(modules: list[tuple[str, str, dict[str, str]]]) -> str:
-    """A hardware handoff shaped like Vivado's (EDKSYSTEM / MODULES / MODULE / PARAMETERS)."""
-    body = []
-    for name, vlnv, params in modules:
-        rows = "".join(f'<PARAMETER NAME="{k}" VALUE="{v}"/>' for k, v in params.items())
-        body.append(
-            f'<MODULE FULLNAME="/{name}" INSTANCE="{name}" VLNV="{vlnv}" '
-            f'MODTYPE="{vlnv.split(":")[2]}"><PARAMETERS>{rows}</PARAMETERS></MODULE>'
-        )
-    return f'<?xml version="1.0"?><EDKSYSTEM><MODULES>{"".join(body)}</MODULES></EDKSYSTEM>'
-
-
-def good_modules(**dma_overrides):
-    ps7 = {"C_USE_S_AXI_HP0": "1", "C_S_AXI_HP0_DATA_WIDTH": "64", "C_USE_S_AXI_HP1": "0",
-           "C_S_AXI_HP1_DATA_WIDTH": "32"}  # fmt: skip
-    return [("ps7", PS7, ps7), ("accel", IP_VLNV, {}), ("dma", DMA, dma_params(**dma_overrides))]
 
 
 def write_overlay(folder: Path, modules, *, bit: bool = True) -> Path:
@@ -304,6 +280,15 @@ def test_a_sentence_through_bert_on_the_pynq_backend_equals_the_simulated_board(
     golden = BertInference(artifact).logits([ids])
     np.testing.assert_array_equal(direct, golden)
     assert found["violations"] == []
+
+
+def test_the_overlay_path_binds_pynq_drivers_and_refuses_another_version(board_python, library):
+    found = board_check(board_python, "open", "--backend", "sim", "--library", str(library))
+    assert found["driver"] == "TtaccelIP"  # PYNQ's registry chose our bindto, not DefaultIP
+    assert found["overlays"] == [False]  # one Overlay, download=False passed on; none for 9.9
+    assert found["run"]["matches_golden"]
+    assert "ttaccel:ttaccel:ttaccel_top:9.9" in found["refused"]
+    assert "rebuild the overlay" in found["refused"]
 
 
 def test_ttaccel_host_runs_its_reference_backend_with_numpy_alone(board_python):
