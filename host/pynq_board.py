@@ -304,7 +304,8 @@ class PynqDevice(Device):
     suffix; ``download``: program the FPGA (False: the bitstream is already loaded);
     ``cacheable``: allocate CPU-cached transfer buffers (flushed and invalidated around each
     transfer) instead of PYNQ's default uncached ones. Raises :class:`~.device.DeviceError`
-    for a missing or mismatched overlay file and when pynq is not installed.
+    for a missing or mismatched overlay file, when pynq is not installed and when pynq finds
+    no device (not on the board, or not root).
     """
 
     backend = "pynq"
@@ -316,7 +317,12 @@ class PynqDevice(Device):
         hardware = read_hwh(hwh)
         pynq = _import_pynq()
         driver = accelerator_driver()
-        loaded = pynq.Overlay(str(bit), download=download)
+        try:
+            loaded = pynq.Overlay(str(bit), download=download)
+        except RuntimeError as error:  # "No Devices Found" off the board or without root
+            raise DeviceError(
+                f"pynq could not load the overlay {bit}: {error} (run on the PYNQ-Z2, as root)"
+            ) from error
         self._attach(
             _lookup(loaded, hardware.accel_name),
             _lookup(loaded, hardware.dma_name),
