@@ -237,8 +237,11 @@ def to_markdown(report: dict) -> str:
         "Build times without `*` were measured by a fresh build (`--cold-build`: a new folder, "
         "ccache off); `*`: the time recorded by the build that made the board used, with ccache "
         "on (the verilated library's files come from the cache; the model's C++ does too if "
-        "identical Verilog was compiled before).",
+        "identical Verilog was compiled before). `--model` measures a board built earlier on "
+        "this machine (its Verilog is kept in that folder); without it the command regenerates "
+        "the Verilog from the current hw/.",
     ]
+    lines += [f"\n{r['summary'].split(':')[0]}: {r['note']}" for r in rows if r.get("note")]
     sentences = report.get("sentences", [])
     if sentences:
         lines += [
@@ -296,6 +299,10 @@ def main() -> int:
         "instead of regenerating it from hw/ (which another engineer may be editing)",
     )  # fmt: skip
     parser.add_argument(
+        "--note", action="append", default=[], metavar="CONFIG=TEXT",
+        help="a sentence printed under the table for CONFIG's row (how it was measured)",
+    )  # fmt: skip
+    parser.add_argument(
         "--cold-build", nargs="*", default=[], choices=list(CONFIGS),
         help="time a fresh build of these configurations (temporary folder, ccache off)",
     )  # fmt: skip
@@ -304,6 +311,7 @@ def main() -> int:
     old = json.loads(REPORT.read_text()) if REPORT.exists() else {}
     rows = {r["config"]: r for r in old.get("rows", [])}
     models = dict(item.split("=", 1) for item in args.model)
+    notes = dict(item.split("=", 1) for item in args.note)
     for name in args.configs:
         model = Path(models[name]) if name in models else None
         cold = name in args.cold_build
@@ -311,6 +319,8 @@ def main() -> int:
         flags = [f"--tokens {args.tokens}"] * (args.tokens != 128) + [f"--configs {name}"]
         flags += [f"--cold-build {name}"] * cold
         flags += [f"--model {name}={models[name]}"] * (model is not None)
+        if name in notes:
+            row["note"] = notes[name]
         row["command"] = " ".join(["python bench/bench_sim_board.py", *flags])
         rows[name] = row
         print(json.dumps({k: v for k, v in row.items() if k != "summary"}), flush=True)
