@@ -126,9 +126,9 @@ def progress(items: Iterable, total: int, what: str) -> Iterator:
     step = max(1, total // 10)
     for i, item in enumerate(items):
         if i % step == 0:
-            print(f"{what}: {i}/{total}", file=sys.stderr, flush=True)
+            print(f"{what}: {i}/{total} batches", file=sys.stderr, flush=True)
         yield item
-    print(f"{what}: {total}/{total}", file=sys.stderr, flush=True)
+    print(f"{what}: {total}/{total} batches", file=sys.stderr, flush=True)
 
 
 def read_dev_set(data_dir: str | Path, limit: int | None = None) -> tuple[list[str], list[int]]:

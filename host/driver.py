@@ -136,11 +136,33 @@ class Accelerator:
     # -- control -----------------------------------------------------------------------------
 
     def soft_reset(self) -> None:
-        """Abandon any transfer and return the engine to idle (buffers keep their contents);
-        clears the sticky ``done`` / ``error`` flags."""
+        """Abandon any transfer and return the engine to idle (buffers keep their contents),
+        drain an output beat left offered (:meth:`drain_output`), clear ``done`` / ``error``."""
         self.device.abort_transfers()
         self.device.write("CONTROL", soft_reset=1)
+        self.drain_output()
         self.device.write("STATUS", done=1, error=1)
+
+    def drain_output(self, *, timeout_s: float = 0.05) -> int:
+        """Receive and discard what the output stream still offers after a soft reset; returns
+        the beats drained (0 or 1).
+
+        AXI4-Stream forbids withdrawing ``TVALID`` before its handshake, so a beat the engine
+        was offering when the reset came stays offered (``spec.isa`` documents it) and would
+        otherwise be the first beat of the next run's output transfer. The engine offers at
+        most one such beat and no register shows it, so the driver arms a one-beat receive and
+        waits ``timeout_s`` for it: a beat that is there arrives within cycles, and nothing
+        else can arrive after a soft reset."""
+        device = self.device
+        device.start_transfers(np.empty(0, np.uint64), 1)
+        deadline = time.monotonic() + timeout_s
+        drained = 0
+        while time.monotonic() < deadline:
+            if device.transfers_done():
+                drained = int(device.received().size)
+                break
+        device.abort_transfers()
+        return drained
 
     def dump(self) -> dict:
         """The registers a hang or an error report needs, read now."""

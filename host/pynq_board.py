@@ -443,8 +443,8 @@ class PynqDevice(Device):
         receive_beats = int(receive_beats)
         if self._armed and not self.transfers_done():
             raise DeviceError("a transfer is still in progress: abort_transfers() first")
-        if beats.size == 0:
-            raise DeviceError("send has no beats: the engine needs at least its program")
+        if beats.size == 0 and receive_beats == 0:
+            raise DeviceError("a transfer needs beats to send or to receive; both are empty")
         if receive_beats < 0:
             raise DeviceError(f"receive_beats must be >= 0, not {receive_beats}")
         self._check_length("input (MM2S)", beats.size * 8)
@@ -456,8 +456,9 @@ class PynqDevice(Device):
                     f"AXI DMA {channel} channel is not ready: DMASR {_words(status)}; "
                     f"abort_transfers() restarts it"
                 )
-        send_buffer = self._buffer("send", beats.size)
-        send_buffer[: beats.size] = beats
+        if beats.size:
+            send_buffer = self._buffer("send", beats.size)
+            send_buffer[: beats.size] = beats
         self._output = np.zeros(0, dtype=np.uint64)
         self._to_send, self._to_receive = int(beats.size), receive_beats
         try:
@@ -465,7 +466,8 @@ class PynqDevice(Device):
                 self._dma.recvchannel.transfer(
                     self._buffer("receive", receive_beats), nbytes=receive_beats * 8
                 )
-            self._dma.sendchannel.transfer(send_buffer, nbytes=beats.size * 8)  # flushes
+            if beats.size:  # a receive-only transfer drains the output (Accelerator)
+                self._dma.sendchannel.transfer(send_buffer, nbytes=beats.size * 8)  # flushes
         except (RuntimeError, ValueError) as error:
             raise DeviceError(
                 f"AXI DMA {self.hardware.dma_name} refused the transfer: {error}"
@@ -487,10 +489,12 @@ class PynqDevice(Device):
                 f"AXI DMA {self.hardware.dma_name} error: MM2S_DMASR {_words(mm2s)}, "
                 f"S2MM_DMASR {_words(s2mm)}; abort_transfers() and soft-reset the accelerator"
             )
-        if not (mm2s & DMASR_IDLE and (s2mm & DMASR_IDLE or not self._to_receive)):
+        sent = mm2s & DMASR_IDLE or not self._to_send
+        if not (sent and (s2mm & DMASR_IDLE or not self._to_receive)):
             return False
         # Both idle: wait() returns at once (reads the byte count, invalidates S2MM's buffer).
-        self._dma.sendchannel.wait()
+        if self._to_send:
+            self._dma.sendchannel.wait()
         self._armed = False
         if self._to_receive:
             receiver = self._dma.recvchannel

@@ -49,14 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse ``argv`` and run the chosen subcommand; returns its exit status.
 
-    A user error (ValueError, FileNotFoundError) is printed as one line without a traceback.
+    A user error (ValueError, FileNotFoundError) is printed as one line without a traceback
+    (exit 2); a device that cannot be opened or a run that failed on it (the host's
+    DeviceError, AcceleratorError with its register dump) likewise, with exit 3.
     """
+    from .host.device import DeviceError
+    from .host.driver import AcceleratorError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
     except (ValueError, FileNotFoundError) as error:
         print(f"ttaccel {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except (DeviceError, AcceleratorError) as error:
+        print(f"ttaccel {args.command}: device error: {error}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -71,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
             {"index": i, "label": y, "predicted": p.label, "logits": p.logits, "exact": p.exact}
             for i, (p, y) in enumerate(zip(predictions, labels, strict=True))
         ]
-        args.json.write_text(json.dumps({**result, "sentences": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({**result, "per_sentence": rows}, indent=2) + "\n")
     return 0

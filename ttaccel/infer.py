@@ -50,16 +50,24 @@ def add_device_arguments(parser: argparse.ArgumentParser, *, artifact: bool = Tr
     parser.add_argument("--no-prefetch", action="store_true", help="one setup program per layer")
 
 
-def open_classifier(args: argparse.Namespace):
-    """The :class:`~ttaccel.host.classify.Classifier` the options describe (artifact loaded
-    and checked against the hardware before any transfer)."""
+def open_classifier(args: argparse.Namespace, texts=()):
+    """The :class:`~ttaccel.host.classify.Classifier` the options describe: the artifact
+    loaded and validated and ``texts`` tokenized (a bad one is refused) before the device is
+    opened, then the artifact checked against the hardware before any transfer."""
     from .demo import BUNDLED_ARTIFACT
     from .host.backends import load_config, open_device
     from .host.classify import Classifier
     from .host.driver import Accelerator
+    from .host.tokenizer import tokenizer_from_artifact
     from .spec.artifact import load_artifact
 
     artifact = load_artifact(args.artifact or BUNDLED_ARTIFACT)
+    tokenizer = tokenizer_from_artifact(artifact)
+    for i, text in enumerate(texts):
+        try:
+            tokenizer.encode(text)
+        except ValueError as error:
+            raise ValueError(f"text {i} ({text!r}): {error}") from None
     config = None if args.backend == "pynq" else load_config(args.config, args.backend)
     device = open_device(
         args.backend, config=config, overlay=args.overlay, seed=args.seed,
@@ -89,7 +97,7 @@ def print_predictions(predictions, max_length: int) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    classifier = open_classifier(args)
+    classifier = open_classifier(args, args.text)
     config = classifier.accelerator.config
     print(f"{args.backend} backend: {config.summary()}")
     predictions = classifier.classify(args.text)
