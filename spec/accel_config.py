@@ -13,10 +13,13 @@ cycle model and the host driver must know about a bitstream:
   ``max_mode``, ``max_k``), from which the accumulator width follows;
 * the AXI4-Stream data width (64 bits, the PYNQ-Z2's HP port) and the target clock.
 
-Resource estimates are pure arithmetic (no synthesis): DSP48E1 slices for the MAC lanes (two
-int8 or four int4 multiplies per DSP48E1 with packing, as FINN does; int2, ternary and binary
-multiply in LUTs) and for the requantizers, and RAMB36E1 blocks for the four memories. FIFOs,
-the AXI DMA and other glue are not counted: the default leaves headroom for them.
+Resource estimates are pure arithmetic (no synthesis), calibrated against yosys
+``synth_xilinx`` of the generated top level (``ttaccel synth``): DSP48E1 slices for the MAC
+lanes (int8 only: two int8 multiplies per DSP48E1 with packing, one without; int4, int2,
+ternary and binary multiply in LUTs, as ``hw/pe.py`` builds them), for the requantizers and
+for the dispatcher's bound multiplier; RAMB36E1 blocks for the memories; and a rough linear
+LUT / flip-flop estimate (:attr:`AccelConfig.logic_estimate`). The AXI DMA and interconnect
+of the block design are not counted: leave headroom for them.
 
 JSON: :meth:`AccelConfig.to_json` writes one flat object with formats by name;
 :meth:`AccelConfig.from_json` accepts such an object (missing keys take the default, unknown
@@ -31,12 +34,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .formats import FORMATS, INT4, INT8, NumberFormat
+from .formats import FORMATS, INT8, NumberFormat
 
 __all__ = [
     "ADDRESS_BITS",
     "DEVICES",
+    "DISPATCH_DSPS",
     "INSTRUCTION_BITS",
+    "LOGIC_CALIBRATION",
+    "LUT_MULTIPLIER_LUTS",
     "REQUANT_DSPS_PER_LANE",
     "AccelConfig",
     "DeviceLimits",
@@ -49,6 +55,15 @@ INSTRUCTION_BITS = 320
 """Width of one instruction word (five 64-bit stream beats)."""
 REQUANT_DSPS_PER_LANE = 2
 """A requantizer multiplies the 33-bit ``acc + bias`` by a 16-bit multiplier: two DSP48E1."""
+LOGIC_CALIBRATION = (5400.0, 79.0, 2900.0, 71.0)
+"""``(luts, luts per lane, flip-flops, flip-flops per lane)`` of :attr:`AccelConfig.logic_estimate`:
+the line through yosys ``synth_xilinx`` of the 8 x 8 and 16 x 16 int8 tops (docs/hardware.md)."""
+LUT_MULTIPLIER_LUTS = {"int4": 24, "int2": 8, "ternary": 6, "binary": 4}
+"""Extra LUTs per lane of the LUT multipliers (shift-and-add, select, negate) over int8's DSP
+lanes; an estimate from the adder widths, not fitted."""
+DISPATCH_DSPS = 1
+"""The dispatcher's bound-check multiplier (``hw/dispatch.py``): one DSP48E1 (yosys counts one
+DSP48E1 more than the MAC lanes and requantizers in every configuration measured)."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +73,16 @@ class DeviceLimits:
     name: str
     dsp48: int
     bram36: int
+    luts: int
+    flip_flops: int
+    carry4: int
 
 
 DEVICES: dict[str, DeviceLimits] = {
-    "xc7z020": DeviceLimits("xc7z020", dsp48=220, bram36=140),  # PYNQ-Z2 (Zynq-7020)
+    # PYNQ-Z2 (Zynq-7020): 13,300 slices of 4 LUT6, 8 flip-flops and one CARRY4 each.
+    "xc7z020": DeviceLimits(
+        "xc7z020", dsp48=220, bram36=140, luts=53200, flip_flops=106400, carry4=13300
+    ),
 }
 
 # RAMB36E1 simple-dual-port aspect ratios (data width incl. parity, depth).
@@ -204,12 +225,15 @@ class AccelConfig:
 
     @property
     def macs_per_dsp(self) -> int:
-        """MACs one DSP48E1 performs per cycle; 0 when the lanes use LUTs only."""
+        """MACs one DSP48E1 performs per cycle; 0 when the lanes use LUTs only.
+
+        int8: 2 with ``dsp_packing`` and an even ``rows`` (two tokens sharing one weight on
+        the 25 x 18 multiplier, ``hw/transposed.py``), else 1. int4 and int2 multiply by
+        shift-and-add in LUTs, ternary and binary by select or negate: 0, whatever
+        ``dsp_packing`` says."""
         if self.weight_format == INT8:
-            return 2 if self.dsp_packing else 1
-        if self.weight_format == INT4:
-            return 4 if self.dsp_packing else 1
-        return 0  # int2, ternary and binary multiply in LUTs (no multiplier for +-1, 0)
+            return 2 if self.dsp_packing and self.rows % 2 == 0 else 1
+        return 0
 
     @property
     def a_word_bits(self) -> int:
@@ -230,14 +254,34 @@ class AccelConfig:
 
     @property
     def dsp_estimate(self) -> dict[str, int]:
-        """DSP48E1 by use: ``mac`` (``ceil(lanes / macs_per_dsp)``) and ``requant``
-        (:data:`REQUANT_DSPS_PER_LANE` per row: the drain requantizes one A-word per cycle)."""
-        mac = math.ceil(self.lanes / self.macs_per_dsp) if self.macs_per_dsp else 0
-        return {"mac": mac, "requant": self.rows * REQUANT_DSPS_PER_LANE}
+        """DSP48E1 by use: ``mac`` (``lanes / macs_per_dsp``), ``requant``
+        (:data:`REQUANT_DSPS_PER_LANE` per row: the drain requantizes one A-word per cycle)
+        and ``dispatch`` (:data:`DISPATCH_DSPS`)."""
+        mac = self.lanes // self.macs_per_dsp if self.macs_per_dsp else 0
+        return {
+            "mac": mac,
+            "requant": self.rows * REQUANT_DSPS_PER_LANE,
+            "dispatch": DISPATCH_DSPS,
+        }
 
     @property
     def dsp_total(self) -> int:
         return sum(self.dsp_estimate.values())
+
+    @property
+    def logic_estimate(self) -> dict[str, int]:
+        """Rough ``luts`` (logic and LUT-RAM) and ``flip_flops`` of the whole top level: a
+        fixed part (dispatcher, load engine, registers, AXI wiring) plus a cost per MAC lane
+        (accumulators, operand skew, drain), fitted to yosys ``synth_xilinx`` of int8
+        configurations (:data:`LOGIC_CALIBRATION`); a LUT multiplier (int4, int2) adds
+        :data:`LUT_MULTIPLIER_LUTS` per lane. A pre-filter for ``ttaccel synth --fit``, not a
+        substitute for synthesis (expect +-15%)."""
+        base_lut, lane_lut, base_ff, lane_ff = LOGIC_CALIBRATION
+        extra = LUT_MULTIPLIER_LUTS.get(self.weight_format.name, 0)
+        return {
+            "luts": round(base_lut + (lane_lut + extra) * self.lanes),
+            "flip_flops": round(base_ff + lane_ff * self.lanes),
+        }
 
     @property
     def bram36_estimate(self) -> dict[str, int]:

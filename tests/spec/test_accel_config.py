@@ -17,7 +17,8 @@ def test_default_is_a_pynq_z2_design():
     assert (config.rows, config.cols, config.lanes) == (16, 16, 256)
     assert config.weight_format == INT8 and config.activation_format == INT8
     assert config.stream_bits == 64
-    assert config.dsp_estimate == {"mac": 128, "requant": 32}  # two int8 MACs per DSP48E1
+    # Two int8 MACs per DSP48E1, two per requantizer lane, one for the dispatcher.
+    assert config.dsp_estimate == {"mac": 128, "requant": 32, "dispatch": 1}
     assert config.dsp_total <= limits.dsp48
     assert config.bram36_total <= limits.bram36
     assert config.bram36_estimate == {
@@ -35,7 +36,8 @@ def test_default_is_a_pynq_z2_design():
 
 @pytest.mark.parametrize(
     ("fmt", "macs_per_dsp", "acc_bits"),
-    [(INT8, 2, 28), (INT4, 4, 24), (TERNARY, 0, 21), (BINARY, 0, 21)],
+    # int4 and lower multiply in LUTs (hw/transposed.py): no DSP48E1 for the MAC lanes.
+    [(INT8, 2, 28), (INT4, 0, 24), (TERNARY, 0, 21), (BINARY, 0, 21)],
 )
 def test_weight_format_sets_packing_and_accumulator(fmt, macs_per_dsp, acc_bits):
     config = AccelConfig(weight_format=fmt)
@@ -48,6 +50,19 @@ def test_weight_format_sets_packing_and_accumulator(fmt, macs_per_dsp, acc_bits)
 
 def test_packing_off_costs_one_dsp_per_lane():
     assert AccelConfig(rows=8, cols=8, dsp_packing=False).dsp_estimate["mac"] == 64
+    # Packing pairs two tokens (rows) on one weight: an odd row count cannot pack.
+    assert AccelConfig(rows=5, cols=8).dsp_estimate["mac"] == 40
+    assert AccelConfig(rows=6, cols=7).dsp_estimate["mac"] == 21
+    assert AccelConfig(rows=8, cols=8, weight_format=INT4, dsp_packing=True).dsp_total == 17
+
+
+def test_logic_estimate_grows_with_lanes_and_lut_multipliers():
+    small, big = AccelConfig(rows=8, cols=8), AccelConfig(rows=16, cols=16)
+    assert small.logic_estimate["luts"] < big.logic_estimate["luts"]
+    assert small.logic_estimate["flip_flops"] < big.logic_estimate["flip_flops"]
+    int4 = AccelConfig(rows=8, cols=8, weight_format=INT4)
+    assert int4.logic_estimate["luts"] > small.logic_estimate["luts"]
+    assert int4.logic_estimate["flip_flops"] == small.logic_estimate["flip_flops"]
 
 
 def test_bram36_blocks():
