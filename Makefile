@@ -50,7 +50,7 @@ format: setup
 	$(BIN)/ruff format .
 
 synth: setup
-	$(BIN)/python -m ttaccel.hw.board --out build/synth
+	$(BIN)/ttaccel synth --out build/synth
 
 # Benchmarks write their tables into docs/results.md; bench-engine rebuilds the 16x16 engine
 # in Verilator (10-20 minutes the first time).
