@@ -55,9 +55,10 @@ INSTRUCTION_BITS = 320
 """Width of one instruction word (five 64-bit stream beats)."""
 REQUANT_DSPS_PER_LANE = 2
 """A requantizer multiplies the 33-bit ``acc + bias`` by a 16-bit multiplier: two DSP48E1."""
-LOGIC_CALIBRATION = (5400.0, 79.0, 2900.0, 71.0)
+LOGIC_CALIBRATION = (5470.0, 78.2, 2750.0, 73.6)
 """``(luts, luts per lane, flip-flops, flip-flops per lane)`` of :attr:`AccelConfig.logic_estimate`:
-the line through yosys ``synth_xilinx`` of the 8 x 8 and 16 x 16 int8 tops (docs/hardware.md)."""
+the line through yosys ``synth_xilinx`` of the 8 x 8 and 18 x 18 int8 tops (docs/results.md,
+"synth-resources")."""
 LUT_MULTIPLIER_LUTS = {"int4": 24, "int2": 8, "ternary": 6, "binary": 4}
 """Extra LUTs per lane of the LUT multipliers (shift-and-add, select, negate) over int8's DSP
 lanes; an estimate from the adder widths, not fitted."""
@@ -255,13 +256,23 @@ class AccelConfig:
     @property
     def dsp_estimate(self) -> dict[str, int]:
         """DSP48E1 by use: ``mac`` (``lanes / macs_per_dsp``), ``requant``
-        (:data:`REQUANT_DSPS_PER_LANE` per row: the drain requantizes one A-word per cycle)
-        and ``dispatch`` (:data:`DISPATCH_DSPS`)."""
+        (:data:`REQUANT_DSPS_PER_LANE` per row: the drain requantizes one A-word per cycle),
+        ``dispatch`` (:data:`DISPATCH_DSPS`) and ``address``: yosys maps a multiply by a
+        constant that is not a power of two onto a DSP48E1, one for the load engine's
+        ``count * word bits`` when an A-word or B-word is not a power-of-two bits wide, one for
+        the execute engine's ``* rows`` when ``rows`` is not a power of two (18 x 18: 2)."""
         mac = self.lanes // self.macs_per_dsp if self.macs_per_dsp else 0
+
+        def not_power_of_two(n: int) -> bool:
+            return n & (n - 1) != 0
+
+        address = int(not_power_of_two(self.a_word_bits) or not_power_of_two(self.b_word_bits))
+        address += int(not_power_of_two(self.rows))
         return {
             "mac": mac,
             "requant": self.rows * REQUANT_DSPS_PER_LANE,
             "dispatch": DISPATCH_DSPS,
+            "address": address,
         }
 
     @property

@@ -18,7 +18,7 @@ def test_default_is_a_pynq_z2_design():
     assert config.weight_format == INT8 and config.activation_format == INT8
     assert config.stream_bits == 64
     # Two int8 MACs per DSP48E1, two per requantizer lane, one for the dispatcher.
-    assert config.dsp_estimate == {"mac": 128, "requant": 32, "dispatch": 1}
+    assert config.dsp_estimate == {"mac": 128, "requant": 32, "dispatch": 1, "address": 0}
     assert config.dsp_total <= limits.dsp48
     assert config.bram36_total <= limits.bram36
     assert config.bram36_estimate == {
@@ -54,6 +54,14 @@ def test_packing_off_costs_one_dsp_per_lane():
     assert AccelConfig(rows=5, cols=8).dsp_estimate["mac"] == 40
     assert AccelConfig(rows=6, cols=7).dsp_estimate["mac"] == 21
     assert AccelConfig(rows=8, cols=8, weight_format=INT4, dsp_packing=True).dsp_total == 17
+
+
+def test_constant_multipliers_that_are_not_shifts_take_dsps():
+    # 18 rows: 144-bit A-words (count * 144 in the load engine) and the execute engine's
+    # * 18 -- as yosys synth_xilinx of the 18 x 18 top (201 DSP48E1) shows.
+    assert AccelConfig(rows=18, cols=18, weight_buffer_depth=8192).dsp_estimate["address"] == 2
+    assert AccelConfig(rows=16, cols=16).dsp_estimate["address"] == 0
+    assert AccelConfig(rows=16, cols=20).dsp_estimate["address"] == 1  # 160-bit B-words
 
 
 def test_logic_estimate_grows_with_lanes_and_lut_multipliers():
