@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -253,8 +254,12 @@ def synthesize(config, out: Path, *, ecp5: bool, yosys: bool, progress: Progress
     if yosys:
         t = time.monotonic()
         progress("yosys synth_xilinx -family xc7 (minutes; log in xc7/synth_xc7.log)")
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         xc7 = synthesize_top_xc7(paths["verilog"], MODULE_NAME, out / "xc7", progress=progress)
         seconds["yosys_xc7"] = time.monotonic() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU time too: on a shared machine the wall clock says more about the load.
+        seconds["yosys_xc7_cpu"] = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
         progress(f"yosys done: {xc7.luts} LUT, {xc7.dsp48e1} DSP48E1, "
                  f"{xc7.bram36_equivalent:g} RAMB36")  # fmt: skip
     fmax = None
@@ -566,6 +571,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     report = synthesize(config, args.out, ecp5=args.ecp5, yosys=not args.no_yosys,
                         progress=progress)  # fmt: skip
+    report["command"] = " ".join(
+        ["ttaccel synth", *(["--config", str(args.config)] if args.config else []),
+         "--out", str(args.out), *(["--ecp5"] if args.ecp5 else [])]
+    )  # fmt: skip
+    (args.out / "utilization.json").write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))
     print(f"written: {args.out / 'utilization.json'}")
     print(f"Vivado 2022.2 (where installed): cd {args.out / 'vivado'} && "
