@@ -9,9 +9,11 @@ BOARD_STAMP := $(BOARD_VENV)/.setup-stamp
 # Pytest workers: sim builds are per configuration, so two workers are safe on 2 cores.
 JOBS   ?= 2
 
-.PHONY: setup test test-fast demo lint format synth bench bench-engine clean
+.PHONY: setup setup-dev test test-fast demo lint format synth bench bench-engine clean
 
 setup: $(STAMP) $(BOARD_STAMP)
+# The demo needs the development venv only (not the pynq test venv).
+setup-dev: $(STAMP)
 
 # Re-runs only when the pins change. torch first, by its exact pin: that takes the CPU build.
 $(STAMP): pyproject.toml Makefile tools/check_prereqs.sh
@@ -38,7 +40,8 @@ test: setup
 test-fast: setup
 	TTACCEL_BOARD_VENV=$(BOARD_VENV) $(BIN)/python -m pytest -n $(JOBS) tests
 
-demo: setup
+# Builds the 8x8 simulated board once (build/simboard/, a few minutes), then runs the demo.
+demo: setup-dev
 	$(BIN)/ttaccel demo
 
 lint: setup
