@@ -289,8 +289,9 @@ async def each_token_is_consumed_once(dut):
 async def every_address_stride_and_bound(dut):
     """One GEMM with every stride distinct and non-trivial (2 x 2 row tiles, three column
     tiles, the last one partial, ``a_k`` = ``b_k`` = ``out_col`` = 2, bias rows), results to
-    ABUF then STOREd; a second one with B from ABUF to the stream at int4; then LOADs, a GEMM
-    and a STORE that touch the last word of every buffer (bounds are exact)."""
+    ABUF then STOREd; a second one with B from ABUF to the stream at int4; then LOADs, GEMMs
+    (one reading A up to the last ABUF word) and a STORE that touch the last word of every
+    buffer (bounds are exact)."""
     bench, config, _ = await _bench(dut, 15)
     program, data = clear_program(config)  # the STORE sends the gaps between strided results
     await bench.run_checked(Case("clear", program, data))
@@ -321,6 +322,7 @@ async def every_address_stride_and_bound(dut):
         Load(Buffer.BIAS, top_b - 4, 4, signal=True),
         _gemm(k=4, n=4, a_base=top_a - 8, b_base=top_w - 4, bias_en=True, bias_base=top_b - 4,
               out_base=top_a - 4, out_col=1, wait=True),
+        _gemm(k=4, n=4, a_base=top_a - 4, b_base=top_w - 4, dst_stream=True, fence=True),
         Store(top_a - 1, 1), End(),
     ]  # fmt: skip
     data = [_a_beats(_fixed(20, (4, 4))), _a_beats(_fixed(21, (4, 4))), pack_bias([7, -7, 1, 0])]

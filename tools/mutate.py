@@ -226,6 +226,21 @@ def _copy_tree(dest: Path, rev: str | None) -> None:
                 out.write_bytes(tar.extractfile(member).read())
 
 
+_IMPORT_LOG = """
+import os as _os  # noqa: E402  (added by tools/mutate.py to the shadow copy only)
+
+if _os.environ.get("TTACCEL_MUTATION_LOG"):
+    with open(_os.environ["TTACCEL_MUTATION_LOG"], "a") as _log:
+        _log.write(f"{_os.getpid()} {__file__}\\n")
+"""
+
+
+def _git_show(rev: str, path: str) -> str:
+    return subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def make_shadow(name: str, mutant: Mutant | None, rev: str | None) -> Path:
     """``build/mutants/<name>/`` holding ``ttaccel/`` (mutated when ``mutant``); the
     simulator builds under ``ttaccel/build/`` are kept between invocations (ccache)."""
@@ -237,6 +252,11 @@ def make_shadow(name: str, mutant: Mutant | None, rev: str | None) -> Path:
             for stale in path.glob("*.py"):
                 stale.unlink()
     _copy_tree(root, rev)
+    for name in ("pyproject.toml", "conftest.py"):  # pytest's settings, rooted in the shadow
+        text = (REPO / name).read_text() if rev is None else _git_show(rev, name)
+        (root / name).write_text(text)
+    init = package / "sim" / "__init__.py"  # every process that imports the shadow's sim/ logs
+    init.write_text(init.read_text() + _IMPORT_LOG)
     if mutant is not None:
         target = package / "hw" / Path(mutant.path).name
         target.write_text(mutant.apply(target.read_text()))
@@ -306,13 +326,25 @@ def run_suites(root: Path, suites: list[str], seed: int) -> dict:
     junit = root / "junit.xml"
     junit.unlink(missing_ok=True)
     nodes = [str(root / "ttaccel" / node) for suite in suites for node in SUITES[suite]]
+    # Run from the shadow, rooted there: the simulator processes inherit the pytest process's
+    # sys.path (cocotb's runner), which must not reach the working tree's sim/.
     command = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
-               f"--junitxml={junit}", "-c", str(REPO / "pyproject.toml"),
-               f"--rootdir={REPO}", *nodes]  # fmt: skip
+               f"--junitxml={junit}", "-c", str(root / "pyproject.toml"),
+               f"--rootdir={root}", *nodes]  # fmt: skip
+    imports = root / "imports.log"
+    imports.unlink(missing_ok=True)
+    env = {**_env(root, seed), "TTACCEL_MUTATION_LOG": str(imports)}
     start = time.monotonic()
-    result = subprocess.run(command, cwd=REPO, env=_env(root, seed), capture_output=True, text=True)
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - start
     (root / f"pytest-{seed}.log").write_text(result.stdout + result.stderr)
+    lines = imports.read_text().splitlines() if imports.exists() else []
+    outside = [line for line in lines if not line.split(" ", 1)[1].startswith(str(root))]
+    if outside or len({line.split(" ", 1)[0] for line in lines}) < 2:
+        raise MutationError(
+            f"the tests did not import the shadow copy in every process ({imports}: "
+            f"{lines[:4]}); the simulator would have run the working tree's testbenches"
+        )
     failed = _failures(root, junit)
     if result.returncode and not failed:
         raise MutationError(
