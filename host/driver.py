@@ -130,8 +130,10 @@ class Accelerator:
                 f"matching ttaccel"
             )
         self.version = version
+        self._drain_before_run = False
         self.config = config_from_registers({name: device.read(name) for name in CONFIG_REGISTERS})
-        self.soft_reset()
+        self.soft_reset()  # a clean start, whatever an earlier process left
+        self._drain_before_run = False
 
     # -- control -----------------------------------------------------------------------------
 
@@ -140,7 +142,9 @@ class Accelerator:
         drain an output beat left offered (:meth:`drain_output`), clear ``done`` / ``error``."""
         self.device.abort_transfers()
         self.device.write("CONTROL", soft_reset=1)
-        self.drain_output()
+        # Nothing drained may mean the receiver was the fault (never ready): try again before
+        # the next run, when it may be.
+        self._drain_before_run = self.drain_output() == 0
         self.device.write("STATUS", done=1, error=1)
 
     def drain_output(self, *, timeout_s: float = 0.05) -> int:
@@ -210,6 +214,9 @@ class Accelerator:
             [encode_program(program), np.asarray(data, dtype=np.uint64).reshape(-1)]
         )
         device = self.device
+        if self._drain_before_run:
+            self._drain_before_run = False
+            self.drain_output()
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         start = time.perf_counter()
         device.write("PROGRAM_LENGTH", instructions=len(program))
