@@ -96,3 +96,19 @@ def test_evaluate_without_a_dev_file_is_one_clear_line(tmp_path):
     result = ttaccel("evaluate", "--data", str(tmp_path))
     assert result.returncode == 2
     assert f"{tmp_path}/dev.tsv does not exist" in result.stderr
+
+
+def test_an_artifact_that_fails_validation_is_refused_naming_the_field(tmp_path):
+    from ttaccel.demo import BUNDLED_ARTIFACT
+
+    data = bytearray(BUNDLED_ARTIFACT.read_bytes())
+    header = int.from_bytes(data[:8], "little")
+    manifest = bytes(data[8 : 8 + header])
+    broken = manifest.replace(b'schema_version\\": 1', b'schema_version\\": 7', 1)
+    assert broken != manifest, "the artifact header has no schema_version to break"
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(data[:8]) + broken + bytes(data[8 + header :]))
+    result = ttaccel("infer", "--artifact", str(bad), "fine")
+    assert result.returncode == 2, result.stderr
+    assert "schema_version" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""

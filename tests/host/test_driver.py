@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ttaccel.demo import BUNDLED_ARTIFACT
 from ttaccel.host.bert import ArtifactDoesNotFit, DeviceBert
 from ttaccel.host.classify import Classifier, read_dev_set
 from ttaccel.host.driver import (
@@ -23,32 +22,13 @@ from ttaccel.host.driver import (
     IncompatibleDevice,
 )
 from ttaccel.host.reference import ReferenceDevice
-from ttaccel.host.tokenizer import tokenizer_from_artifact
 from ttaccel.spec.accel_config import AccelConfig
-from ttaccel.spec.artifact import load_artifact
 from ttaccel.spec.compiler import compile_tt_linear
 from ttaccel.spec.inference import BertInference
 from ttaccel.spec.isa import Buffer, End, Load, execute
 from ttaccel.spec.regmap import IP_VERSION
 
 SST2 = Path(__file__).resolve().parents[3] / "shared" / "data" / "SST-2"
-
-SENTENCES = (
-    "a gorgeous , witty , seductive movie .",
-    "an ugly , pointless , stupid movie .",
-    "it 's a charming and often affecting journey .",
-)
-
-
-@pytest.fixture(scope="module")
-def artifact():
-    return load_artifact(BUNDLED_ARTIFACT)
-
-
-@pytest.fixture(scope="module")
-def ids(artifact):
-    tokenizer = tokenizer_from_artifact(artifact)
-    return [list(tokenizer.encode(t).ids) for t in SENTENCES]
 
 
 def accelerator(config: AccelConfig | None = None) -> Accelerator:
