@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 from .infer import add_device_arguments, open_classifier
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     correct = sum(p.label == y for p, y in zip(predictions, labels, strict=True))
     summary = classifier.report.summary(config.lanes, config.clock_mhz)
     result = {
+        "command": "ttaccel " + shlex.join(sys.argv[1:]),
         "artifact": str(args.artifact or "bundled"),
         "data": str(args.data),
         "accuracy": 100.0 * correct / len(sentences),
