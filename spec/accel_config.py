@@ -260,14 +260,15 @@ class AccelConfig:
         ``dispatch`` (:data:`DISPATCH_DSPS`) and ``address``: yosys maps a multiply by a
         constant that is not a power of two onto a DSP48E1, one for the load engine's
         ``count * word bits`` when an A-word or B-word is not a power-of-two bits wide, one for
-        the execute engine's ``* rows`` when ``rows`` is not a power of two (18 x 18: 2)."""
+        the execute engine's ``* cols`` when ``cols`` is not a power of two (18 x 18: 2,
+        12 x 32: 1; its small ``* rows`` stays in LUTs)."""
         mac = self.lanes // self.macs_per_dsp if self.macs_per_dsp else 0
 
         def not_power_of_two(n: int) -> bool:
             return n & (n - 1) != 0
 
         address = int(not_power_of_two(self.a_word_bits) or not_power_of_two(self.b_word_bits))
-        address += int(not_power_of_two(self.rows))
+        address += int(not_power_of_two(self.cols))
         return {
             "mac": mac,
             "requant": self.rows * REQUANT_DSPS_PER_LANE,

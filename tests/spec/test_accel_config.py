@@ -57,11 +57,11 @@ def test_packing_off_costs_one_dsp_per_lane():
 
 
 def test_constant_multipliers_that_are_not_shifts_take_dsps():
-    # 18 rows: 144-bit A-words (count * 144 in the load engine) and the execute engine's
-    # * 18 -- as yosys synth_xilinx of the 18 x 18 top (201 DSP48E1) shows.
+    # As yosys synth_xilinx shows: 18 x 18 (201 DSP48E1) has 144-bit words (count * 144 in
+    # the load engine) and the execute engine's * 18; 12 x 32 (218) only 96-bit A-words.
     assert AccelConfig(rows=18, cols=18, weight_buffer_depth=8192).dsp_estimate["address"] == 2
+    assert AccelConfig(rows=12, cols=32, weight_buffer_depth=8192).dsp_total == 218
     assert AccelConfig(rows=16, cols=16).dsp_estimate["address"] == 0
-    assert AccelConfig(rows=16, cols=20).dsp_estimate["address"] == 1  # 160-bit B-words
 
 
 def test_logic_estimate_grows_with_lanes_and_lut_multipliers():
