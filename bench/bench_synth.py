@@ -31,7 +31,7 @@ def _config_arg(config: dict) -> str:
     return json.dumps(changed) if changed else "(default)"
 
 
-def to_markdown(reports: list[dict]) -> str:
+def to_markdown(reports: list[dict], note: str = "") -> str:
     lines = [
         "## Resources of the generated top level for several array sizes (issue 9)",
         "",
@@ -67,6 +67,8 @@ def to_markdown(reports: list[dict]) -> str:
         )
     lines += ["", "yosys times are wall-clock on the shared 2-core development machine under "
               "load (other builds and a training run), not a benchmark of yosys."]  # fmt: skip
+    if note:
+        lines += ["", note]
     return "\n".join(lines)
 
 
@@ -74,6 +76,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", type=Path, help="utilization.json files")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--note", default="", help="a paragraph to add under the table")
     args = parser.parse_args()
     reports = [json.loads(path.read_text()) for path in args.reports]
     missing = [str(p) for p, r in zip(args.reports, reports, strict=True)
@@ -81,7 +84,7 @@ def main() -> int:
     if missing:
         raise SystemExit(f"no yosys figures in {missing} (run ttaccel synth without --no-yosys)")
     reports.sort(key=lambda r: r["config"]["rows"] * r["config"]["cols"])
-    table = to_markdown(reports)
+    table = to_markdown(reports, args.note)
     print(table)
     if not args.no_write:
         write_section("synth-resources", table)
