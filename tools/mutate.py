@@ -170,13 +170,17 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "requant-round-half-down", "hw/requant.py",
         ((r"\(s2\.product\[n\] \+ round_bit\) >> s2\.shift",
-          "(s2.product[n] + round_bit - (s2.shift != 0)) >> s2.shift"),),
+          "(s2.product[n] + round_bit - (s2.shift != 0)) >> s2.shift"),
+         # t = (2p) >> shift, y = (t + 1) >> 1: 2p - 1 moves exact ties below the boundary
+         (r"\(s2\.product\[n\] << 1\)\.as_signed\(\) >> s2\.shift",
+          "((s2.product[n] << 1) - (s2.shift != 0)).as_signed() >> s2.shift")),
         "ties round down instead of half up (differs only exactly half-way)",
         ("requant",),
     ),
     Mutant(
         "requant-truncates", "hw/requant.py",
-        ((r"\(s2\.product\[n\] \+ round_bit\) >> s2\.shift", "s2.product[n] >> s2.shift"),),
+        ((r"\(s2\.product\[n\] \+ round_bit\) >> s2\.shift", "s2.product[n] >> s2.shift"),
+         (r"low\.eq\(\(t\[:9\] \+ 1\)\[1:9\]\)", "low.eq(t[1:9])")),
         "no rounding bit: the shift truncates toward minus infinity",
         ("requant",),
     ),
