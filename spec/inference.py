@@ -67,10 +67,16 @@ def tt_contract_exact(
     cores: Sequence[np.ndarray],
     stage_requants: Sequence[Requant],
     bias: np.ndarray | None = None,
+    *,
+    on_stage: Callable[[int, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """:func:`~ttaccel.spec.golden.tt_contract_int` with the GEMMs in float64 (exact, see the
     module docstring): int8 codes ``x`` (B, M), merged integer cores, one requant per stage,
-    int32 bias at the last stage. Returns int8 codes (B, N)."""
+    int32 bias at the last stage. Returns int8 codes (B, N).
+
+    ``on_stage(k, codes)``, when given, is called after every stage but the last with that
+    stage's requantized int8 codes (shape ``(P, n_k, r_{k+1}, rest)``, the state before it is
+    reshaped for stage ``k + 1``); it only observes (the result does not depend on it)."""
     shape = tt_shape_of(cores)
     batch = x.shape[0]
     state = np.asarray(x, dtype=np.float64).reshape(batch, 1, shape.in_modes[0], -1)
@@ -81,7 +87,10 @@ def tt_contract_exact(
             return requantize(acc.reshape(batch, shape.out_features), requant, bias)
         p, n, r_next, rest = acc.shape
         nxt = shape.in_modes[k + 1]
-        codes = requantize(acc, requant).astype(np.float64)
+        codes = requantize(acc, requant)
+        if on_stage is not None:
+            on_stage(k, codes)
+        codes = codes.astype(np.float64)
         state = codes.reshape(p * n, r_next, nxt, rest // nxt)
     raise AssertionError("unreachable")
 
