@@ -79,7 +79,10 @@ def enable_quantization(model: nn.Module, cfg: CompressionConfig) -> None:
     """Add LSQ quantizers (``cfg.weight_bits`` cores, int8 activations) to every TT module."""
     fmt = format_for_bits(cfg.weight_bits)
     for layer in tt_modules(model).values():
-        layer.enable_quantization(fmt, power_of_two=cfg.power_of_two)
+        layer.enable_quantization(
+            fmt, power_of_two=cfg.power_of_two, weight_init=cfg.weight_scale_init,
+            activation_init=cfg.activation_scale_init,
+        )  # fmt: skip
 
 
 def _compress_one(model: nn.Module, item: ResolvedLayer, module: nn.Module) -> dict:
@@ -128,7 +131,9 @@ def _forward(model, batch, **kwargs):
 
 @torch.no_grad()
 def calibrate(model: nn.Module, batch: dict) -> None:
-    """Initialise every quantizer's scale from one forward of ``batch`` (``max|x| / qmax``).
+    """Initialise every quantizer's scale from one forward of ``batch`` (by each quantizer's
+    rule: the config's ``weight_scale_init`` / ``activation_scale_init``, default
+    ``max|x| / qmax``).
 
     Call before wrapping in DDP, with the same batch on every rank, so replicas start equal.
     """

@@ -10,7 +10,9 @@ A :class:`CompressionConfig` is a frozen dataclass that round-trips to JSON
         {"name": "word_embeddings", "rank": 32}
       ],
       "weight_bits": 4,
-      "power_of_two": false
+      "power_of_two": false,
+      "weight_scale_init": "max",
+      "activation_scale_init": "max"
     }
 
 Layer names are the groups of :data:`LAYER_GROUPS` (``query``, ``key``, ``value``,
@@ -23,7 +25,11 @@ layout (``[24, 32]`` and ``[32, 24]`` for 768 x 768); for ``word_embeddings`` th
 (vocabulary, padded up to their product) and column modes. ``rank`` is one int (a cap on every
 inner rank, clipped to what the modes allow) or the explicit list of ranks.
 ``weight_bits`` is 8, 4, 2, or null for a float (unquantized) TT student; activations between
-TT stages are always int8 (the hardware's format).
+TT stages are always int8 (the hardware's format). ``weight_scale_init`` (cores and merged
+cores) and ``activation_scale_init`` (TT inputs and every stage's int8 output) choose how the
+quantizer scales start before QAT (:data:`ttaccel.models.quant.SCALE_INITS`: ``max`` =
+``max|x| / qmax``, the old behaviour and the default, ``lsq``, ``mse``, ``percentile``); a
+config without them means ``max``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ LAYER_GROUPS: dict[str, tuple[str, ...]] = {
     "word_embeddings": ("word_embeddings",),
 }
 _WORD = "bert.embeddings.word_embeddings"
+_SCALE_INITS = ("max", "lsq", "mse", "percentile")  # models.quant.SCALE_INITS (no torch here)
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,8 @@ class CompressionConfig:
     weight_bits: int | None = 4
     power_of_two: bool = False
     encoder_layers: tuple[int, ...] | None = None
+    weight_scale_init: str = "max"
+    activation_scale_init: str = "max"
 
     def __post_init__(self) -> None:
         layers = tuple(
@@ -131,6 +140,11 @@ class CompressionConfig:
             )
         if self.encoder_layers is not None:
             object.__setattr__(self, "encoder_layers", tuple(int(i) for i in self.encoder_layers))
+        for key in ("weight_scale_init", "activation_scale_init"):
+            if getattr(self, key) not in _SCALE_INITS:
+                raise ValueError(
+                    f"{key} must be one of {list(_SCALE_INITS)}, not {getattr(self, key)!r}"
+                )
 
     # -- JSON --
 

@@ -35,12 +35,18 @@ from torch import nn
 from ttaccel.spec.formats import BINARY, INT2, INT4, INT8, NumberFormat, Requant, quantize
 
 __all__ = [
+    "SCALE_INITS",
     "Exact",
     "LsqQuantizer",
     "fake_quantize",
     "format_for_bits",
     "grad_scale",
+    "init_scale",
+    "lsq_scale",
+    "max_scale",
+    "mse_scale",
     "on_codes",
+    "percentile_scale",
     "quantize_exact",
     "requantize_exact",
     "round_half_up_ste",
@@ -98,34 +104,108 @@ def fake_quantize(
     return q * s
 
 
+# --- scale initialisation ---------------------------------------------------------------------
+
+SCALE_INITS = ("max", "lsq", "mse", "percentile")
+"""The initial-scale rules :func:`init_scale` knows: ``max`` (``max|x| / qmax``, seed 000's and
+the old default), ``lsq`` (LSQ's ``2 mean|x| / sqrt(qmax)``), ``mse`` (:func:`mse_scale`) and
+``percentile`` (:func:`percentile_scale`)."""
+
+_SEARCH_SAMPLES = 1 << 18
+
+
+def max_scale(x: torch.Tensor, fmt: NumberFormat) -> float:
+    """``max|x| / qmax``: no value clips, every code below ``s / 2`` rounds to 0."""
+    peak = float(x.detach().abs().max()) if x.numel() else 0.0
+    return peak / fmt.qpos
+
+
+def lsq_scale(x: torch.Tensor, fmt: NumberFormat) -> float:
+    """LSQ's initialisation (Esser et al. 2020): ``2 mean|x| / sqrt(qmax)``."""
+    return 2.0 * float(x.detach().abs().mean()) / math.sqrt(fmt.qpos) if x.numel() else 0.0
+
+
+def percentile_scale(x: torch.Tensor, fmt: NumberFormat, percentile: float = 99.9) -> float:
+    """The ``percentile``-th percentile of ``|x|`` divided by ``qmax`` (values above it clip).
+    At most 2**18 evenly strided elements of a large tensor are looked at."""
+    a = _sample(x.detach().abs().reshape(-1))
+    return float(torch.quantile(a.double(), percentile / 100.0)) / fmt.qpos if a.numel() else 0.0
+
+
+def _sample(flat: torch.Tensor) -> torch.Tensor:
+    """A deterministic, evenly strided subset of at most ``_SEARCH_SAMPLES`` elements."""
+    if flat.numel() <= _SEARCH_SAMPLES:
+        return flat
+    step = math.ceil(flat.numel() / _SEARCH_SAMPLES)
+    return flat[::step]
+
+
+def mse_scale(x: torch.Tensor, fmt: NumberFormat, *, steps: int = 200) -> float:
+    """The scale minimising ``sum (x - clip(round(x / s), qmin, qmax) s)**2``.
+
+    Searched over ``s = max_scale(x) * k / steps`` for ``k = 1 .. steps`` (so never larger than
+    :func:`max_scale`: the search includes it), in float64 with half-to-even rounding as the
+    spec's ``quantize``; at most 2**18 evenly strided elements of a large tensor are used.
+    Returns 0.0 for an all-zero tensor.
+    """
+    flat = _sample(x.detach().reshape(-1)).double()
+    peak = max_scale(flat, fmt)
+    if peak == 0.0:
+        return 0.0
+    best, best_err = peak, math.inf
+    for k in range(1, steps + 1):
+        s = peak * k / steps
+        codes = torch.clamp(torch.round(flat / s), fmt.qmin, fmt.qmax)
+        err = float(((codes * s - flat) ** 2).sum())
+        if err < best_err:
+            best, best_err = s, err
+    return best
+
+
+def init_scale(x: torch.Tensor, fmt: NumberFormat, method: str = "max") -> float:
+    """The initial scale of ``x`` by ``method`` (one of :data:`SCALE_INITS`); 1.0 when ``x`` is
+    all zero (no scale quantizes it better than another)."""
+    rules = {"max": max_scale, "lsq": lsq_scale, "mse": mse_scale, "percentile": percentile_scale}
+    if method not in rules:
+        raise ValueError(f"scale init must be one of {list(SCALE_INITS)}, not {method!r}")
+    scale = rules[method](x, fmt)
+    return scale if scale > 0 else 1.0
+
+
 class LsqQuantizer(nn.Module):
     """One learnable-scale symmetric quantizer (a single scale per tensor).
 
     ``fmt``: the code format (int8/int4/int2). The scale is initialised lazily from the first
-    tensor seen in training mode or by :meth:`init_from` as ``max|x| / qmax`` (seed 000's core
-    initialisation; used for activations too, which is stable at 8 bits). ``half_up`` selects
-    the requantizer's rounding (for quantization points that are requantizations of integer
-    accumulators).
+    tensor seen (the first forward, or :meth:`init_from`) by :func:`init_scale` with ``init``:
+    ``max`` (``max|x| / qmax``, seed 000's core initialisation and the default), ``lsq``,
+    ``mse`` or ``percentile``. ``half_up`` selects the requantizer's rounding (for quantization
+    points that are requantizations of integer accumulators).
     """
 
     def __init__(
-        self, fmt: NumberFormat, *, power_of_two: bool = False, half_up: bool = False
-    ) -> None:
+        self, fmt: NumberFormat, *, power_of_two: bool = False, half_up: bool = False,
+        init: str = "max",
+    ) -> None:  # fmt: skip
         super().__init__()
+        if init not in SCALE_INITS:
+            raise ValueError(f"scale init must be one of {list(SCALE_INITS)}, not {init!r}")
         self.fmt = fmt
         self.power_of_two = power_of_two
         self.half_up = half_up
+        self.init = init
         self.scale = nn.Parameter(torch.tensor(1.0))
         self.register_buffer("initialized", torch.tensor(False))
 
     def extra_repr(self) -> str:
-        return f"{self.fmt.name}, power_of_two={self.power_of_two}, half_up={self.half_up}"
+        return (
+            f"{self.fmt.name}, power_of_two={self.power_of_two}, half_up={self.half_up}, "
+            f"init={self.init}"
+        )
 
     @torch.no_grad()
     def init_from(self, x: torch.Tensor) -> None:
-        """Set the scale to ``max|x| / qmax`` (1.0 for an all-zero tensor)."""
-        peak = float(x.detach().abs().max()) if x.numel() else 0.0
-        self.scale.fill_(peak / self.fmt.qpos if peak > 0 else 1.0)
+        """Set the scale to :func:`init_scale` of ``x`` by this quantizer's ``init`` rule."""
+        self.scale.fill_(init_scale(x, self.fmt, self.init))
         self.initialized.fill_(True)
 
     def effective_scale(self) -> float:

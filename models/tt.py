@@ -324,25 +324,28 @@ class TTLinear(nn.Module):
         return layer
 
     def enable_quantization(
-        self, weight_format: NumberFormat, *, power_of_two: bool = False
-    ) -> None:
+        self, weight_format: NumberFormat, *, power_of_two: bool = False,
+        weight_init: str = "max", activation_init: str = "max",
+    ) -> None:  # fmt: skip
         """Add LSQ quantizers: int8 input, ``weight_format`` cores and merges, int8 stage outputs.
 
-        Scales initialise (``max|x| / qmax``) on the first forward in training mode, or by
-        :func:`ttaccel.models.compress.calibrate`.
+        Scales initialise on the first forward, or by :func:`ttaccel.models.compress.calibrate`,
+        by the rule ``weight_init`` (cores, merges) or ``activation_init`` (input, stages), see
+        :func:`ttaccel.models.quant.init_scale` (default ``max|x| / qmax``).
         """
         self.weight_format = weight_format
 
-        def q(fmt: NumberFormat, half_up: bool) -> LsqQuantizer:
-            return LsqQuantizer(fmt, power_of_two=power_of_two, half_up=half_up)
+        def q(fmt: NumberFormat, half_up: bool, init: str) -> LsqQuantizer:
+            return LsqQuantizer(fmt, power_of_two=power_of_two, half_up=half_up, init=init)
 
         # Input and cores are quantized (half to even); merges and stages are requantizations.
-        self.input_q = q(INT8, False)
-        self.core_q = nn.ModuleList(q(weight_format, False) for _ in self.cores)
+        self.input_q = q(INT8, False, activation_init)
+        self.core_q = nn.ModuleList(q(weight_format, False, weight_init) for _ in self.cores)
         self.merge_q = nn.ModuleList(
-            nn.ModuleList(q(weight_format, True) for _ in range(b - a - 1)) for a, b in self.plan
+            nn.ModuleList(q(weight_format, True, weight_init) for _ in range(b - a - 1))
+            for a, b in self.plan
         )
-        self.stage_q = nn.ModuleList(q(INT8, True) for _ in self.plan)
+        self.stage_q = nn.ModuleList(q(INT8, True, activation_init) for _ in self.plan)
 
     # -- forward paths --
 
@@ -523,15 +526,18 @@ class TTEmbedding(nn.Module):
         return layer
 
     def enable_quantization(
-        self, weight_format: NumberFormat, *, power_of_two: bool = False
-    ) -> None:
-        """LSQ quantizers for every core (``weight_format``) and every product (int8)."""
+        self, weight_format: NumberFormat, *, power_of_two: bool = False,
+        weight_init: str = "max", activation_init: str = "max",
+    ) -> None:  # fmt: skip
+        """LSQ quantizers for every core (``weight_format``, initialised by ``weight_init``) and
+        every product (int8, ``activation_init``); see :func:`ttaccel.models.quant.init_scale`."""
         self.weight_format = weight_format
         self.core_q = nn.ModuleList(
-            LsqQuantizer(weight_format, power_of_two=power_of_two) for _ in self.cores
+            LsqQuantizer(weight_format, power_of_two=power_of_two, init=weight_init)
+            for _ in self.cores
         )
         self.stage_q = nn.ModuleList(
-            LsqQuantizer(INT8, power_of_two=power_of_two, half_up=True)
+            LsqQuantizer(INT8, power_of_two=power_of_two, half_up=True, init=activation_init)
             for _ in range(len(self.cores) - 1)
         )
 
