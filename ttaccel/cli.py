@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "ttaccel.evaluate",
     "infer": "ttaccel.infer",
     "export": "ttaccel.models.cmd_export",
+    "code-stats": "ttaccel.models.code_stats",
 }
 
 
