@@ -107,7 +107,7 @@ def artifact_code_stats(artifact: Artifact, token_ids: Iterable[Sequence[int]]) 
     one list of ids, run one example at a time through the golden model).
 
     Returns ``{"examples", "tokens", "layers": {name: {"kind", "cores", "cores_each", "input",
-    "stages", "output", "input_scale", "output_scale", "core_scales"?}}, "all_cores"}`` where
+    "stages", "output", "input_scale", "output_scale"}}, "all_cores"}`` where
     every histogram entry is a :meth:`CodeHistogram.summary`; ``stages`` lists the intermediate
     stages (all but the last, whose codes are ``output``); embeddings have only ``cores`` and
     ``cores_each``. ``all_cores`` pools the cores of every TT layer.
