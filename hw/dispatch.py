@@ -12,12 +12,16 @@ program (5); unknown opcode, reserved bits set, a field out of range -- ``count`
 ``k``, ``n`` zero, ``k > max_k``, a format code above 4, LOAD buffer 3, multiplier 0, shift
 above 47, ``b_from_abuf`` where the configuration does not allow it -- or dispatch running
 past the program without END (1); any word a LOAD, STORE or GEMM would touch outside its
-buffer (2). GEMM bounds are the exact largest addresses, computed with one shared 17 x 16-bit
-multiplier over ten cycles (no wrap-around, as the ISA requires).
+buffer (2). GEMM bounds are the exact largest addresses, computed with one shared, pipelined
+17 x 16-bit multiplier (operand select, product and accumulate registers; no wrap-around, as
+the ISA requires). The first error ends dispatch (``error`` pulse); so does ``halt``.
 
-Timing: the program arrives at one beat per cycle; after it, a LOAD, STORE or SYNC takes 2
-cycles to dispatch (fetch, decode) and a GEMM 12 (fetch, decode with the first bound step,
-nine more bound steps, push).
+Timing: the program arrives at one beat per cycle; after it, a LOAD, STORE or SYNC takes 4
+cycles to dispatch (fetch, the memory's read register, the registered checks, decode and
+push) and a GEMM 16 (fetch, read, 13 cycles of the bound pipeline -- ten steps, three
+register stages -- which overlap the checks and decode, push). Every decision reads
+registers only: no path runs from the instruction memory through the checks or the
+multiplier.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -33,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 from ..spec.accel_config import INSTRUCTION_BITS, AccelConfig
 from ..spec.formats import MAX_SHIFT
 from ..spec.isa import BEATS_PER_INSTRUCTION, FORMAT_CODES, STREAM_BITS, Opcode, encoding_table
-from .interfaces import STREAM_BEAT
+from .interfaces import STREAM_BEAT, check_config
 
 __all__ = ["ERR_ADDRESS", "ERR_ILLEGAL", "EXEC_LAYOUT", "LOAD_LAYOUT", "Dispatcher"]
 
@@ -42,10 +46,6 @@ ERR_ADDRESS = 2
 ERR_PROGRAM_LENGTH = 3
 ERR_TOKENS = 4
 ERR_TLAST = 5
-
-_FIELDS = {
-    name: {f: (lsb, width) for f, lsb, width in layout} for name, layout in encoding_table().items()
-}
 
 LOAD_LAYOUT = data.StructLayout(
     {
@@ -95,16 +95,32 @@ EXEC_LAYOUT = data.StructLayout(
 """An execute-queue entry (GEMM fields as in :mod:`ttaccel.spec.isa`)."""
 
 
-def _field(word, opcode: str, name: str):
-    lsb, width = _FIELDS[opcode][name]
-    return word[lsb : lsb + width]
+def instruction_layout(opcode: Opcode) -> data.StructLayout:
+    """The 320-bit instruction word of ``opcode`` as a ``StructLayout``: the fields of
+    :func:`~ttaccel.spec.isa.encoding_table` at their bit positions, and every gap as a field
+    ``reserved_<lsb>`` (bits that must be zero), so a view of the word decodes it by name."""
+    fields: dict[str, int] = {}
+    position = 0
+    for name, lsb, width in sorted(_FIELDS_BY_OPCODE[opcode.name], key=lambda f: f[1]):
+        if lsb > position:
+            fields[f"reserved_{position}"] = lsb - position
+        fields[name] = width
+        position = lsb + width
+    if position < INSTRUCTION_BITS:
+        fields[f"reserved_{position}"] = INSTRUCTION_BITS - position
+    return data.StructLayout(fields)
 
 
-def _reserved_mask(opcode: str) -> int:
-    used = 0
-    for lsb, width in _FIELDS[opcode].values():
-        used |= ((1 << width) - 1) << lsb
-    return ((1 << INSTRUCTION_BITS) - 1) & ~used
+_FIELDS_BY_OPCODE = encoding_table()
+INSTRUCTION_LAYOUTS = {op: instruction_layout(op) for op in Opcode}
+"""Opcode -> :func:`instruction_layout`."""
+
+
+def _reserved_bits_set(view: data.View, opcode: Opcode):
+    """A 1-bit value: some reserved field of ``view`` (a word of ``opcode``) is non-zero."""
+    layout = INSTRUCTION_LAYOUTS[opcode]
+    reserved = [view[name] for name, _ in layout if name.startswith("reserved_")]
+    return Cat(*reserved).any() if reserved else 0
 
 
 def division_magic(divisor: int, bits: int = 16) -> tuple[int, int]:
@@ -127,15 +143,15 @@ class Dispatcher(wiring.Component):
         ``start`` (pulse, ignored while ``busy``), ``program_length``; ``inp``: the input
         stream while ``loading`` (the engine routes it); ``load_q`` / ``exec_q``: streams of
         :data:`LOAD_LAYOUT` / :data:`EXEC_LAYOUT`; ``drained``: everything dispatched has
-        completed; ``sync_retired``: a SYNC passed (pulse); ``done``: END retired (pulse);
-        ``error`` (pulse) with ``error_code`` / ``error_pc``; ``pc``: instructions dispatched;
-        ``busy``. The engine aborts a run by resetting this block (``ResetInserter``).
+        completed; ``halt``: stop dispatching now (an engine failed; pulse or level), back to
+        idle with ``pc`` kept; ``sync_retired``: a SYNC passed (pulse); ``done``: END retired
+        (pulse); ``error`` (pulse) with ``error_code`` / ``error_pc``; ``pc``: instructions
+        dispatched in this run (kept after the run ends, cleared by ``start``); ``busy``.
+        ``soft_reset`` resets this block (``ResetInserter`` in the engine).
     """
 
     def __init__(self, *, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
-        self._config = config
+        self._config = check_config(config)
         super().__init__(
             {
                 "start": In(1),
@@ -145,6 +161,7 @@ class Dispatcher(wiring.Component):
                 "load_q": Out(stream.Signature(LOAD_LAYOUT)),
                 "exec_q": Out(stream.Signature(EXEC_LAYOUT)),
                 "drained": In(1),
+                "halt": In(1),
                 "sync_retired": Out(1),
                 "done": Out(1),
                 "error": Out(1),
@@ -160,14 +177,15 @@ class Dispatcher(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        b_from_abuf_ok = cfg.rows == cfg.cols and cfg.weight_format.name == "int8"
 
-        # Instruction memory: one 320-bit word per instruction.
+        # Instruction memory: one 320-bit word per instruction; its read data are registered
+        # once more (`word`) before anything is decoded from them.
         m.submodules.imem = imem = Memory(
             shape=unsigned(INSTRUCTION_BITS), depth=cfg.instruction_depth, init=[]
         )
         imem_w = imem.write_port()
         imem_r = imem.read_port()
+        word = Signal(INSTRUCTION_BITS, name="word", reset_less=True)
 
         length = Signal(16, name="length")
         pc = Signal(16, name="pc_q")
@@ -176,150 +194,64 @@ class Dispatcher(wiring.Component):
         shift_in = Signal((BEATS_PER_INSTRUCTION - 1) * STREAM_BITS, name="shift_in")
         last_out_pc = Signal(17, name="last_out_pc")  # 2**16: no instruction sends output
         m.d.comb += self.pc.eq(pc)
+        unpadded = INSTRUCTION_BITS - STREAM_BITS
 
         def fail(code, at):
             m.d.comb += [self.error.eq(1), self.error_code.eq(code), self.error_pc.eq(at)]
             m.next = "IDLE"
 
-        # Decode of the fetched word (held in the read port while decoding).
-        word = imem_r.data
-        opcode = word[:4]
-        is_load, is_store = opcode == Opcode.LOAD, opcode == Opcode.STORE
-        is_gemm, is_end = opcode == Opcode.GEMM, opcode == Opcode.END
-        illegal = Signal()
-        m.d.comb += illegal.eq(opcode > max(Opcode))
-        for op in Opcode:
-            with m.If(opcode == op):
-                m.d.comb += illegal.eq((word & _reserved_mask(op.name)) != 0)
-        nformats = len(FORMAT_CODES)
-        f = {name: _field(word, "GEMM", name) for name in _FIELDS["GEMM"]}
-        load = {name: _field(word, "LOAD", name) for name in _FIELDS["LOAD"]}
-        store = {name: _field(word, "STORE", name) for name in _FIELDS["STORE"]}
-        bad_load = (load["buffer"] == 3) | (load["count"] == 0)
-        bad_store = (store["fmt"] >= nformats) | (store["count"] == 0)
-        bad_gemm = (
-            (f["m_outer"] == 0)
-            | (f["m_inner"] == 0)
-            | (f["k"] == 0)
-            | (f["k"] > cfg.max_k)
-            | (f["n"] == 0)
-            | (f["out_format"] >= nformats)
-            | (f["multiplier"] == 0)
-            | (f["shift"] > MAX_SHIFT)
-        )
-        if not b_from_abuf_ok:
-            bad_gemm = bad_gemm | f["b_from_abuf"]
-        depth_of = Signal(17)
-        with m.Switch(load["buffer"]):
-            with m.Case(0):
-                m.d.comb += depth_of.eq(cfg.act_buffer_depth)
-            with m.Case(1):
-                m.d.comb += depth_of.eq(cfg.weight_buffer_depth)
-            with m.Default():
-                m.d.comb += depth_of.eq(cfg.bias_buffer_depth)
-        load_end = load["base"] + load["count"]  # one past the last word (17 bits)
-        store_end = store["base"] + store["count"]
+        def halt_here():  # an engine failed: stop where we are (pc kept, nothing pushed)
+            with m.If(self.halt):
+                m.d.comb += [self.load_q.valid.eq(0), self.exec_q.valid.eq(0), self.error.eq(0)]
+                m.d.comb += [self.done.eq(0), self.sync_retired.eq(0)]
+                m.d.sync += pc.eq(pc)
+                m.next = "IDLE"
 
-        # GEMM bounds: nine multiply-add steps through one multiplier.
-        magic, magic_shift = division_magic(cfg.cols)
-        step = Signal(range(11), name="check_step")
-        mul_x = Signal(17)
-        mul_y = Signal(16)
-        product = Signal(33)
-        m.d.comb += product.eq(mul_x * mul_y)
-        acc_a = Signal(35, name="max_a")
-        acc_b = Signal(35, name="max_b")
-        acc_o = Signal(35, name="max_out")
-        acc_c = Signal(35, name="max_bias_row")
-        last_tile = Signal(16, name="last_col_tile")
-        # (x, y, target, base): target += x * y, or target = base + x * y when base is given.
-        steps = [
-            (f["m_outer"] - 1, f["a_outer"], acc_a, f["a_base"]),
-            (f["m_inner"] - 1, f["a_inner"], acc_a, None),
-            (f["k"] - 1, f["a_k"], acc_a, None),
-            (f["k"] - 1, f["b_k"], acc_b, f["b_base"]),
-            (magic, f["n"] - 1, last_tile, "div"),
-            (last_tile, f["b_tile"], acc_b, None),
-            (f["m_outer"] - 1, f["out_outer"], acc_o, f["out_base"]),
-            (f["m_inner"] - 1, f["out_inner"], acc_o, None),
-            (f["n"] - 1, f["out_col"], acc_o, None),
-            (f["m_outer"] - 1, f["bias_outer"], acc_c, f["bias_base"]),
-        ]
+        # Decode: views of the registered word, one per opcode.
+        views = {op: data.View(INSTRUCTION_LAYOUTS[op], word) for op in Opcode}
+        gemm, load, store = views[Opcode.GEMM], views[Opcode.LOAD], views[Opcode.STORE]
+        opcode = gemm.opcode
+
+        # Checks, registered (`*_q`) the cycle before the dispatch decision.
+        flags = self._checks(m, cfg, views)
+
+        # GEMM bounds: ten multiply-add steps through one pipelined 17 x 16-bit multiplier.
         checking = Signal()
-        with m.If(checking), m.Switch(step):
-            for index, (x, y, target, base) in enumerate(steps):
-                with m.Case(index):
-                    m.d.comb += [mul_x.eq(x), mul_y.eq(y)]
-                    if isinstance(base, str):
-                        m.d.sync += target.eq(product >> magic_shift)
-                    elif base is None:
-                        m.d.sync += target.eq(target + product)
-                    else:
-                        m.d.sync += target.eq(base + product)
-        b_depth = Mux(f["b_from_abuf"], cfg.act_buffer_depth, cfg.weight_buffer_depth)
-        gemm_out_of_range = (
-            (acc_a >= cfg.act_buffer_depth)
-            | (acc_b >= b_depth)
-            | (~f["dst_stream"] & (acc_o >= cfg.act_buffer_depth))
-            | (f["bias_en"] & (acc_c + f["n"] > cfg.bias_buffer_depth))
-        )
-
-        final = Signal()
-        m.d.comb += final.eq(pc == last_out_pc)
+        bounds_ok, bounds_cycles = self._gemm_bounds(m, cfg, gemm, checking)
 
         # Queue entries from the decoded word.
         lq = self.load_q.payload
         m.d.comb += [
-            lq.wait.eq(load["wait"]),
-            lq.signal.eq(load["signal"]),
-            lq.buffer.eq(load["buffer"]),
-            lq.base.eq(load["base"]),
-            lq.count.eq(load["count"]),
+            lq.wait.eq(load.wait),
+            lq.signal.eq(load.signal),
+            lq.buffer.eq(load.buffer),
+            lq.base.eq(load.base),
+            lq.count.eq(load.count),
             lq.pc.eq(pc),
         ]
         eq = self.exec_q.payload
+        for name, _ in EXEC_LAYOUT:
+            if name in ("store", "final", "pc", "multiplier", "shift", "out_format"):
+                continue
+            m.d.comb += eq[name].eq(gemm[name])
         m.d.comb += [
-            getattr(eq, name).eq(f[name])
-            for name in (
-                "wait",
-                "signal",
-                "fence",
-                "dst_stream",
-                "b_from_abuf",
-                "bias_en",
-                "out_format",
-                "m_outer",
-                "m_inner",
-                "k",
-                "n",
-                "a_base",
-                "a_outer",
-                "a_inner",
-                "a_k",
-                "b_base",
-                "b_tile",
-                "b_k",
-                "out_base",
-                "out_outer",
-                "out_inner",
-                "out_col",
-                "bias_base",
-                "bias_outer",
-                "multiplier",
-                "shift",
-            )
+            eq.multiplier.eq(gemm.multiplier),
+            eq.shift.eq(gemm.shift),
+            eq.out_format.eq(gemm.out_format),
+            eq.final.eq(pc == last_out_pc),
+            eq.pc.eq(pc),
         ]
-        m.d.comb += [eq.final.eq(final), eq.pc.eq(pc)]
-        with m.If(is_store):
+        with m.If(opcode == Opcode.STORE):
             m.d.comb += [
                 eq.store.eq(1),
                 eq.fence.eq(0),
                 eq.dst_stream.eq(1),
-                eq.out_format.eq(store["fmt"]),
-                eq.a_base.eq(store["base"]),
-                eq.n.eq(store["count"]),
+                eq.out_format.eq(store.fmt),
+                eq.a_base.eq(store.base),
+                eq.n.eq(store.count),
             ]
 
+        check_step = Signal(range(bounds_cycles + 1), name="check_step")
         with m.FSM(name="dispatch"):
             with m.State("IDLE"), m.If(self.start):
                 m.d.sync += [
@@ -349,11 +281,12 @@ class Dispatcher(wiring.Component):
                     with m.Else():
                         m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == 0):  # opcode and dst_stream sit in the first beat
-                        op0 = self.inp.payload.data[:4]
-                        with m.If(
-                            (op0 == Opcode.STORE)
-                            | ((op0 == Opcode.GEMM) & self.inp.payload.data[8])
-                        ):
+                        padded = Cat(self.inp.payload.data, Const(0, unpadded))
+                        first = data.View(INSTRUCTION_LAYOUTS[Opcode.GEMM], padded)
+                        sends = (first.opcode == Opcode.STORE) | (
+                            (first.opcode == Opcode.GEMM) & first.dst_stream
+                        )
+                        with m.If(sends):
                             m.d.sync += last_out_pc.eq(loaded)
                     last_beat = (beat == BEATS_PER_INSTRUCTION - 1) & (loaded == length - 1)
                     with m.If(last_beat):
@@ -362,57 +295,169 @@ class Dispatcher(wiring.Component):
                         fail(ERR_TLAST, loaded)
             with m.State("FETCH"):
                 m.d.comb += [self.busy.eq(1), imem_r.addr.eq(pc), imem_r.en.eq(1)]
-                m.d.sync += step.eq(0)
                 with m.If(pc >= length):
                     fail(ERR_ILLEGAL, pc)
                 with m.Else():
-                    m.next = "DECODE"
-            with m.State("DECODE"):
+                    m.next = "READ"
+                halt_here()
+            with m.State("READ"):  # the memory's read register -> `word`
                 m.d.comb += [self.busy.eq(1), imem_r.en.eq(0)]
-                with m.If(
-                    illegal | (is_load & bad_load) | (is_store & bad_store) | (is_gemm & bad_gemm)
-                ):
+                m.d.sync += [word.eq(imem_r.data), check_step.eq(0)]
+                m.next = "CHECK"
+                halt_here()
+            with m.State("CHECK"):  # `word` -> the registered checks
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += check_step.eq(0)
+                m.next = "DECODE"
+                halt_here()
+            with m.State("DECODE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(flags.illegal):
                     fail(ERR_ILLEGAL, pc)
-                with m.Elif(is_load):
-                    with m.If(load_end > depth_of):
-                        fail(ERR_ADDRESS, pc)
-                    with m.Else():
-                        m.d.comb += self.load_q.valid.eq(1)
-                        with m.If(self.load_q.ready):
-                            m.d.sync += pc.eq(pc + 1)
-                            m.next = "FETCH"
-                with m.Elif(is_store):
-                    with m.If(store_end > cfg.act_buffer_depth):
-                        fail(ERR_ADDRESS, pc)
-                    with m.Else():
-                        m.d.comb += self.exec_q.valid.eq(1)
-                        with m.If(self.exec_q.ready):
-                            m.d.sync += pc.eq(pc + 1)
-                            m.next = "FETCH"
-                with m.Elif(is_gemm):  # bound step 0 already
-                    m.d.comb += checking.eq(1)
-                    m.d.sync += step.eq(1)
-                    m.next = "CHECK"
+                with m.Elif(flags.out_of_range):
+                    fail(ERR_ADDRESS, pc)
+                with m.Elif(opcode == Opcode.LOAD):
+                    m.d.comb += self.load_q.valid.eq(1)
+                    with m.If(self.load_q.ready):
+                        m.d.sync += pc.eq(pc + 1)
+                        m.next = "FETCH"
+                with m.Elif(opcode == Opcode.STORE):
+                    m.d.comb += self.exec_q.valid.eq(1)
+                    with m.If(self.exec_q.ready):
+                        m.d.sync += pc.eq(pc + 1)
+                        m.next = "FETCH"
+                with m.Elif(opcode == Opcode.GEMM):
+                    m.next = "BOUNDS"
                 with m.Elif(self.drained):  # SYNC / END, once everything before is done
                     m.d.sync += pc.eq(pc + 1)
-                    with m.If(is_end):
+                    with m.If(opcode == Opcode.END):
                         m.d.comb += self.done.eq(1)
                         m.next = "IDLE"
                     with m.Else():
                         m.d.comb += self.sync_retired.eq(1)
                         m.next = "FETCH"
-            with m.State("CHECK"):
-                m.d.comb += [self.busy.eq(1), imem_r.en.eq(0), checking.eq(1)]
-                m.d.sync += step.eq(step + 1)
-                with m.If(step == len(steps) - 1):
-                    m.next = "BOUNDS"
+                halt_here()
             with m.State("BOUNDS"):
-                m.d.comb += [self.busy.eq(1), imem_r.en.eq(0)]
-                with m.If(gemm_out_of_range):
+                m.d.comb += [self.busy.eq(1), checking.eq(1)]
+                m.d.sync += check_step.eq(check_step + 1)
+                with m.If(check_step == bounds_cycles - 1):
+                    m.next = "PUSH"
+                halt_here()
+            with m.State("PUSH"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~bounds_ok):
                     fail(ERR_ADDRESS, pc)
                 with m.Else():
                     m.d.comb += self.exec_q.valid.eq(1)
                     with m.If(self.exec_q.ready):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
+                halt_here()
         return m
+
+    @staticmethod
+    def _checks(m, cfg, views):
+        """Field and reserved-bit checks of the decoded word and the LOAD / STORE bounds,
+        registered: ``illegal`` (error 1) and ``out_of_range`` (error 2, LOAD / STORE)."""
+        gemm, load, store = views[Opcode.GEMM], views[Opcode.LOAD], views[Opcode.STORE]
+        opcode = gemm.opcode
+        nformats = len(FORMAT_CODES)
+        illegal = Signal()
+        m.d.comb += illegal.eq(opcode > max(Opcode))
+        for op in Opcode:
+            with m.If(opcode == op):
+                m.d.comb += illegal.eq(_reserved_bits_set(views[op], op))
+        bad = {
+            Opcode.LOAD: (load.buffer == 3) | (load.count == 0),
+            Opcode.STORE: (store.fmt >= nformats) | (store.count == 0),
+            Opcode.GEMM: (
+                (gemm.m_outer == 0)
+                | (gemm.m_inner == 0)
+                | (gemm.k == 0)
+                | (gemm.k > cfg.max_k)
+                | (gemm.n == 0)
+                | (gemm.out_format >= nformats)
+                | (gemm.multiplier == 0)
+                | (gemm.shift > MAX_SHIFT)
+                | (gemm.b_from_abuf & int(not cfg.supports_b_from_abuf))
+            ),
+        }
+        depth_of = Signal(17)
+        with m.Switch(load.buffer):
+            with m.Case(0):
+                m.d.comb += depth_of.eq(cfg.act_buffer_depth)
+            with m.Case(1):
+                m.d.comb += depth_of.eq(cfg.weight_buffer_depth)
+            with m.Default():
+                m.d.comb += depth_of.eq(cfg.bias_buffer_depth)
+        flags = Signal(data.StructLayout({"illegal": 1, "out_of_range": 1}), name="checks")
+        m.d.sync += [
+            flags.illegal.eq(illegal | Cat(*((opcode == op) & bad[op] for op in bad)).any()),
+            flags.out_of_range.eq(
+                ((opcode == Opcode.LOAD) & (load.base + load.count > depth_of))
+                | ((opcode == Opcode.STORE) & (store.base + store.count > cfg.act_buffer_depth))
+            ),
+        ]
+        return flags
+
+    @staticmethod
+    def _gemm_bounds(m, cfg, gemm, checking):
+        """The GEMM's largest addresses, exactly (no wrap-around), through one multiplier:
+        stage 1 selects the step's operands into registers, stage 2 multiplies into the
+        product register, stage 3 adds into the bound. Returns ``(ok, cycles)``: ``ok`` (from
+        registers) is valid ``cycles`` cycles of ``checking`` after it rises."""
+        magic, magic_shift = division_magic(cfg.cols)
+        acc_a = Signal(35, name="max_a")
+        acc_b = Signal(35, name="max_b")
+        acc_o = Signal(35, name="max_out")
+        acc_c = Signal(35, name="max_bias_row")
+        last_tile = Signal(16, name="last_col_tile")
+        # (x, y, target, base): target += x * y, or target = base + x * y when base is given;
+        # "div": target = x * y >> magic_shift. The division comes first: its result is an
+        # operand of the last step, which selects it three cycles later.
+        steps = [
+            (magic, gemm.n - 1, last_tile, "div"),
+            (gemm.m_outer - 1, gemm.a_outer, acc_a, gemm.a_base),
+            (gemm.m_inner - 1, gemm.a_inner, acc_a, None),
+            (gemm.k - 1, gemm.a_k, acc_a, None),
+            (gemm.k - 1, gemm.b_k, acc_b, gemm.b_base),
+            (gemm.m_outer - 1, gemm.out_outer, acc_o, gemm.out_base),
+            (gemm.m_inner - 1, gemm.out_inner, acc_o, None),
+            (gemm.n - 1, gemm.out_col, acc_o, None),
+            (gemm.m_outer - 1, gemm.bias_outer, acc_c, gemm.bias_base),
+            (last_tile, gemm.b_tile, acc_b, None),
+        ]
+        issue = Signal(range(len(steps) + 1), name="bound_issue")
+        x_q = Signal(17, name="bound_x")
+        y_q = Signal(16, name="bound_y")
+        s1 = Signal(range(len(steps) + 1), name="bound_s1")  # len(steps): no step
+        s2 = Signal(range(len(steps) + 1), name="bound_s2")
+        product = Signal(33, name="bound_product")
+        with m.If(checking & (issue != len(steps))):
+            m.d.sync += issue.eq(issue + 1)
+        with m.If(~checking):
+            m.d.sync += issue.eq(0)
+        m.d.sync += [s1.eq(Mux(checking, issue, len(steps))), s2.eq(s1), product.eq(x_q * y_q)]
+        with m.Switch(issue):
+            for index, (x, y, _, _) in enumerate(steps):
+                with m.Case(index):
+                    m.d.sync += [x_q.eq(x), y_q.eq(y)]
+        with m.Switch(s2):
+            for index, (_, _, target, base) in enumerate(steps):
+                with m.Case(index):
+                    if isinstance(base, str):
+                        m.d.sync += target.eq(product >> magic_shift)
+                    elif base is None:
+                        m.d.sync += target.eq(target + product)
+                    else:
+                        m.d.sync += target.eq(base + product)
+        b_depth = Mux(gemm.b_from_abuf, cfg.act_buffer_depth, cfg.weight_buffer_depth)
+        ok = Signal(name="bounds_ok")
+        m.d.sync += ok.eq(
+            (acc_a < cfg.act_buffer_depth)
+            & (acc_b < b_depth)
+            & (gemm.dst_stream | (acc_o < cfg.act_buffer_depth))
+            & (~gemm.bias_en | (acc_c + gemm.n <= cfg.bias_buffer_depth))
+        )
+        # issue (steps) + select + multiply + add + the `ok` register
+        return ok, len(steps) + 3

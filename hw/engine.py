@@ -6,25 +6,35 @@ Blocks (all in the ``sync`` domain)::
      |                                                               -> exec queue -> ExecuteEngine
      +-> (after the program, the LOADs' data) -> LoadEngine                             |
                                                                                         v
-    ABUF (twice when b_from_abuf is possible), WBUF, BIAS: block RAM               out stream
+    ABUF (twice when b_from_abuf is possible), WBUF, BIAS: block RAM      output register -> out
 
 The load and execute engines synchronise through two 8-bit token counters (VTA style); the
-execute engine's result writes have priority on the ABUF write port over LOAD writes. An
-error (any block) or ``soft_reset`` resets every engine, queue, token counter and stream
-interface (``ResetInserter``); buffer contents are kept. See :class:`Engine` for the ports.
+execute engine's result writes have priority on the ABUF write port over LOAD writes.
+``out`` comes from a register (``TDATA``/``TVALID``/``TLAST`` never from logic).
+
+Errors (the run-stop sequence that :mod:`ttaccel.spec.isa`, "Errors", documents for the
+host): the first error's code and instruction index ``e`` are registered; the dispatcher
+stops; no instruction at or after ``e`` starts (instructions before ``e`` run to completion,
+as do any after ``e`` that had already started); a load engine that saw a stray TLAST is reset.
+Once nothing more can run (both engines idle, every queue head after ``e`` or waiting for a
+token that cannot come, the output register empty), the engine offers one all-zero beat with
+TLAST if the run's TLAST beat has not been sent, then pulses ``error`` and drops ``busy``.
+From then until the next ``start`` or ``soft_reset`` every input beat is accepted and
+discarded. ``soft_reset`` resets every engine, queue, token counter and the dispatcher
+(``ResetInserter``) but not the output register: a beat it offers stays offered until it is
+accepted. Buffer contents are kept. See :class:`Engine` for the ports.
 """
 
 from __future__ import annotations
 
 from amaranth import Module, Mux, ResetInserter, Signal, unsigned
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from ..spec.accel_config import AccelConfig
 from ..spec.isa import TOKEN_LIMIT
 from .dispatch import ERR_TLAST, ERR_TOKENS, EXEC_LAYOUT, LOAD_LAYOUT, Dispatcher
 from .execute import ExecuteEngine
-from .interfaces import engine_signature
+from .interfaces import STREAM_BEAT, StreamFIFO, check_config, engine_signature
 from .load_engine import LoadEngine
 
 __all__ = ["Engine"]
@@ -39,22 +49,23 @@ class Engine(wiring.Component):
 
     Behaviour: ``start`` (ignored while ``busy``) clears the counters, the token counters and
     the error, then the program is read from ``inp`` and run; ``done`` pulses when END retires
-    (every output beat sent), ``error`` when a run stops on an error (codes of
-    :data:`ttaccel.spec.regmap.ERROR_CODES`; ``error_pc`` the instruction's index). ``out.last``
-    is set on the last beat of the last instruction that sends output (known from the program
-    as it loads). Counters: ``busy_cycles`` (cycles with ``busy``), ``macs_issued`` (``rows *
-    valid columns`` per beat entering the array), ``stall_cycles`` (busy cycles without such a
-    beat), ``instructions_retired`` (END included).
+    (every output beat accepted), ``error`` when a run has stopped on an error (codes of
+    :data:`ttaccel.spec.regmap.ERROR_CODES`; ``error_pc`` the instruction's index; the stop
+    sequence is the module docstring's). ``out.last`` is set on the last beat of the last
+    instruction that sends output (known from the program as it loads), or on the extra beat
+    an error adds. ``pc``: instructions dispatched, kept after the run. Counters:
+    ``busy_cycles`` (cycles with ``busy``), ``macs_issued`` (``rows * valid columns`` per beat
+    entering the array), ``stall_cycles`` (busy cycles without such a beat),
+    ``instructions_retired`` (END included).
 
     Latency and throughput: see :mod:`.dispatch`, :mod:`.load_engine` and :mod:`.execute`; in
     short one input beat and one output beat per cycle, one array beat (``rows * cols`` MACs)
-    per cycle, no bubble between back-to-back tiles of ``k >= bubble_free_k`` (16 on 16 x 16).
+    per cycle, no bubble between back-to-back tiles of ``k >= bubble_free_k`` (16 on 16 x 16);
+    the output register adds one cycle to every output beat.
     """
 
-    def __init__(self, *, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
-        self._config = config
+    def __init__(self, *, config):
+        self._config = check_config(config)
         super().__init__(engine_signature())
 
     config = property(lambda self: self._config)
@@ -62,137 +73,143 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
+        reset = self.soft_reset  # a register in the CSR bank: one cycle pulse
 
-        # Run control: `abort` returns every block to idle (soft reset or an error).
+        # Blocks; `load_abort` (registered) resets the load engine after a stray TLAST, and
+        # `flush` (registered) empties the queues of the instructions a stopped run left.
+        load_abort = Signal(name="load_abort")
+        flush = Signal(name="flush")
+        m.submodules.dispatcher = dispatcher = ResetInserter(reset)(Dispatcher(config=cfg))
+        m.submodules.load = load = ResetInserter(reset | load_abort)(LoadEngine(config=cfg))
+        m.submodules.execute = execute = ResetInserter(reset)(ExecuteEngine(config=cfg))
+        m.submodules.load_q = load_q = ResetInserter(reset | flush)(
+            StreamFIFO(layout=LOAD_LAYOUT, depth=cfg.queue_depth)
+        )
+        m.submodules.exec_q = exec_q = ResetInserter(reset | flush)(
+            StreamFIFO(layout=EXEC_LAYOUT, depth=cfg.queue_depth)
+        )
+        has_b2 = execute.has_b_from_abuf
+
         busy = Signal(name="busy_q")
-        abort = Signal()
-        error_now = Signal()
+        stopping = Signal(name="stopping")  # an error was seen; waiting for quiescence
+        limit = Signal(16, name="stop_limit")  # no instruction at or after it starts
         begin = Signal()
-        m.d.comb += [
-            begin.eq(self.start & ~busy & ~self.soft_reset),
-            abort.eq(self.soft_reset | error_now),
-        ]
+        m.d.comb += begin.eq(self.start & ~busy & ~reset)
 
-        dispatcher = Dispatcher(config=cfg)
-        load = LoadEngine(config=cfg)
-        execute = ExecuteEngine(config=cfg)
-        load_q = fifo.SyncFIFO(width=LOAD_LAYOUT.size, depth=cfg.queue_depth)
-        exec_q = fifo.SyncFIFO(width=EXEC_LAYOUT.size, depth=cfg.queue_depth)
-        m.submodules.dispatcher = ResetInserter(abort)(dispatcher)
-        m.submodules.load = ResetInserter(abort)(load)
-        m.submodules.execute = ResetInserter(abort)(execute)
-        m.submodules.load_q = ResetInserter(abort)(load_q)
-        m.submodules.exec_q = ResetInserter(abort)(exec_q)
-
-        # Dispatcher: program from the input stream, instructions to the queues.
+        # Dispatcher -> queues -> engines; a queue head at or after `limit` never starts.
         m.d.comb += [
             dispatcher.start.eq(begin),
             dispatcher.program_length.eq(self.program_length),
+            dispatcher.halt.eq(stopping),
             self.pc.eq(dispatcher.pc),
-            load_q.w_en.eq(dispatcher.load_q.valid & load_q.w_rdy),
-            load_q.w_data.eq(dispatcher.load_q.payload),
-            dispatcher.load_q.ready.eq(load_q.w_rdy),
-            exec_q.w_en.eq(dispatcher.exec_q.valid & exec_q.w_rdy),
-            exec_q.w_data.eq(dispatcher.exec_q.payload),
-            dispatcher.exec_q.ready.eq(exec_q.w_rdy),
-            load.q.valid.eq(load_q.r_rdy),
-            load.q.payload.eq(load_q.r_data),
-            load_q.r_en.eq(load.q.ready),
-            execute.q.valid.eq(exec_q.r_rdy),
-            execute.q.payload.eq(exec_q.r_data),
-            exec_q.r_en.eq(execute.q.ready),
-            dispatcher.drained.eq(~load_q.r_rdy & ~exec_q.r_rdy & load.idle & execute.idle),
         ]
+        wiring.connect(m, dispatcher.load_q, load_q.i)
+        wiring.connect(m, dispatcher.exec_q, exec_q.i)
+        for fifo_q, engine in ((load_q, load), (exec_q, execute)):
+            allowed = ~stopping | (fifo_q.o.payload.pc < limit)
+            m.d.comb += [
+                engine.q.payload.eq(fifo_q.o.payload),
+                engine.q.valid.eq(fifo_q.o.valid & allowed),
+                fifo_q.o.ready.eq(engine.q.ready),
+            ]
 
-        # Input stream: the program while the dispatcher loads it, then the LOADs' data.
-        loading = dispatcher.loading
-        for sink in (dispatcher.inp, load.inp):
-            m.d.comb += sink.payload.eq(self.inp.payload)
+        # Output register: loads from the execute engine, or the error's TLAST beat.
+        out_q = Signal(STREAM_BEAT, name="out_q")
+        out_valid = Signal(name="out_valid")
+        out_free = Signal()
+        sent_last = Signal(name="sent_last")  # this run's TLAST beat has been offered
+        trailer = Signal()  # load the error's TLAST beat now
         m.d.comb += [
-            dispatcher.inp.valid.eq(self.inp.valid & loading),
-            load.inp.valid.eq(self.inp.valid & ~loading),
-            self.inp.ready.eq(Mux(loading, dispatcher.inp.ready, load.inp.ready)),
+            out_free.eq(~out_valid | self.out.ready),
+            self.out.valid.eq(out_valid),
+            self.out.payload.eq(out_q),
+            execute.out.ready.eq(out_free & ~trailer),
         ]
-        wiring.connect(m, execute.out, wiring.flipped(self.out))
+        with m.If(out_free):
+            m.d.sync += out_valid.eq(0)
+            with m.If(trailer):
+                m.d.sync += [out_valid.eq(1), out_q.data.eq(0), out_q.last.eq(1), sent_last.eq(1)]
+            with m.Elif(execute.out.valid):
+                m.d.sync += [out_valid.eq(1), out_q.eq(execute.out.payload)]
+                with m.If(execute.out.payload.last):
+                    m.d.sync += sent_last.eq(1)
+        with m.If(begin):
+            m.d.sync += sent_last.eq(0)
+
+        # Input stream: the program while the dispatcher loads it, then the LOADs' data;
+        # after an error run, discarded until the next start or soft reset.
+        discard = Signal(name="discard_input")
+        loading = dispatcher.loading
+        m.d.comb += [
+            dispatcher.inp.payload.eq(self.inp.payload),
+            load.inp.payload.eq(self.inp.payload),
+            dispatcher.inp.valid.eq(self.inp.valid & loading),
+            load.inp.valid.eq(self.inp.valid & ~loading & ~discard),
+            self.inp.ready.eq(
+                ~reset & (discard | Mux(loading, dispatcher.inp.ready, load.inp.ready))
+            ),
+        ]
 
         # Buffers. ABUF's single write port: results first, LOAD words when it is free.
-        abuf_copies = 2 if execute.has_b_from_abuf else 1
         abufs = []
-        for copy in range(abuf_copies):
+        for copy in range(2 if has_b2 else 1):
             mem = Memory(shape=unsigned(cfg.a_word_bits), depth=cfg.act_buffer_depth, init=[])
             m.submodules[f"abuf{copy}"] = mem
-            abufs.append((mem.write_port(), mem.read_port()))
-        for write, _ in abufs:
+            write = mem.write_port()
             m.d.comb += [
                 write.en.eq(Mux(execute.res_en, 1, load.abuf_en)),
                 write.addr.eq(Mux(execute.res_en, execute.res_addr, load.abuf_addr)),
                 write.data.eq(Mux(execute.res_en, execute.res_data, load.abuf_data)),
             ]
+            abufs.append(mem.read_port())
         m.d.comb += load.abuf_grant.eq(~execute.res_en)
-        _, a_read = abufs[0]
-        m.d.comb += [
-            a_read.addr.eq(execute.a_addr),
-            a_read.en.eq(execute.a_en),
-            execute.a_data.eq(a_read.data),
-        ]
-        if execute.has_b_from_abuf:
-            _, b2_read = abufs[1]
-            m.d.comb += [
-                b2_read.addr.eq(execute.b2_addr),
-                b2_read.en.eq(execute.b2_en),
-                execute.b2_data.eq(b2_read.data),
-            ]
+        reads = [(abufs[0], execute.a_addr, execute.a_en, execute.a_data)]
+        if has_b2:
+            reads.append((abufs[1], execute.b2_addr, execute.b2_en, execute.b2_data))
         m.submodules.wbuf = wbuf = Memory(
             shape=unsigned(cfg.b_word_bits), depth=cfg.weight_buffer_depth, init=[]
         )
         m.submodules.bias = bias = Memory(shape=unsigned(32), depth=cfg.bias_buffer_depth, init=[])
-        for mem, prefix in ((wbuf, "wbuf"), (bias, "bias")):
-            write, read = mem.write_port(), mem.read_port()
-            m.d.comb += [
-                write.en.eq(getattr(load, f"{prefix}_en")),
-                write.addr.eq(getattr(load, f"{prefix}_addr")),
-                write.data.eq(getattr(load, f"{prefix}_data")),
-            ]
-            source = "w" if prefix == "wbuf" else "bias"
-            m.d.comb += [
-                read.addr.eq(getattr(execute, f"{source}_addr")),
-                read.en.eq(getattr(execute, f"{source}_en")),
-                getattr(execute, f"{source}_data").eq(read.data),
-            ]
+        for mem, writer, reader in (
+            (wbuf, (load.wbuf_addr, load.wbuf_data, load.wbuf_en),
+             (execute.w_addr, execute.w_en, execute.w_data)),
+            (bias, (load.bias_addr, load.bias_data, load.bias_en),
+             (execute.bias_addr, execute.bias_en, execute.bias_data)),
+        ):  # fmt: skip
+            write = mem.write_port()
+            addr, data, en = writer
+            m.d.comb += [write.addr.eq(addr), write.data.eq(data), write.en.eq(en)]
+            reads.append((mem.read_port(), *reader))
+        for port, addr, en, data in reads:
+            m.d.comb += [port.addr.eq(addr), port.en.eq(en), data.eq(port.data)]
 
-        # Token counters: load -> execute and execute -> load.
+        # Token counters: load -> execute and execute -> load (they saturate: error 4).
         token_overflow = Signal()
         overflow_pc = Signal(16)
         for name, push, pop, ready, pc in (
             ("tokens_to_exec", load.signal, execute.token_take, execute.token_ready, load.pc),
-            (
-                "tokens_to_load",
-                execute.signal,
-                load.token_take,
-                load.token_ready,
-                execute.signal_pc,
-            ),
-        ):
+            ("tokens_to_load", execute.signal, load.token_take, load.token_ready,
+             execute.signal_pc),
+        ):  # fmt: skip
             count = Signal(range(TOKEN_LIMIT + 1), name=name)
             m.d.comb += ready.eq(count != 0)
-            with m.If(push & ~pop & (count == TOKEN_LIMIT)):
+            full = count == TOKEN_LIMIT
+            with m.If(push & ~pop & full):
                 m.d.comb += [token_overflow.eq(1), overflow_pc.eq(pc)]
-            with m.If(abort | begin):
+            with m.If(reset | begin):
                 m.d.sync += count.eq(0)
-            with m.Elif(push & ~pop):
+            with m.Elif(push & ~pop & ~full):
                 m.d.sync += count.eq(count + 1)
             with m.Elif(pop & ~push):
                 m.d.sync += count.eq(count - 1)
 
-        # Errors: the first one stops the run; code and index stay until the next start.
+        # Errors: the first one's code and index stay until the next start.
+        error_now = Signal()
         code = Signal(8)
         at = Signal(16)
         with m.If(dispatcher.error):
-            m.d.comb += [
-                error_now.eq(1),
-                code.eq(dispatcher.error_code),
-                at.eq(dispatcher.error_pc),
-            ]
+            m.d.comb += [error_now.eq(1), code.eq(dispatcher.error_code),
+                         at.eq(dispatcher.error_pc)]  # fmt: skip
         with m.Elif(load.error):
             m.d.comb += [error_now.eq(1), code.eq(ERR_TLAST), at.eq(load.pc)]
         with m.Elif(token_overflow):
@@ -200,25 +217,72 @@ class Engine(wiring.Component):
         error_code = Signal(8, name="error_code_q")
         error_pc = Signal(16, name="error_pc_q")
         m.d.comb += [self.error_code.eq(error_code), self.error_pc.eq(error_pc)]
+        m.d.sync += load_abort.eq((busy | begin) & load.error & ~reset)
         with m.If(begin):
             m.d.sync += [error_code.eq(0), error_pc.eq(0)]
-        with m.If((busy | begin) & error_now & ~self.soft_reset):
-            m.d.sync += [error_code.eq(code), error_pc.eq(at)]
-            m.d.comb += self.error.eq(1)
+        with m.If((busy | begin) & error_now & ~reset):
+            m.d.sync += stopping.eq(1)
+            with m.If(~stopping):
+                m.d.sync += [error_code.eq(code), error_pc.eq(at), limit.eq(at)]
+            with m.Elif(at < limit):
+                m.d.sync += limit.eq(at)
 
-        # Busy, done.
-        m.d.comb += [self.busy.eq(busy), self.done.eq(busy & dispatcher.done & ~abort)]
-        with m.If(abort | dispatcher.done):
+        # Quiescence after an error: nothing can start or is in flight.
+        def startable(engine, tokens_ready):
+            return engine.q.valid & (~engine.q.payload.wait | tokens_ready)
+
+        finish = Signal()
+        quiet = Signal(name="quiet")  # registered: once quiet, a stopped run stays quiet
+        m.d.sync += quiet.eq(
+            stopping
+            & ~error_now
+            & ~load_abort
+            & ~dispatcher.busy
+            & load.idle
+            & ~startable(load, load.token_ready)
+            & execute.idle
+            & ~startable(execute, execute.token_ready)
+            & ~load_q.i.valid
+            & ~exec_q.i.valid
+            & ~finish
+            & ~flush
+            & ~reset
+        )
+        m.d.comb += [
+            trailer.eq(quiet & ~sent_last & out_free),
+            finish.eq(quiet & (sent_last | trailer)),
+        ]
+
+        # Busy, done, error; discarding input after an error.
+        drained = ~load_q.o.valid & ~exec_q.o.valid & load.idle & execute.idle & ~out_valid
+        m.d.comb += [
+            dispatcher.drained.eq(drained),
+            self.busy.eq(busy),
+            self.done.eq(busy & dispatcher.done & ~reset),
+            self.error.eq(busy & finish & ~reset),
+        ]
+        with m.If(reset | dispatcher.done | finish):
             m.d.sync += busy.eq(0)
         with m.Elif(begin):
             m.d.sync += busy.eq(1)
+        m.d.sync += flush.eq(busy & finish & ~reset)
+        with m.If(reset | flush):  # kept through `flush`: the queue heads stay gated
+            m.d.sync += stopping.eq(0)
+        with m.If(reset | begin):
+            m.d.sync += discard.eq(0)
+        with m.Elif(busy & finish):
+            m.d.sync += discard.eq(1)
 
-        # Performance counters (cleared by start).
+        # Performance counters (cleared by start); array beats are counted one cycle late
+        # (registered), which no run can observe: the last beat enters long before END.
+        mac_fire = Signal(name="mac_fire_q")
+        macs = Signal.like(execute.macs, name="macs_q")
+        m.d.sync += [mac_fire.eq(execute.mac_fire & ~begin), macs.eq(execute.macs)]
         retired = load.retired + execute.retired + dispatcher.sync_retired + dispatcher.done
         counters = (
             (self.busy_cycles, busy),
-            (self.macs_issued, Mux(execute.mac_fire, execute.macs, 0)),
-            (self.stall_cycles, busy & ~execute.mac_fire),
+            (self.macs_issued, Mux(mac_fire, macs, 0)),
+            (self.stall_cycles, busy & ~mac_fire),
             (self.instructions_retired, Mux(busy, retired, 0)),
         )
         for counter, increment in counters:

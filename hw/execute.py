@@ -20,13 +20,18 @@ outstanding (none with ``fence``); a STORE when none has. A GEMM retires -- and 
 token -- when its last result is written to ABUF or accepted by the packer; a STORE when its
 last word is accepted by the packer.
 
-Timing: the generator issues one beat per cycle; between two GEMMs it idles one cycle (the
-next instruction's parameters load from the queue head). Back-to-back tiles never stall while
+Timing: the generator issues one beat per cycle; a GEMM without ``fence`` that is at the queue
+head (with its token) when the previous GEMM issues its last beat issues its first beat in the
+next cycle (no idle cycle); otherwise the next instruction starts one cycle after it becomes
+ready. Operands reach the array two cycles after their addresses (the buffers' read register,
+then the operand register). Back-to-back tiles never stall while
 ``k >= SystolicArray.bubble_free_k`` and the drain keeps up (``valid columns`` words, or
 ``ceil(words * rows * bits / 64)`` beats to the stream, per tile).
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
@@ -35,12 +40,15 @@ from amaranth.lib.wiring import In, Out
 from ..spec.accel_config import AccelConfig
 from .dispatch import EXEC_LAYOUT
 from .gearbox import BeatPacker
-from .interfaces import STREAM_BEAT
+from .interfaces import STREAM_BEAT, StreamFIFO, check_config
 from .requant import Requantizer
 from .systolic import SystolicArray
 from .transposed import transposed_provider
 
 __all__ = ["ExecuteEngine"]
+
+_OPERAND_SLOTS = 4
+"""Operand FIFO entries: a credit is out for three cycles (issue, read, FIFO) at full rate."""
 
 
 class ExecuteEngine(wiring.Component):
@@ -62,9 +70,7 @@ class ExecuteEngine(wiring.Component):
     """
 
     def __init__(self, *, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
-        self._config = config
+        self._config = check_config(config)
         self._b_from_abuf = config.supports_b_from_abuf
         a_bits, b_bits = config.a_word_bits, config.b_word_bits
         ports = {
@@ -100,9 +106,18 @@ class ExecuteEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        n = SimpleNamespace()  # the signals the blocks below share
+        self._blocks(m, n)
+        self._sequencer(m, n)
+        self._operands(m, n)
+        self._drain(m, n)
+        self._outputs(m, n)
+        return m
+
+    def _blocks(self, m, n):
+        """The datapath blocks (array, requantizer, packer) and the descriptor FIFOs."""
         cfg = self._config
         rows, cols, wf = cfg.rows, cfg.cols, cfg.weight_format
-
         # Datapath blocks: the array transposed (its rows are the GEMM's columns).
         provider = transposed_provider(wf, packed=cfg.dsp_packing, tokens=rows)
         m.submodules.array = array = SystolicArray(
@@ -141,9 +156,22 @@ class ExecuteEngine(wiring.Component):
         )
         m.submodules.tiles = tiles = fifo.SyncFIFO(width=tile_layout.size, depth=8)
         m.submodules.results = results = fifo.SyncFIFO(
-            width=result_layout.size, depth=Requantizer.latency + 2
+            width=result_layout.size, depth=Requantizer.capacity
         )
+        n.array = array
+        n.packer = packer
+        n.requant = requant
+        n.result_layout = result_layout
+        n.results = results
+        n.tile_layout = tile_layout
+        n.tiles = tiles
 
+    def _sequencer(self, m, n):
+        """The instruction in progress and the address generator (one beat per cycle)."""
+        cfg = self._config
+        cols = cfg.cols
+        tile_layout = n.tile_layout
+        tiles = n.tiles
         # -- control ------------------------------------------------------------------------
         g = Signal(EXEC_LAYOUT, name="instr")  # the GEMM or STORE in progress
         head = self.q.payload
@@ -178,40 +206,44 @@ class ExecuteEngine(wiring.Component):
         op_b_abuf = Signal(name="op_b_abuf")
         advance = Signal()
         issue = Signal()
-        m.d.comb += [
-            advance.eq(~op_valid | array.i.ready),
-            issue.eq(in_gemm & advance & ((kk != 0) | tiles.w_rdy)),
-        ]
+        m.d.comb += issue.eq(in_gemm & advance & ((kk != 0) | tiles.w_rdy))
+
+        token_ok = ~head.wait | self.token_ready
+        gemm_ok = (gemms_out == 0) | ((gemms_out == 1) & ~head.fence)
+        go = self.q.valid & token_ok & Mux(head.store, gemms_out == 0, gemm_ok)
+        # The GEMM in progress is the only one outstanding, so a GEMM at the head without
+        # fence may follow its last beat directly.
+        chain = self.q.valid & token_ok & ~head.store & ~head.fence & (gemms_out == 1)
+
+        def take_head():
+            """Pop the queue head into `g` and reset the address generator to it."""
+            m.d.comb += [self.q.ready.eq(1), self.token_take.eq(head.wait)]
+            m.d.sync += [
+                g.eq(head),
+                kk.eq(0),
+                col.eq(0),
+                qi.eq(0),
+                pi.eq(0),
+                a_p.eq(head.a_base),
+                a_pq.eq(head.a_base),
+                a_ptr.eq(head.a_base),
+                b_t.eq(head.b_base),
+                b_ptr.eq(head.b_base),
+                o_p.eq(head.out_base),
+                o_pq.eq(head.out_base),
+                o_t.eq(head.out_base),
+                bias_p.eq(head.bias_base),
+                bias_t.eq(head.bias_base),
+            ]
+            with m.If(head.store):
+                m.next = "STORE"
+            with m.Else():
+                m.d.comb += gemm_start.eq(1)
+                m.next = "GEMM"
 
         with m.FSM(name="exec"):
-            with m.State("IDLE"):
-                token_ok = ~head.wait | self.token_ready
-                gemm_ok = (gemms_out == 0) | ((gemms_out == 1) & ~head.fence)
-                go = self.q.valid & token_ok & Mux(head.store, gemms_out == 0, gemm_ok)
-                with m.If(go):
-                    m.d.comb += [self.q.ready.eq(1), self.token_take.eq(head.wait)]
-                    m.d.sync += [
-                        g.eq(head),
-                        kk.eq(0),
-                        col.eq(0),
-                        qi.eq(0),
-                        pi.eq(0),
-                        a_p.eq(head.a_base),
-                        a_pq.eq(head.a_base),
-                        a_ptr.eq(head.a_base),
-                        b_t.eq(head.b_base),
-                        b_ptr.eq(head.b_base),
-                        o_p.eq(head.out_base),
-                        o_pq.eq(head.out_base),
-                        o_t.eq(head.out_base),
-                        bias_p.eq(head.bias_base),
-                        bias_t.eq(head.bias_base),
-                    ]
-                    with m.If(head.store):
-                        m.next = "STORE"
-                    with m.Else():
-                        m.d.comb += gemm_start.eq(1)
-                        m.next = "GEMM"
+            with m.State("IDLE"), m.If(go):
+                take_head()
             with m.State("GEMM"):
                 m.d.comb += in_gemm.eq(1)
                 with m.If(issue):
@@ -261,6 +293,8 @@ class ExecuteEngine(wiring.Component):
                             o_pq.eq(o_p + g.out_outer),
                             o_t.eq(o_p + g.out_outer),
                         ]
+                    with m.Elif(chain):
+                        take_head()
                     with m.Else():
                         m.next = "IDLE"
             with m.State("STORE"):
@@ -286,7 +320,41 @@ class ExecuteEngine(wiring.Component):
             tile_in.final.eq(g.final),
             tile_in.pc.eq(g.pc),
         ]
+        n.a_ptr = a_ptr
+        n.advance = advance
+        n.b_ptr = b_ptr
+        n.g = g
+        n.gemm_retire = gemm_retire
+        n.gemms_out = gemms_out
+        n.head = head
+        n.in_gemm = in_gemm
+        n.in_store = in_store
+        n.issue = issue
+        n.kk_last = kk_last
+        n.op_b_abuf = op_b_abuf
+        n.op_last = op_last
+        n.op_macs = op_macs
+        n.op_valid = op_valid
+        n.store_done = store_done
+        n.valid_cols = valid_cols
 
+    def _operands(self, m, n):
+        """Buffer reads and the operand register feeding the array."""
+        cfg = self._config
+        rows, cols, wf = cfg.rows, cfg.cols, cfg.weight_format
+        a_ptr = n.a_ptr
+        advance = n.advance
+        array = n.array
+        b_ptr = n.b_ptr
+        g = n.g
+        in_store = n.in_store
+        issue = n.issue
+        kk_last = n.kk_last
+        op_b_abuf = n.op_b_abuf
+        op_last = n.op_last
+        op_macs = n.op_macs
+        op_valid = n.op_valid
+        valid_cols = n.valid_cols
         # -- operand reads --------------------------------------------------------------------
         s_addr = Signal(16, name="store_addr")
         s_left = Signal(17, name="store_left")
@@ -295,35 +363,64 @@ class ExecuteEngine(wiring.Component):
         s_adv = Signal()
         m.d.comb += [
             self.a_addr.eq(Mux(in_store, s_addr, a_ptr)),
-            self.a_en.eq(Mux(in_store, s_adv, advance)),
+            self.a_en.eq(Mux(in_store, s_adv, issue)),
             self.w_addr.eq(b_ptr),
-            self.w_en.eq(advance),
+            self.w_en.eq(issue),
         ]
         if self._b_from_abuf:
-            m.d.comb += [self.b2_addr.eq(b_ptr), self.b2_en.eq(advance)]
-        with m.If(advance):
-            m.d.sync += [
-                op_valid.eq(issue),
-                op_last.eq(kk_last),
-                op_macs.eq(valid_cols * rows),
-                op_b_abuf.eq(g.b_from_abuf),
-            ]
-        a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)
-        m.d.comb += [
-            array.i.valid.eq(op_valid),
-            array.i.payload.last.eq(op_last),
-            self.mac_fire.eq(op_valid & array.i.ready),
-            self.macs.eq(op_macs),
+            m.d.comb += [self.b2_addr.eq(b_ptr), self.b2_en.eq(issue)]
+        m.d.sync += [
+            op_valid.eq(issue),
+            op_last.eq(kk_last),
+            op_macs.eq(valid_cols * rows),
+            op_b_abuf.eq(g.b_from_abuf),
         ]
-        for i in range(rows):
-            m.d.comb += array.i.payload.w[i].eq(a_word[i])
+        # The operand FIFO: the buffers' read data go straight into it (it is the operand
+        # register) and the array takes from it. Credits (a register) admit a beat only when
+        # the FIFO has room for it and every beat in flight, so the address generator never
+        # waits for the array's ready, and the buffers' read stage never stalls.
+        a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)
+        entry = data.StructLayout({"beat": array.input_layout, "macs": op_macs.shape()})
+        m.submodules.operands = operands = StreamFIFO(layout=entry, depth=_OPERAND_SLOTS)
+        credits = Signal(range(_OPERAND_SLOTS + 1), name="operand_credits", init=_OPERAND_SLOTS)
+        taken = operands.o.valid & array.i.ready
+        m.d.sync += credits.eq(credits - issue + taken)
+        beat = operands.i.payload.beat
+        m.d.comb += [
+            advance.eq(credits != 0),
+            operands.i.valid.eq(op_valid),
+            beat.last.eq(op_last),
+            operands.i.payload.macs.eq(op_macs),
+            array.i.valid.eq(operands.o.valid),
+            array.i.payload.eq(operands.o.payload.beat),
+            operands.o.ready.eq(array.i.ready),
+            self.mac_fire.eq(taken),
+            self.macs.eq(operands.o.payload.macs),
+        ]
+        m.d.comb += [beat.w[i].eq(a_word[i]) for i in range(rows)]
         for j in range(cols):
             lane = self.w_data[j * wf.bits : (j + 1) * wf.bits]
             if self._b_from_abuf:
                 b2_word = data.View(data.ArrayLayout(signed(8), cols), self.b2_data)
                 lane = Mux(op_b_abuf, b2_word[j], lane)
-            m.d.comb += array.i.payload.a[j].eq(lane)
+            m.d.comb += beat.a[j].eq(lane)
+        n.a_word = a_word
+        n.s_addr = s_addr
+        n.s_adv = s_adv
+        n.s_end = s_end
+        n.s_left = s_left
+        n.s_valid = s_valid
 
+    def _drain(self, m, n):
+        """The drain: one column per cycle, bias read, into the requantizer."""
+        cfg = self._config
+        rows, cols = cfg.rows, cfg.cols
+        array = n.array
+        requant = n.requant
+        result_layout = n.result_layout
+        results = n.results
+        tile_layout = n.tile_layout
+        tiles = n.tiles
         # -- drain: one column per cycle, bias read, into the requantizer ---------------------
         tile = data.View(tile_layout, tiles.r_data)
         j = Signal(range(cols), name="drain_col")
@@ -398,6 +495,26 @@ class ExecuteEngine(wiring.Component):
         for n in range(rows):
             m.d.comb += requant.i.payload.bias[n].eq(bias)
 
+    def _outputs(self, m, n):
+        """Results to ABUF or the packer, the STOREs, and retirement."""
+        a_word = n.a_word
+        g = n.g
+        gemm_retire = n.gemm_retire
+        gemms_out = n.gemms_out
+        head = n.head
+        in_gemm = n.in_gemm
+        in_store = n.in_store
+        packer = n.packer
+        requant = n.requant
+        result_layout = n.result_layout
+        results = n.results
+        s_addr = n.s_addr
+        s_adv = n.s_adv
+        s_end = n.s_end
+        s_left = n.s_left
+        s_valid = n.s_valid
+        store_done = n.store_done
+        tiles = n.tiles
         # -- results: ABUF write or the packer ------------------------------------------------
         res = data.View(result_layout, results.r_data)
         res_fire = Signal()
@@ -450,4 +567,3 @@ class ExecuteEngine(wiring.Component):
             self.signal_pc.eq(Mux(store_done, g.pc, res.pc)),
             self.idle.eq(~in_gemm & ~in_store & (gemms_out == 0) & ~tiles.r_rdy & packer.idle),
         ]
-        return m

@@ -14,16 +14,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..spec.formats import FORMATS
 from ..spec.isa import STREAM_BITS
-from .interfaces import STREAM_BEAT
+from .interfaces import STREAM_BEAT, positive_int
 from .requant import OutFormat
 
 __all__ = ["BeatPacker"]
-
-
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return value
 
 
 class BeatPacker(wiring.Component):
@@ -50,7 +44,7 @@ class BeatPacker(wiring.Component):
     """
 
     def __init__(self, *, lanes: int):
-        self._lanes = _positive_int(lanes, "Lanes")
+        self._lanes = positive_int(lanes, "Lanes")
         super().__init__(
             {
                 "i": In(stream.Signature(self.input_layout)),

@@ -15,10 +15,27 @@ from amaranth.lib.wiring import In, Out
 
 from ..spec.isa import STREAM_BITS
 
-__all__ = ["STREAM_BEAT", "engine_signature"]
+__all__ = ["STREAM_BEAT", "StreamFIFO", "check_config", "engine_signature", "positive_int"]
 
 STREAM_BEAT = data.StructLayout({"data": unsigned(STREAM_BITS), "last": unsigned(1)})
 """One stream beat: ``data`` (TDATA, little-endian 64 bits) and ``last`` (TLAST)."""
+
+
+def positive_int(value: object, what: str) -> int:
+    """``value`` if it is a positive ``int`` (not a bool); else ValueError naming ``what``
+    ("Rows must be a positive integer, not 0"). The one parameter check of ``hw/``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+def check_config(config: object):
+    """``config`` if it is an :class:`~ttaccel.spec.accel_config.AccelConfig`; else TypeError."""
+    from ..spec.accel_config import AccelConfig
+
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+    return config
 
 
 def engine_signature() -> wiring.Signature:
@@ -52,3 +69,37 @@ def engine_signature() -> wiring.Signature:
             "instructions_retired": Out(64),
         }
     )
+
+
+class StreamFIFO(wiring.Component):
+    """A first-in first-out queue of stream transfers (``lib.fifo.SyncFIFO`` behind
+    ``lib.stream`` ports).
+
+    Parameters (keyword-only): ``layout``, the payload shape; ``depth``, entries (>= 1).
+    Ports: ``i`` (``stream`` in), ``o`` (``stream`` out). ``i.ready`` and ``o.valid`` come
+    from registers (``SyncFIFO``'s level); a transfer accepted in one cycle is at ``o`` the next.
+    """
+
+    def __init__(self, *, layout, depth: int):
+        self._depth = positive_int(depth, "Depth")
+        self._layout = layout
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    depth = property(lambda self: self._depth)
+
+    def elaborate(self, platform):
+        from amaranth import Module, Shape
+        from amaranth.lib import fifo
+
+        m = Module()
+        width = Shape.cast(self._layout).width
+        m.submodules.fifo = queue = fifo.SyncFIFO(width=width, depth=self._depth)
+        m.d.comb += [
+            queue.w_data.eq(self.i.payload),
+            queue.w_en.eq(self.i.valid),
+            self.i.ready.eq(queue.w_rdy),
+            self.o.payload.eq(queue.r_data),
+            self.o.valid.eq(queue.r_rdy),
+            queue.r_en.eq(self.o.ready),
+        ]
+        return m

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from ..spec.accel_config import AccelConfig
 from ..spec.isa import STREAM_BITS
 from .dispatch import LOAD_LAYOUT
-from .interfaces import STREAM_BEAT
+from .interfaces import STREAM_BEAT, check_config
 
 __all__ = ["LoadEngine"]
 
@@ -41,9 +41,7 @@ class LoadEngine(wiring.Component):
     """
 
     def __init__(self, *, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
-        self._config = config
+        self._config = check_config(config)
         self._widths = (config.a_word_bits, config.b_word_bits, 32)
         a_bits, b_bits, _ = self._widths
         super().__init__(
@@ -76,7 +74,9 @@ class LoadEngine(wiring.Component):
         m = Module()
         widths = self._widths
         word_max = max(widths)
-        cap = word_max + STREAM_BITS - 1
+        # Room for a beat whenever `fill` could hold less than two words (so a beat is never
+        # refused that the one-word-per-cycle writes could not make room for).
+        cap = 2 * word_max + STREAM_BITS - 1
 
         # The LOAD in progress.
         active = Signal(name="active")
@@ -114,6 +114,9 @@ class LoadEngine(wiring.Component):
             ]
 
         # Gearbox: `fill` bits in `buf`; a word leaves from the bottom when it is complete.
+        # A beat is placed at `fill` (a register) and the written word is removed after the
+        # merge, so neither `inp.ready` nor the beat's shift depends on this cycle's write
+        # (whose grant comes from the execute engine).
         buf = Signal(cap, name="buf")
         fill = Signal(range(cap + 1), name="fill")
         width = Signal(range(word_max + 1))
@@ -125,24 +128,20 @@ class LoadEngine(wiring.Component):
         m.d.comb += write.eq(
             active & (words_left != 0) & (fill >= width) & ((target != 0) | self.abuf_grant)
         )
-        fill_after = Signal.like(fill)
-        buf_after = Signal.like(buf)
-        m.d.comb += fill_after.eq(Mux(write, fill - width, fill))
-        m.d.comb += buf_after.eq(buf)
+        m.d.comb += self.inp.ready.eq(active & (beats_left != 0) & (fill + STREAM_BITS <= cap))
+        accept = Signal()
+        m.d.comb += accept.eq(self.inp.valid & self.inp.ready)
+        merged = Signal(cap)
+        m.d.comb += merged.eq(buf | Mux(accept, self.inp.payload.data << fill, 0))
+        buf_after = Signal(cap)
+        m.d.comb += buf_after.eq(merged)
         with m.If(write), m.Switch(target):
             for index, w in enumerate(widths):
                 with m.Case(index):
-                    m.d.comb += buf_after.eq(buf >> w)
-        m.d.comb += self.inp.ready.eq(
-            active & (beats_left != 0) & (fill_after + STREAM_BITS <= cap)
-        )
-        accept = Signal()
-        m.d.comb += accept.eq(self.inp.valid & self.inp.ready)
-        placed = Signal(cap)
-        m.d.comb += placed.eq(self.inp.payload.data << fill_after)
+                    m.d.comb += buf_after.eq(merged >> w)
         m.d.sync += [
-            buf.eq(Mux(accept, buf_after | placed, buf_after)),
-            fill.eq(fill_after + Mux(accept, STREAM_BITS, 0)),
+            buf.eq(buf_after),
+            fill.eq(fill + Mux(accept, STREAM_BITS, 0) - Mux(write, width, 0)),
         ]
         with m.If(accept):
             m.d.sync += beats_left.eq(beats_left - 1)

@@ -13,8 +13,10 @@ ends it; ``en``: clock enable (the whole PE holds while it is low); ``acc``:
 ``ArrayLayout(signed(acc_bits), lanes)`` accumulators; ``done``: ``acc`` holds a finished sum.
 
 Timing, identical for every provider: a beat presented while ``en`` is high is in ``acc`` after
-``latency = 2`` enabled cycles (a product register, then the accumulator, as DSP48E1's MREG
-and PREG). ``done`` rises with the accumulator update of a ``last`` beat and stays high until
+``latency = 3`` enabled cycles: an operand register (DSP48E1's A/B registers, or for the
+packed provider the pre-adder's AD register), a product register (MREG), then the
+accumulator (PREG), so no path runs from the PE's inputs through the multiplier. ``done``
+rises with the accumulator update of a ``last`` beat and stays high until
 the next enabled cycle, which may already accumulate the next sum (``first`` restarts the sum
 from the product, so back-to-back sums need no bubble). Throughput: one beat per enabled cycle.
 
@@ -36,6 +38,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.formats import ACC_BITS, BINARY, INT2, INT4, INT8, TERNARY, NumberFormat
+from .interfaces import positive_int
 
 __all__ = [
     "ACTIVATION_BITS",
@@ -63,18 +66,13 @@ def signed_bits(lo: int, hi: int) -> int:
     return bits
 
 
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return value
-
-
 class MacProvider(abc.ABC):
     """Makes processing elements for one weight format; see the module docstring.
 
     Subclasses set ``weight_format`` and ``lanes`` and implement :meth:`products` (the
-    per-lane products of the stage-1 register) and :meth:`accumulate` (how the product register
-    adds into the accumulators).
+    per-lane products of the product register, from the operand register); they may override
+    :meth:`operands` (what the operand register holds, by default ``a`` and ``w`` as they
+    are).
     """
 
     #: Weight codes this provider multiplies.
@@ -103,7 +101,7 @@ class MacProvider(abc.ABC):
         Raises ValueError if that exceeds the spec's ``ACC_BITS`` (32): the requantizer and
         the golden models take int32 accumulators.
         """
-        k_max = _positive_int(k_max, "K max")
+        k_max = positive_int(k_max, "K max")
         lo, hi = self.product_range()
         bits = signed_bits(k_max * lo, k_max * hi)
         if bits > ACC_BITS:
@@ -123,9 +121,21 @@ class MacProvider(abc.ABC):
         """A processing element whose accumulators hold sums of up to ``k_max`` products."""
         return ProcessingElement(provider=self, k_max=k_max)
 
+    def operands(self, m: Module, a: Signal, w: data.View) -> tuple[Signal, object]:
+        """Stage-1 (operand register) input from activation ``a`` and weights ``w``.
+
+        Returns ``(register_d, split)``: ``register_d`` (driven in ``m.d.comb``) is what the
+        operand register loads, and ``split(q)`` maps its registered copy to the ``(a, w)``
+        that :meth:`products` takes. Default: ``a`` and ``w`` unchanged."""
+        layout = data.StructLayout({"a": signed(ACTIVATION_BITS), "w": w.shape()})
+        d = Signal(layout)
+        m.d.comb += [d.a.eq(a), d.w.eq(w)]
+        return d, lambda q: (q.a, q.w)
+
     @abc.abstractmethod
-    def products(self, m: Module, a: Signal, w: data.View) -> tuple[Signal, list]:
-        """Stage-1 logic from activation ``a`` and weights ``w``, built in ``m``.
+    def products(self, m: Module, a, w) -> tuple[Signal, list]:
+        """Stage-2 logic from the operand register's ``a`` and ``w`` (see :meth:`operands`),
+        built in ``m``.
 
         Returns ``(register_d, lane_products)``: ``register_d`` is a signal (driven in
         ``m.d.comb``) that the product register loads, and ``lane_products(q)`` maps the
@@ -191,9 +201,14 @@ class Int8DspPacked(MacProvider):
     def dsps_per_pe(self) -> int:
         return 1
 
-    def products(self, m, a, w):
-        packed = Signal(signed(25))
-        m.d.comb += packed.eq((w[1] << self.FIELD_BITS) + w[0])
+    def operands(self, m, a, w):
+        # The pre-add, registered as DSP48E1's AD register (its D and A registers are the
+        # array's weight skew registers).
+        d = Signal(data.StructLayout({"a": signed(ACTIVATION_BITS), "packed": signed(25)}))
+        m.d.comb += [d.a.eq(a), d.packed.eq((w[1] << self.FIELD_BITS) + w[0])]
+        return d, lambda q: (q.a, q.packed)
+
+    def products(self, m, a, packed):
         d = Signal(signed(25 + ACTIVATION_BITS))
         m.d.comb += d.eq(packed * a)
         f = self.FIELD_BITS
@@ -275,13 +290,13 @@ class ProcessingElement(wiring.Component):
     sum the accumulators must hold without overflow (sets ``acc_bits``).
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, *, provider: MacProvider, k_max: int):
         if not isinstance(provider, MacProvider):
             raise TypeError(f"Provider must be a MacProvider, not {provider!r}")
         self._provider = provider
-        self._k_max = _positive_int(k_max, "K max")
+        self._k_max = positive_int(k_max, "K max")
         self._acc_bits = provider.accumulator_bits(k_max)
         lanes = provider.lanes
         super().__init__(
@@ -316,8 +331,22 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # Stage 1: product register (DSP48E1 MREG), with the beat's flags alongside.
-        product_d, lane_products = self._provider.products(m, self.a, self.w)
+        # Stage 1: operand register (DSP48E1 A/B or AD), with the beat's flags alongside.
+        operands_d, split = self._provider.operands(m, self.a, self.w)
+        operands = Signal.like(operands_d, name="operands", reset_less=True)
+        o_valid = Signal(name="o_valid")
+        o_first = Signal(name="o_first")
+        o_last = Signal(name="o_last")
+        with m.If(self.en):
+            m.d.sync += [
+                operands.eq(operands_d),
+                o_valid.eq(self.valid),
+                o_first.eq(self.first),
+                o_last.eq(self.last),
+            ]
+
+        # Stage 2: product register (DSP48E1 MREG).
+        product_d, lane_products = self._provider.products(m, *split(operands))
         product = Signal.like(product_d, name="product", reset_less=True)
         p_valid = Signal(name="p_valid")
         p_first = Signal(name="p_first")
@@ -325,12 +354,12 @@ class ProcessingElement(wiring.Component):
         with m.If(self.en):
             m.d.sync += [
                 product.eq(product_d),
-                p_valid.eq(self.valid),
-                p_first.eq(self.first),
-                p_last.eq(self.last),
+                p_valid.eq(o_valid),
+                p_first.eq(o_first),
+                p_last.eq(o_last),
             ]
 
-        # Stage 2: accumulators (DSP48E1 PREG); `first` restarts the sum from the product.
+        # Stage 3: accumulators (DSP48E1 PREG); `first` restarts the sum from the product.
         acc = Signal.like(self.acc, name="acc_q", reset_less=True)
         done = Signal(name="done_q")
         m.d.comb += [self.acc.eq(acc), self.done.eq(done)]

@@ -8,11 +8,12 @@ is half up), and saturation to the output format: bit for bit
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.formats import ACC_BITS, FORMATS, MAX_SHIFT, MULTIPLIER_BITS, NumberFormat
+from .interfaces import positive_int
 
 __all__ = ["OutFormat", "Requantizer"]
 
@@ -33,12 +34,6 @@ class OutFormat(enum.Enum, shape=3):
     def of(cls, fmt: NumberFormat) -> OutFormat:
         """The code for a :class:`~ttaccel.spec.formats.NumberFormat`."""
         return cls[fmt.name.upper()]
-
-
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return value
 
 
 class Requantizer(wiring.Component):
@@ -65,15 +60,22 @@ class Requantizer(wiring.Component):
         format's [qmin, qmax]; binary gives +1 for ``>= 0`` and -1 otherwise.
 
     Timing
-        Stages: bias add, multiply (two DSP48E1 per lane), round and shift, saturate. One beat
+        Stages: bias add, multiply (two DSP48E1 per lane), shift (of twice the product, so
+        the rounding add moves behind it), round and saturate into an output FIFO. One beat
         per cycle; ``latency = 4`` cycles from acceptance to ``o.valid`` without back-pressure.
-        ``i.ready`` follows ``o.ready`` when the pipeline is full (global stall).
+        The pipeline never stalls: ``i.ready`` is a credit counter (a register) that admits at
+        most ``capacity`` beats into the pipeline and its output FIFO, and ``o`` comes from
+        that FIFO, so no combinational path runs from ``o.ready`` to ``i.ready`` or into the
+        pipeline's registers.
     """
 
     latency = 4
+    #: Beats the unit holds at most (pipeline and output FIFO): enough credits for one beat per
+    #: cycle (a credit returns one cycle after its beat leaves).
+    capacity = latency + 2
 
     def __init__(self, *, lanes: int, acc_bits: int = ACC_BITS):
-        self._lanes = _positive_int(lanes, "Lanes")
+        self._lanes = positive_int(lanes, "Lanes")
         if (
             isinstance(acc_bits, bool)
             or not isinstance(acc_bits, int)
@@ -120,12 +122,16 @@ class Requantizer(wiring.Component):
         product_bits = total_bits + MULTIPLIER_BITS
         shifted_bits = product_bits + 1
 
-        # Global stall: every stage moves when the output register is free or drained.
-        advance = Signal()
-        m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(advance),
-        ]
+        # Credits: at most `capacity` beats inside (pipeline and output FIFO), so the pipeline
+        # never stalls and `i.ready` is a register; a credit returns when a beat leaves.
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(
+            width=self.output_layout.size, depth=self.capacity
+        )
+        credits = Signal(range(self.capacity + 1), name="credits", init=self.capacity)
+        accept = self.i.valid & self.i.ready
+        leave = self.o.valid & self.o.ready
+        m.d.comb += self.i.ready.eq(credits != 0)
+        m.d.sync += credits.eq(credits - accept + leave)
 
         def stage(name, fields):
             layout = data.StructLayout({"valid": 1, **fields})
@@ -154,58 +160,64 @@ class Requantizer(wiring.Component):
             },
         )
         s3 = stage("s3", {"shifted": shifted_l, "out_format": OutFormat, "last": 1})
-        s4 = stage("s4", {"codes": data.ArrayLayout(signed(8), lanes), "last": 1})
+        s4 = Signal(self.output_layout, name="s4")  # the output FIFO's write data
 
-        with m.If(advance):
-            inp = self.i.payload
-            # Stage 1: bias add (33 bits: never wraps).
-            m.d.sync += [
-                s1.valid.eq(self.i.valid),
-                s1.multiplier.eq(inp.multiplier),
-                s1.shift.eq(inp.shift),
-                s1.out_format.eq(inp.out_format),
-                s1.last.eq(inp.last),
-            ]
-            m.d.sync += [s1.total[n].eq(inp.acc[n] + inp.bias[n]) for n in range(lanes)]
+        inp = self.i.payload
+        # Stage 1: bias add (33 bits: never wraps).
+        m.d.sync += [
+            s1.valid.eq(accept),
+            s1.multiplier.eq(inp.multiplier),
+            s1.shift.eq(inp.shift),
+            s1.out_format.eq(inp.out_format),
+            s1.last.eq(inp.last),
+        ]
+        m.d.sync += [s1.total[n].eq(inp.acc[n] + inp.bias[n]) for n in range(lanes)]
 
-            # Stage 2: multiply by the unsigned 16-bit multiplier (exact, 49 bits).
-            m.d.sync += [
-                s2.valid.eq(s1.valid),
-                s2.shift.eq(s1.shift),
-                s2.out_format.eq(s1.out_format),
-                s2.last.eq(s1.last),
-            ]
-            m.d.sync += [s2.product[n].eq(s1.total[n] * s1.multiplier) for n in range(lanes)]
+        # Stage 2: multiply by the unsigned 16-bit multiplier (exact, 49 bits).
+        m.d.sync += [
+            s2.valid.eq(s1.valid),
+            s2.shift.eq(s1.shift),
+            s2.out_format.eq(s1.out_format),
+            s2.last.eq(s1.last),
+        ]
+        m.d.sync += [s2.product[n].eq(s1.total[n] * s1.multiplier) for n in range(lanes)]
 
-            # Stage 3: add the rounding bit 1 << (shift - 1) and shift right arithmetically.
-            round_bit = (Const(1, 1) << s2.shift)[1:]
-            m.d.sync += [
-                s3.valid.eq(s2.valid),
-                s3.out_format.eq(s2.out_format),
-                s3.last.eq(s2.last),
-            ]
-            m.d.sync += [
-                s3.shifted[n].eq((s2.product[n] + round_bit) >> s2.shift) for n in range(lanes)
-            ]
+        # Stage 3: t = (2 * product) >> shift (arithmetic). With the rounding bit
+        # r = 1 << (shift - 1), (p + r) >> shift == (t + 1) >> 1 for shift >= 1, and
+        # t = 2p gives p for shift 0, so no wide add sits in front of the shifter.
+        m.d.sync += [
+            s3.valid.eq(s2.valid),
+            s3.out_format.eq(s2.out_format),
+            s3.last.eq(s2.last),
+        ]
+        m.d.sync += [
+            s3.shifted[n].eq((s2.product[n] << 1).as_signed() >> s2.shift) for n in range(lanes)
+        ]
 
-            # Stage 4: saturate to the output format.
-            qmin = Signal(signed(8))
-            qmax = Signal(signed(8))
-            with m.Switch(s3.out_format):
-                for code in OutFormat:
-                    with m.Case(code):
-                        fmt = FORMATS[code.name.lower()]
-                        m.d.comb += [qmin.eq(fmt.qmin), qmax.eq(fmt.qmax)]
-            is_binary = s3.out_format == OutFormat.BINARY
-            m.d.sync += [s4.valid.eq(s3.valid), s4.last.eq(s3.last)]
-            for n in range(lanes):
-                x = s3.shifted[n]
-                clipped = Mux(x < qmin, qmin, Mux(x > qmax, qmax, x))
-                m.d.sync += s4.codes[n].eq(Mux(is_binary, Mux(x >= 0, 1, -1), clipped))
+        # Stage 4: y = (t + 1) >> 1, saturated to the output format; the range tests are
+        # on t (y > qmax <=> t >= 2 qmax + 1, y < qmin <=> t <= 2 qmin - 2, y >= 0 <=>
+        # t >= -1), so only y's low bits need the add.
+        qmin = Signal(signed(8))
+        qmax = Signal(signed(8))
+        with m.Switch(s3.out_format):
+            for code in OutFormat:
+                with m.Case(code):
+                    fmt = FORMATS[code.name.lower()]
+                    m.d.comb += [qmin.eq(fmt.qmin), qmax.eq(fmt.qmax)]
+        is_binary = s3.out_format == OutFormat.BINARY
+        m.d.comb += [s4.last.eq(s3.last), out_fifo.w_en.eq(s3.valid), out_fifo.w_data.eq(s4)]
+        for n in range(lanes):
+            t = s3.shifted[n]
+            low = Signal(signed(8), name=f"rounded_{n}")
+            m.d.comb += low.eq((t[:9] + 1)[1:9])
+            above = t >= (qmax.as_signed() << 1) + 1
+            below = t <= (qmin.as_signed() << 1) - 2
+            clipped = Mux(below, qmin, Mux(above, qmax, low))
+            m.d.comb += s4.codes[n].eq(Mux(is_binary, Mux(t >= -1, 1, -1), clipped))
 
         m.d.comb += [
-            self.o.valid.eq(s4.valid),
-            self.o.payload.codes.eq(s4.codes),
-            self.o.payload.last.eq(s4.last),
+            self.o.valid.eq(out_fifo.r_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
         ]
         return m

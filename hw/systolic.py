@@ -15,15 +15,10 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .interfaces import positive_int
 from .pe import ACTIVATION_BITS, MacProvider, ProcessingElement
 
 __all__ = ["SystolicArray"]
-
-
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return value
 
 
 class SystolicArray(wiring.Component):
@@ -64,7 +59,7 @@ class SystolicArray(wiring.Component):
         One beat (``rows * cols`` MACs) per cycle. Back-to-back tiles of
         ``K >= bubble_free_k`` run without a single idle cycle when the output is always
         ready; in general a run of tiles takes at most ``sum(max(K, bubble_free_k))``
-        cycles. Row 0 of a tile is valid ``latency = pe_cols + 2`` cycles after its ``last``
+        cycles. Row 0 of a tile is valid ``latency = pe_cols + 3`` cycles after its ``last``
         beat is accepted; row r follows r cycles later.
 
     Resources
@@ -75,8 +70,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, *, rows: int, cols: int, macp: MacProvider, k_max: int):
-        self._rows = _positive_int(rows, "Rows")
-        self._cols = _positive_int(cols, "Cols")
+        self._rows = positive_int(rows, "Rows")
+        self._cols = positive_int(cols, "Cols")
         if not isinstance(macp, MacProvider):
             raise TypeError(f"MAC provider must be a MacProvider, not {macp!r}")
         if cols % macp.lanes:
@@ -84,7 +79,7 @@ class SystolicArray(wiring.Component):
                 f"Cols must be a multiple of the MAC provider's {macp.lanes} lanes, not {cols!r}"
             )
         self._macp = macp
-        self._k_max = _positive_int(k_max, "K max")
+        self._k_max = positive_int(k_max, "K max")
         self._acc_bits = macp.accumulator_bits(k_max)
         super().__init__(
             {

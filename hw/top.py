@@ -12,7 +12,8 @@ port               direction  meaning
 ``s_axi_*``        sub        AXI4-Lite control and status registers (:mod:`ttaccel.spec.regmap`)
 ``s_axis_*``       sub        64-bit AXI4-Stream in (``TDATA``, ``TLAST``): the DMA's MM2S
 ``m_axis_*``       mgr        64-bit AXI4-Stream out (``TDATA``, ``TKEEP``, ``TLAST``): S2MM
-``interrupt``      out        level, high while ``STATUS.done`` and ``CONTROL.irq_enable``
+``interrupt``      out        level, high while (``STATUS.done`` or ``STATUS.error``) and
+                             ``CONTROL.irq_enable``
 =================  =========  ==============================================================
 
 Streams carry :data:`ttaccel.hw.interfaces.STREAM_BEAT` (``TDATA`` little endian); the engine
@@ -22,10 +23,10 @@ whole 64-bit beats (zero padded). ``s_axis`` has no ``TKEEP``: the host sends wh
 
 Register wiring: ``CONTROL.start`` / ``CONTROL.soft_reset`` pulse the engine's ``start`` /
 ``soft_reset``; ``PROGRAM_LENGTH`` drives ``program_length``; ``STATUS.done`` / ``STATUS.error``
-are sticky flags set by the engine's one-cycle ``done`` / ``error`` and cleared by writing 1
-or by ``start``; ``STATUS.busy``, ``error_code``, ``error_pc``, ``PC`` and the four 64-bit
-counters read the engine's outputs. ``interrupt`` is registered: it follows ``STATUS.done and
-CONTROL.irq_enable`` one cycle later.
+are sticky flags set by the engine's one-cycle ``done`` / ``error`` and cleared by writing 1,
+by ``start`` or by ``soft_reset``; ``STATUS.busy``, ``error_code``, ``error_pc``, ``PC`` and
+the four 64-bit counters read the engine's outputs. ``interrupt`` is registered: it follows
+``(STATUS.done or STATUS.error) and CONTROL.irq_enable`` one cycle later.
 """
 
 from __future__ import annotations
@@ -162,9 +163,9 @@ class ZynqTop(wiring.Component):
             engine.program_length.eq(regs.program_length.instructions),
             regs.status.busy.eq(engine.busy),
             regs.status.done.set.eq(engine.done),
-            regs.status.done.clear.eq(regs.control.start),
+            regs.status.done.clear.eq(regs.control.start | regs.control.soft_reset),
             regs.status.error.set.eq(engine.error),
-            regs.status.error.clear.eq(regs.control.start),
+            regs.status.error.clear.eq(regs.control.start | regs.control.soft_reset),
             regs.status.error_code.eq(engine.error_code),
             regs.status.error_pc.eq(engine.error_pc),
             regs.pc.dispatched.eq(engine.pc),
@@ -172,6 +173,9 @@ class ZynqTop(wiring.Component):
         for counter, port in COUNTER_PORTS.items():
             m.d.comb += getattr(csr.counters, counter).eq(getattr(engine, port))
 
-        # -- interrupt: registered, so the PS sees a clean level.
-        m.d.sync += self.interrupt.eq(regs.status.done.value & regs.control.irq_enable)
+        # -- interrupt: registered, so the PS sees a clean level; a run's end either way.
+        status = regs.status
+        m.d.sync += self.interrupt.eq(
+            (status.done.value | status.error.value) & regs.control.irq_enable
+        )
         return m

@@ -204,8 +204,8 @@ async def reset_in_the_middle_of_a_run(dut):
 
 @cocotb.test()
 async def an_early_tlast_reports_an_error_not_done(dut):
-    """The engine's error pulse, code and pc reach STATUS; no done and no interrupt; W1C and
-    start clear the flag."""
+    """The engine's error pulse, code and pc reach STATUS; no done; the interrupt rises (with
+    irq_enable) as for done; W1C clears the flag and the line, start clears the flag."""
     tb, cfg, _ = _setup(dut, 40)
     await tb.reset()
     n, sent = cfg["beats"], cfg["beats"] // 2
@@ -219,9 +219,12 @@ async def an_early_tlast_reports_an_error_not_done(dut):
     assert STATUS.field("error_code").extract(status) == EARLY_END_ERROR
     assert STATUS.field("error_pc").extract(status) == sent - 1
     await tb.cycles(2)
-    assert not tb.interrupt_cycles
-    assert tb.out_beats == sent - 1  # echoed up to the early TLAST, no TLAST out
+    assert tb.interrupt_cycles, "no interrupt after an error"
+    assert int(tb.dut.interrupt.value) == 1
+    assert tb.out_beats == sent - 1  # the stand-in echoes up to the early TLAST
     await tb.write("STATUS", ERROR)
+    await tb.cycles(2)
+    assert int(tb.dut.interrupt.value) == 0
     status = await tb.read("STATUS")
     assert STATUS.field("error").extract(status) == 0
     assert STATUS.field("error_code").extract(status) == EARLY_END_ERROR  # RO: kept until start
@@ -232,7 +235,8 @@ async def an_early_tlast_reports_an_error_not_done(dut):
 
 @cocotb.test()
 async def soft_reset_aborts_a_run(dut):
-    """CONTROL.soft_reset stops a waiting run without done; the next run is exact."""
+    """CONTROL.soft_reset stops a waiting run without done; the next run is exact; a soft reset
+    of the idle device afterwards clears STATUS and the interrupt."""
     tb, cfg, _ = _setup(dut, 50)
     await tb.reset()
     await tb.write("PROGRAM_LENGTH", 10)
@@ -247,3 +251,9 @@ async def soft_reset_aborts_a_run(dut):
     assert got == expected_run(words, len(words))
     await tb.cycles(2)
     assert int(tb.dut.interrupt.value) == 1
+    # Soft reset of the idle device clears STATUS (done) and so the interrupt.
+    await tb.write("CONTROL", IRQ_ENABLE | SOFT_RESET)
+    await tb.cycles(2)
+    assert await tb.read("STATUS") == 0
+    assert int(tb.dut.interrupt.value) == 0
+    assert (await tb.read("CONTROL")) == IRQ_ENABLE

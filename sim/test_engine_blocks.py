@@ -88,7 +88,8 @@ def test_transposed_low_bit_products(fmt):
                 ctx.set(pe.last, 1)
                 await ctx.tick()
                 ctx.set(pe.valid, 0)
-                await ctx.tick()
+                for _ in range(ProcessingElement.latency - 1):
+                    await ctx.tick()
                 got.append(ctx.get(pe.acc[0]))
 
     sim = Simulator(pe)

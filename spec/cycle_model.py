@@ -22,7 +22,8 @@ streams at one 64-bit beat per cycle in each direction and no back-pressure from
   steady run of tiles costs ``max(k, D)`` each. Results are written ``latency`` cycles after
   their drain slot (operand skew ``rows + cols - 2`` plus the MAC and requantizer pipelines);
   a GEMM completes (``signal``) when its last result is written. A GEMM's first tile also
-  waits ``gemm_issue`` cycles after the previous GEMM's last compute step, for its token
+  waits ``gemm_issue`` cycles after the previous GEMM's last compute step (none when it is
+  not fenced, follows a GEMM and was ready before that GEMM's last step), for its token
   (``wait``), and with ``fence`` for every earlier result to be written. A ``STORE`` starts
   when every earlier result is written and takes its beats on the output stream.
 
@@ -56,19 +57,24 @@ __all__ = ["CycleReport", "Timing", "estimate_layer", "simulate"]
 @dataclass(frozen=True)
 class Timing:
     """Latencies of the implementation, in cycles (defaults: a plausible RTL; calibrate
-    against simulation). ``mac_latency``: PE pipeline (DSP48E1 registers);
+    against simulation). ``mac_latency``: the buffers' operand register and the PE pipeline
+    (DSP48E1 operand, product and accumulator registers) and the hold row;
     ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
-    ``gemm_issue``: gap between the last compute step of one GEMM and the first of the next;
+    ``output_latency``: the engine's output register, between the last output beat leaving
+    the packer and the run's end;
+    ``gemm_issue``: gap between the last compute step of one GEMM and the first of the next
+    when the next one cannot follow directly (fence, or not ready in time);
     ``load_setup``: fixed cycles of a LOAD besides its beats; ``dispatch`` / ``dispatch_gemm``:
     cycles to dispatch one instruction / one GEMM. The defaults follow ``hw/`` (dispatcher,
     load engine, requantizer) as documented there."""
 
-    mac_latency: int = 3
+    mac_latency: int = 5
     requant_latency: int = 4
+    output_latency: int = 1
     gemm_issue: int = 1
     load_setup: int = 2
-    dispatch: int = 2
-    dispatch_gemm: int = 12
+    dispatch: int = 4
+    dispatch_gemm: int = 16
 
     def latency(self, config: AccelConfig) -> int:
         """Cycles from a result's drain slot to its write: skew + MAC + requantizer."""
@@ -138,6 +144,7 @@ def simulate(
     bank = 0
     written = 0  # time every issued result is written
     out_free = 0
+    last_exec_gemm = False  # the execute engine's previous instruction was a GEMM
     compute_cycles = tiles = macs = in_beats = out_beats = 0
     dispatch_time: dict[int, int] = {}
 
@@ -182,7 +189,10 @@ def simulate(
                 load_free = end
                 in_beats += beats
             elif isinstance(instr, Gemm):
-                s = max(ready, compute_free + timing.gemm_issue)
+                # Without fence, a GEMM already waiting when the previous GEMM issues its last
+                # beat follows it directly; otherwise it starts ``gemm_issue`` later.
+                chained = not instr.fence and last_exec_gemm and ready < compute_free
+                s = max(ready, compute_free + (0 if chained else timing.gemm_issue))
                 if instr.fence:
                     s = max(s, written)
                 first = True
@@ -216,15 +226,18 @@ def simulate(
                 s = start_gemm
                 end = drain_free + latency
                 written = end
+                last_exec_gemm = True
             else:  # STORE
                 beats = result_beats(instr.count, config.rows, instr.fmt)
                 s = max(ready, written, out_free, compute_free)
                 end = s + beats
                 out_free = compute_free = end
                 out_beats += beats
+                last_exec_gemm = False
             start[i] = s
             done[i] = end
-            all_done = max(all_done, end)
+            sends = isinstance(instr, Store) or (isinstance(instr, Gemm) and instr.dst_stream)
+            all_done = max(all_done, end + (timing.output_latency if sends else 0))
             if instr.signal:
                 tokens[e].append(end)
             queues[e].popleft()

@@ -14,12 +14,19 @@ from ttaccel.spec.tt import TTShape, best_plan, tt_layer_modes
 
 TINY = AccelConfig(rows=4, cols=4, weight_buffer_depth=256, act_buffer_depth=256)
 TIMING = Timing(
-    mac_latency=3, requant_latency=4, gemm_issue=1, load_setup=2, dispatch=2, dispatch_gemm=12
+    mac_latency=3,
+    requant_latency=4,
+    gemm_issue=1,
+    load_setup=2,
+    dispatch=2,
+    dispatch_gemm=12,
+    output_latency=1,
 )
 PROGRAM = 3 * 5  # three instructions of five beats arrive before anything runs
 LOAD_QUEUED = PROGRAM + 2
 GEMM_QUEUED = LOAD_QUEUED + 12
 END = 2  # END dispatches 2 cycles after the last result is written
+OUT = 1  # ... and one more after a stream result: the engine's output register
 
 
 def stream_gemm(k, n):
@@ -47,7 +54,7 @@ def test_one_tile_closed_form():
     latency = TINY.rows + TINY.cols - 2 + 3 + 4
     load_end = LOAD_QUEUED + 2 + 10  # 10 A-words of 32 bits: 5 beats, but 10 writes
     assert load_end == GEMM_QUEUED
-    assert report.cycles == load_end + 10 + 4 + latency + END  # k, then 4 columns drain
+    assert report.cycles == load_end + 10 + 4 + latency + OUT + END  # k, then 4 columns drain
     assert report.compute_cycles == 10 and report.tiles == 1
     assert report.macs_issued == 10 * 4 * 4
     assert report.stall_cycles == report.cycles - 10
@@ -59,7 +66,7 @@ def test_short_tiles_are_drain_bound():
     program = [Load(Buffer.ABUF, 0, 2, signal=True), stream_gemm(2, 12), End()]
     report = simulate(program, TINY, TIMING)
     latency = TINY.rows + TINY.cols - 2 + 7
-    assert report.cycles == GEMM_QUEUED + 2 + 3 * 4 + latency + END
+    assert report.cycles == GEMM_QUEUED + 2 + 3 * 4 + latency + OUT + END
 
 
 def test_output_stream_bound_tiles():
@@ -70,7 +77,7 @@ def test_output_stream_bound_tiles():
     report = simulate(program, config, TIMING)
     load_end = LOAD_QUEUED + 2 + 60
     latency = config.rows + config.cols - 2 + 7
-    assert report.cycles == load_end + 30 + 32 * tiles + latency + END
+    assert report.cycles == load_end + 30 + 32 * tiles + latency + OUT + END
     assert report.output_beats == 32 * tiles
 
 
