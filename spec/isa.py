@@ -44,6 +44,50 @@ The output stream carries the results of streaming GEMMs and of STOREs in execut
 64-bit beats, with ``TLAST`` on the run's last beat. Buffer contents survive between runs and
 a soft reset: a *setup* run can load constants (TT cores, bias) that later runs reuse.
 
+Errors, soft reset, and what the host does
+==========================================
+
+The engine checks each instruction as it dispatches it and stops at the first error
+(``STATUS.error_code``, :data:`ttaccel.spec.regmap.ERROR_CODES`; ``STATUS.error_pc`` = ``e``,
+the failing instruction's index). The stop sequence, exactly:
+
+1. No instruction at or after ``e`` starts; the dispatcher stops. ``PC`` keeps the number of
+   instructions dispatched: ``e`` for the errors found at dispatch (1, 2, 3, and 5 inside the
+   program), at least ``e + 1`` for those found while running (4, and 5 inside a LOAD).
+   Every instruction before ``e`` runs to completion, unless it
+   waits for a token that only an instruction at or after ``e`` would signal (it never
+   starts). An instruction after ``e`` that had already started when the error was found
+   (possible only for errors 4 and 5, which are found while running) also completes.
+2. The output stream carries the complete output of every completed instruction, in order,
+   then one all-zero beat with ``TLAST`` (unless this run's ``TLAST`` beat had already been
+   sent). So the S2MM receive always completes; its last beat is that zero beat.
+3. Then ``STATUS.busy`` falls, ``STATUS.error`` rises and the interrupt line rises (when
+   ``CONTROL.irq_enable``), as for ``done``.
+4. From then until the next ``CONTROL.start`` or ``CONTROL.soft_reset`` the engine accepts and
+   discards every input beat, so MM2S transfers the host queued for this run complete.
+
+What the host does after an error: wait for the interrupt (or poll ``STATUS``); wait for its
+S2MM receive to complete (it ends with the ``TLAST`` beat of step 2: the zero beat, unless
+the run's last output instruction had finished -- a receive sized for the whole run's output
+therefore ends early, and its received length says so) and for every MM2S transfer of the run
+to complete; read ``error_code`` and ``error_pc``; optionally use the output of the
+instructions before ``error_pc``; clear ``STATUS.error`` (write 1, or ``start`` clears it).
+Buffer contents are undefined after an error (a LOAD or GEMM may have written part of its
+words): rerun the setup program before the next run that needs resident constants. If the
+host had no S2MM receive pending, it must start one (of at least 8 bytes) to take the ``TLAST``
+beat before it starts another run (``aresetn`` is the only other way to withdraw it).
+
+``CONTROL.soft_reset`` (also the guarantee for a program that waits forever, e.g. for a token
+no instruction signals: the engine has no watchdog): in the cycle after the write
+``STATUS.busy`` is low, every engine, queue and token counter is idle, ``PC`` is 0, and
+``STATUS.done`` / ``STATUS.error`` are cleared (so is the interrupt); no input is taken until
+the next start. A beat already offered on the output stream (``TVALID`` high) stays offered,
+unchanged, until it is accepted (the AXI4-Stream rule); nothing follows it, and no ``TLAST``
+is added. After a soft reset in the middle of a run the host must therefore reset its DMA
+channels (PYNQ: the DMA's ``MM2S`` / ``S2MM`` reset) before the next run, or accept that one
+beat first. Buffer contents are kept. On an idle device soft reset changes nothing but
+``STATUS`` (cleared) and ``PC`` (0).
+
 Instruction encoding
 ====================
 
