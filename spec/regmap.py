@@ -16,8 +16,10 @@ Access kinds (per field):
 
 A run (see :mod:`.isa`): write ``PROGRAM_LENGTH``; write ``CONTROL.start``; the engine reads the
 program (``PROGRAM_LENGTH`` instructions of five 64-bit beats) and then the data from the input
-stream; when ``END`` retires, ``STATUS.busy`` falls and ``STATUS.done`` rises (and the interrupt
-line if ``CONTROL.irq_enable``). 64-bit counters are read low word first: reading ``*_LO``
+stream; when ``END`` retires, ``STATUS.busy`` falls and ``STATUS.done`` rises; when a run stops
+on an error, ``STATUS.busy`` falls and ``STATUS.error`` rises (after the stop sequence of
+:mod:`.isa`, "Errors"). The interrupt line is high while ``CONTROL.irq_enable`` and
+(``STATUS.done`` or ``STATUS.error``). 64-bit counters are read low word first: reading ``*_LO``
 latches the high word into ``*_HI`` so the pair is consistent. Counters clear on ``start``.
 """
 
@@ -67,7 +69,8 @@ ERROR_CODES: dict[int, str] = {
     4: "token counter overflow (more than 255 outstanding tokens)",
     5: "input stream ended (TLAST) before the program or a LOAD was complete",
 }
-"""``STATUS.error_code`` values; the engine stops at the first error with ``STATUS.error`` set."""
+"""``STATUS.error_code`` values; the engine stops at the first error with ``STATUS.error`` set
+(the stop sequence and what the host does: :mod:`.isa`, "Errors")."""
 
 
 @dataclass(frozen=True)
@@ -265,9 +268,16 @@ REGMAP = RegisterMap(
                     1,
                     "WO",
                     "abort and return every engine, queue, token counter and "
-                    "stream interface to idle; buffer contents are kept",
+                    "stream interface to idle and clear STATUS.done/error; a beat already "
+                    "offered on the output stream stays offered until accepted; buffer "
+                    "contents are kept",
                 ),
-                _flag("irq_enable", 2, "RW", "drive the interrupt line while STATUS.done is set"),
+                _flag(
+                    "irq_enable",
+                    2,
+                    "RW",
+                    "drive the interrupt line while STATUS.done or STATUS.error is set",
+                ),
             ),
             "Run control.",
         ),
@@ -277,7 +287,12 @@ REGMAP = RegisterMap(
             (
                 _flag("busy", 0, "RO", "a run is in progress"),
                 _flag("done", 1, "W1C", "the last run retired END (sticky; the interrupt source)"),
-                _flag("error", 2, "W1C", "the last run stopped on an error (sticky)"),
+                _flag(
+                    "error",
+                    2,
+                    "W1C",
+                    "the last run stopped on an error (sticky; an interrupt source)",
+                ),
                 Field("error_code", 8, 8, "RO", 0, "the first error of the last run (ERROR_CODES)"),
                 Field(
                     "error_pc", 16, 16, "RO", 0, "index of the instruction that raised the error"
