@@ -433,6 +433,25 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"unknown suites {bad}; choose from {sorted(SUITES)}")
 
+    if args.rev is not None:  # one commit for the whole run, even if HEAD moves meanwhile
+        args.rev = subprocess.run(
+            ["git", "rev-parse", "--verify", f"{args.rev}^{{commit}}"], cwd=REPO,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    old = json.loads(report_path.read_text()) if args.update and report_path.exists() else None
+    if old is not None and old["seeds"] != seeds:
+        parser.error(f"--update needs the report's seeds {old['seeds']}")
+
+    def save(report: dict) -> dict:
+        """Write the report so far (merged into the old one with --update); returns it."""
+        if old is not None:
+            fresh = {e["name"]: e for e in report["mutants"]}
+            kept = [fresh.pop(e["name"], e) for e in old["mutants"]]
+            report = {**old, "mutants": kept + list(fresh.values())}
+        ROOT.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        return report
+
     try:
         base_root = make_shadow("baseline", None, args.rev)
         base_hash = netlist_hash(base_root)
@@ -460,19 +479,11 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = ", ".join(run["failed"]) if run["failed"] else "SURVIVED"
                 print(f"{mutant.name} (seed {seed}, {run['seconds']} s): {verdict}", flush=True)
             report["mutants"].append(entry)
+            save(report)
     except MutationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    ROOT.mkdir(parents=True, exist_ok=True)
-    if args.update and report_path.exists():
-        old = json.loads(report_path.read_text())
-        if old["seeds"] != seeds:
-            print(f"error: --update needs the report's seeds {old['seeds']}", file=sys.stderr)
-            return 2
-        fresh = {e["name"]: e for e in report["mutants"]}
-        kept = [fresh.pop(e["name"], e) for e in old["mutants"]]
-        report = {**old, "mutants": kept + list(fresh.values())}
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    report = save(report)
     table = markdown(report)
     print(table)
     if args.markdown:
