@@ -74,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="shorthand config: power-of-two scales (pure-shift requantization)",
     )
+    for side in ("weight", "activation"):
+        parser.add_argument(
+            f"--{side}-scale-init",
+            default="max",
+            choices=["max", "lsq", "mse", "percentile"],
+            help=f"shorthand config: initial {side} scales before QAT (default: max = max|x|/Qp)",
+        )
     parser.add_argument(
         "--method",
         default="layerwise",
@@ -104,7 +111,12 @@ def config_from_args(args: argparse.Namespace):
     if args.rank is None:
         raise ValueError("give --config FILE or --rank R (with optional --bits, --embedding-rank)")
     return CompressionConfig.uniform(
-        args.rank, args.bits, embedding_rank=args.embedding_rank, power_of_two=args.power_of_two
+        args.rank,
+        args.bits,
+        embedding_rank=args.embedding_rank,
+        power_of_two=args.power_of_two,
+        weight_scale_init=args.weight_scale_init,
+        activation_scale_init=args.activation_scale_init,
     )
 
 

@@ -202,14 +202,16 @@ class CompressionConfig:
     @classmethod
     def uniform(
         cls, rank: int, weight_bits: int | None, *, embedding_rank: int | None = None,
-        power_of_two: bool = False,
+        power_of_two: bool = False, weight_scale_init: str = "max",
+        activation_scale_init: str = "max",
     ) -> CompressionConfig:  # fmt: skip
         """All six encoder linears at ``rank`` (auto modes), plus the word embedding when
-        ``embedding_rank`` is given."""
+        ``embedding_rank`` is given; scale rules as the fields of the same names."""
         rules = [LayerRule("encoder", rank)]
         if embedding_rank is not None:
             rules.append(LayerRule("word_embeddings", embedding_rank))
-        return cls(tuple(rules), weight_bits, power_of_two)
+        return cls(tuple(rules), weight_bits, power_of_two, weight_scale_init=weight_scale_init,
+                   activation_scale_init=activation_scale_init)  # fmt: skip
 
     # -- resolution against a model --
 

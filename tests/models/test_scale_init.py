@@ -108,6 +108,17 @@ def test_config_scale_inits_round_trip_and_default_to_max():
     old = json.loads(cfg.to_json())
     del old["weight_scale_init"], old["activation_scale_init"]  # a config from before
     assert CompressionConfig.from_dict(old).weight_scale_init == "max"
+    short = CompressionConfig.uniform(16, 4, weight_scale_init="mse", activation_scale_init="lsq")
+    assert (short.weight_scale_init, short.activation_scale_init) == ("mse", "lsq")
+    from ttaccel.cli import build_parser
+    from ttaccel.models.cmd_compress import config_from_args
+
+    args = build_parser().parse_args(
+        ["compress", "--teacher", "t", "--data", "d", "--out", "o", "--rank", "16", "--bits",
+         "4", "--weight-scale-init", "mse", "--activation-scale-init", "percentile"]
+    )  # fmt: skip
+    cfg_cli = config_from_args(args)
+    assert (cfg_cli.weight_scale_init, cfg_cli.activation_scale_init) == ("mse", "percentile")
     with pytest.raises(ValueError, match="activation_scale_init must be one of"):
         CompressionConfig(cfg.layers, 4, activation_scale_init="optimal")
 
