@@ -129,3 +129,26 @@ def test_query_output_is_the_golden_layer_on_the_known_input():
     np.add.at(expected, row.reshape(-1).astype(np.int64) + 128, 3)  # 3 tokens, same row
     got = stats["layers"]["bert.encoder.layer.0.attention.self.query"]["output"]["counts"]
     assert got == expected.tolist()
+
+
+def test_cli_writes_the_picture_and_the_json(tmp_path, capsys):
+    from ttaccel.cli import main
+    from ttaccel.spec.artifact import save_artifact
+
+    artifact = _tiny_artifact()
+    artifact.vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "film", "a", "b", "c"]
+    save_artifact(tmp_path / "tiny.safetensors", artifact)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dev.tsv").write_text("sentence\tlabel\ngood film\t1\nbad\t0\na b c\t1\n")
+    code = main(["code-stats", "--artifact", str(tmp_path / "tiny.safetensors"),
+                 "--data", str(tmp_path / "data"), "--limit", "2",
+                 "--out", str(tmp_path / "h.png"), "--json", str(tmp_path / "h.json")])  # fmt: skip
+    assert code == 0
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+    stats = json.loads((tmp_path / "h.json").read_text())
+    assert (
+        stats["examples"] == 2 and stats["tokens"] == 4 + 3
+    )  # [CLS] good film [SEP], [CLS] bad [SEP]
+    assert "all int4 cores: 96 codes, 50.0% zero" in capsys.readouterr().out
+    assert main(["code-stats", "--data", str(tmp_path / "data"), "--limit", "0",
+                 "--out", str(tmp_path / "x.png")]) == 2  # fmt: skip
