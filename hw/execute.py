@@ -528,27 +528,35 @@ class ExecuteEngine(wiring.Component):
             gemm_retire.eq(res_fire & res.last),
         ]
 
-        # -- STORE: ABUF words to the packer --------------------------------------------------
-        m.d.comb += s_adv.eq(~s_valid | packer.i.ready)
+        # -- STORE: ABUF words to the packer, through a register after the read (no logic
+        # between the block RAM and a register).
+        t_valid = Signal(name="store_word_valid")
+        t_end = Signal(name="store_word_end")
+        t_codes = Signal.like(a_word, name="store_word", reset_less=True)
+        m.d.comb += s_adv.eq(~t_valid | packer.i.ready)
         s_issue = in_store & (s_left != 0) & s_adv
         with m.If(self.q.ready & head.store):
             m.d.sync += [s_addr.eq(head.a_base), s_left.eq(head.n)]
         with m.If(s_adv):
-            m.d.sync += [s_valid.eq(s_issue), s_end.eq(s_left == 1)]
+            m.d.sync += [
+                s_valid.eq(s_issue),
+                s_end.eq(s_left == 1),
+                t_valid.eq(s_valid),
+                t_end.eq(s_end),
+                t_codes.eq(a_word),
+            ]
         with m.If(s_issue):
             m.d.sync += [s_addr.eq(s_addr + 1), s_left.eq(s_left - 1)]
-        m.d.comb += store_done.eq(in_store & s_valid & s_end & packer.i.ready)
-        with m.If(store_done):
-            m.d.sync += s_valid.eq(0)
+        m.d.comb += store_done.eq(in_store & t_valid & t_end & packer.i.ready)
 
         # Packer input: the STORE's words while a STORE runs, else streamed results.
         with m.If(in_store):
             m.d.comb += [
-                packer.i.valid.eq(s_valid),
-                packer.i.payload.codes.eq(a_word),
+                packer.i.valid.eq(t_valid),
+                packer.i.payload.codes.eq(t_codes),
                 packer.i.payload.fmt.eq(g.out_format),
-                packer.i.payload.end.eq(s_end),
-                packer.i.payload.final.eq(s_end & g.final),
+                packer.i.payload.end.eq(t_end),
+                packer.i.payload.final.eq(t_end & g.final),
             ]
         with m.Else():
             m.d.comb += [

@@ -38,9 +38,9 @@ class BeatPacker(wiring.Component):
 
     Throughput and latency
         One word per cycle while a word has at most 64 bits, else one beat per cycle
-        (``ceil(bits / 64)`` cycles per word); a beat leaves 2 cycles after the transfer that
-        completes it (gearbox register, then a 2-entry beat FIFO). ``i.ready`` depends on
-        registers only (no combinational path from ``o.ready``).
+        (``ceil(bits / 64)`` cycles per word); a beat leaves 3 cycles after the transfer that
+        completes it (input register, gearbox register, then a 2-entry beat FIFO). ``i.ready``
+        depends on registers only (no combinational path from ``o.ready``).
     """
 
     def __init__(self, *, lanes: int):
@@ -72,9 +72,10 @@ class BeatPacker(wiring.Component):
         word_max = lanes * 8
         cap = word_max + STREAM_BITS - 1
 
-        # Compaction: each lane's field of the format, lane 0 lowest (binary: +1 -> 1).
-        word = Signal(word_max, name="word")
-        word_bits = Signal(range(word_max + 1), name="word_bits")
+        # Compaction: each lane's field of the format, lane 0 lowest (binary: +1 -> 1), into
+        # the input register (so no path runs from the producer through the shifter).
+        word_d = Signal(word_max)
+        bits_d = Signal(range(word_max + 1))
         codes = self.i.payload.codes
         with m.Switch(self.i.payload.fmt):
             for code in OutFormat:
@@ -84,7 +85,22 @@ class BeatPacker(wiring.Component):
                         fields = [~codes[n][7] for n in range(lanes)]
                     else:
                         fields = [codes[n][: fmt.bits] for n in range(lanes)]
-                    m.d.comb += [word.eq(Cat(*fields)), word_bits.eq(lanes * fmt.bits)]
+                    m.d.comb += [word_d.eq(Cat(*fields)), bits_d.eq(lanes * fmt.bits)]
+        word = Signal(word_max, name="word", reset_less=True)
+        word_bits = Signal(range(word_max + 1), name="word_bits", reset_less=True)
+        word_valid = Signal(name="word_valid")
+        word_end = Signal(name="word_end")
+        word_final = Signal(name="word_final")
+        take = Signal()  # the gearbox takes the registered word
+        m.d.comb += self.i.ready.eq(~word_valid | take)
+        with m.If(self.i.ready):
+            m.d.sync += [
+                word_valid.eq(self.i.valid),
+                word.eq(word_d),
+                word_bits.eq(bits_d),
+                word_end.eq(self.i.payload.end),
+                word_final.eq(self.i.payload.final),
+            ]
 
         # Beat FIFO: decouples o.ready from the gearbox (and so from i.ready).
         m.submodules.beats = beats = fifo.SyncFIFO(width=STREAM_BITS + 1, depth=2)
@@ -116,18 +132,17 @@ class BeatPacker(wiring.Component):
         flush_after = Signal()
         m.d.comb += [
             flush_after.eq(flushing & (fill_after != 0)),
-            self.i.ready.eq((fill_after < STREAM_BITS) & ~flush_after),
+            take.eq(word_valid & (fill_after < STREAM_BITS) & ~flush_after),
         ]
-        accept = Signal()
-        m.d.comb += accept.eq(self.i.valid & self.i.ready)
+        accept = take
         shift = fill_after[: (STREAM_BITS - 1).bit_length()]
         m.d.sync += [
             buf.eq(buf_after | Mux(accept, word << shift, Const(0, unsigned(1)))),
             fill.eq(fill_after + Mux(accept, word_bits, 0)),
-            flushing.eq(flush_after | (accept & self.i.payload.end)),
+            flushing.eq(flush_after | (accept & word_end)),
         ]
         with m.If(accept):
-            m.d.sync += final.eq(self.i.payload.final)
+            m.d.sync += final.eq(word_final)
 
-        m.d.comb += self.idle.eq((fill == 0) & ~flushing & ~beats.r_rdy)
+        m.d.comb += self.idle.eq(~word_valid & (fill == 0) & ~flushing & ~beats.r_rdy)
         return m

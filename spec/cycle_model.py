@@ -60,8 +60,9 @@ class Timing:
     against simulation). ``mac_latency``: the buffers' operand register and the PE pipeline
     (DSP48E1 operand, product and accumulator registers) and the hold row;
     ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
-    ``output_latency``: the engine's output register, between the last output beat leaving
-    the packer and the run's end;
+    ``output_latency``: the packer's input register and the engine's output register, between
+    the last output word reaching the packer and the run's end; ``store_latency``: the
+    register between a STORE's block-RAM reads and the packer;
     ``gemm_issue``: gap between the last compute step of one GEMM and the first of the next
     when the next one cannot follow directly (fence, or not ready in time);
     ``load_setup``: fixed cycles of a LOAD besides its beats; ``dispatch`` / ``dispatch_gemm``:
@@ -70,7 +71,8 @@ class Timing:
 
     mac_latency: int = 5
     requant_latency: int = 4
-    output_latency: int = 1
+    output_latency: int = 2
+    store_latency: int = 1
     gemm_issue: int = 1
     load_setup: int = 2
     dispatch: int = 4
@@ -230,7 +232,7 @@ def simulate(
             else:  # STORE
                 beats = result_beats(instr.count, config.rows, instr.fmt)
                 s = max(ready, written, out_free, compute_free)
-                end = s + beats
+                end = s + beats + timing.store_latency
                 out_free = compute_free = end
                 out_beats += beats
                 last_exec_gemm = False

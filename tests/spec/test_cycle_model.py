@@ -21,6 +21,7 @@ TIMING = Timing(
     dispatch=2,
     dispatch_gemm=12,
     output_latency=1,
+    store_latency=0,
 )
 PROGRAM = 3 * 5  # three instructions of five beats arrive before anything runs
 LOAD_QUEUED = PROGRAM + 2
