@@ -88,8 +88,8 @@ class ReferenceDevice(Device):
 
     def _run(self) -> None:
         """Execute the started program once its input has arrived."""
-        if not self._busy or self._send is None or self._consumed:
-            return
+        if not self._busy or self._send is None or not self._send.size or self._consumed:
+            return  # not started, or no input transfer yet (a receive-only one brings none)
         stream, length = self._send, self._program_length
         head = length * BEATS_PER_INSTRUCTION
         try:

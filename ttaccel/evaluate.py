@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         "truncated": sum(p.truncated for p in predictions),
         **summary,
     }
+    library = getattr(classifier.accelerator.device, "library", None)
+    if library is not None:  # the sim backend: which build of the RTL (its cache key) ran
+        result["simboard"] = str(library)
     print(json.dumps(result, indent=2))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

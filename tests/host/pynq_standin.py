@@ -92,6 +92,8 @@ class StandInBoard(pynq.Device):
         self._ddr: dict[int, np.ndarray] = {}
         self._next_address = MEMORY_BASE
         self._running = False  # the backend has a run's transfers in flight
+        self._receive_only = False  # ... and they are an S2MM transfer without MM2S
+        self._prefix = np.empty(0, np.uint64)  # beats S2MM took before MM2S started
 
     def ip_dict(self, length_width: int = 26) -> dict[str, dict]:
         """PYNQ IP descriptions of the accelerator and the DMA on this device."""
@@ -206,9 +208,10 @@ class StandInBoard(pynq.Device):
                 channel.status &= ~HALTED
             else:
                 channel.status |= HALTED
-                if channel.active:
-                    channel.active = False
-                    self._abandon()
+                # A stopped DMA moves no more data: drop the backend's transfer even when this
+                # channel had finished (S2MM full while the engine still offers beats).
+                channel.active = False
+                self._abandon()
         elif name.endswith("DMASR"):
             channel.status &= ~(value & IRQ_BITS)
         elif name.endswith("MSB"):
@@ -222,7 +225,8 @@ class StandInBoard(pynq.Device):
     def _abandon(self) -> None:
         # The run in flight is dropped on both sides (the DMA no longer moves data).
         self.accelerator.abort_transfers()
-        self._running = False
+        self._running = self._receive_only = False
+        self._prefix = np.empty(0, np.uint64)
 
     def _start(self, which: str, channel: _Channel, nbytes: int) -> None:
         if channel.status & HALTED:
@@ -243,10 +247,22 @@ class StandInBoard(pynq.Device):
         if which == "MM2S":
             beats = self._ddr_at(channel.address, nbytes).view(np.uint64).copy()
             receive = self.s2mm.length // 8 if self.s2mm.active else 0
+            if self._receive_only:
+                # S2MM was already taking beats on its own: what it took stays at the start of
+                # its buffer (a real S2MM does not restart), the rest comes with this run.
+                self._prefix = self.accelerator.received()
+                self.accelerator.abort_transfers()
+                receive -= self._prefix.size
+                self._receive_only = False
             self.accelerator.start_transfers(beats, receive)
             self._running = True
         elif self._running:
             self.violations.append("S2MM armed after MM2S had started")
+        else:
+            # S2MM alone (e.g. the driver draining a beat left offered after a soft reset):
+            # it takes whatever the accelerator offers until MM2S starts, if it does.
+            self.accelerator.start_transfers(np.empty(0, np.uint64), nbytes // 8)
+            self._receive_only, self._running = True, True
 
     def _advance(self) -> None:
         """Poll the backend (advancing simulated time) and retire finished channels."""
@@ -257,7 +273,8 @@ class StandInBoard(pynq.Device):
         if self.mm2s.active and state.sent == state.to_send:
             self._finish(self.mm2s)
         if self.s2mm.active and state.to_receive and state.received == state.to_receive:
-            out = self.accelerator.received().astype(np.uint64)
+            out = np.concatenate([self._prefix, self.accelerator.received()]).astype(np.uint64)
+            self._prefix = np.empty(0, np.uint64)
             self._ddr_at(self.s2mm.address, out.nbytes)[:] = out.view(np.uint8)
             self.s2mm.length = out.nbytes
             self._finish(self.s2mm)

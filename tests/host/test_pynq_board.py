@@ -237,12 +237,6 @@ def test_after_a_hang_the_dma_restarts_and_the_next_run_is_exact(board_python):
     assert found["violations"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RTL: CONTROL.soft_reset leaves the engine's pending output beat (with TLAST) on "
-    "m_axis, so the next run's S2MM ends after that stale beat; SimDevice driven directly by "
-    "the driver does the same (reported to the lead)",
-)
 def test_after_a_hang_the_next_run_on_the_rtl_is_exact(hang):
     assert hang["again"]["matches_golden"], hang["again"].get("error")
 

@@ -215,13 +215,6 @@ def test_output_held_low_hangs_then_abort_and_soft_reset_recover(device):
     assert device.violations == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known RTL bug (issue 9 item 5), fixed in the hardware engineer's uncommitted hw/: "
-    "CONTROL.soft_reset resets the output path, so the beat waiting under back-pressure loses "
-    "TVALID before its handshake",
-)
 def test_a_beat_waiting_at_soft_reset_stays_offered_unchanged(device):
     hang(device)
     abort_and_soft_reset(device)
