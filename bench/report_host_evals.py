@@ -55,7 +55,7 @@ def main() -> int:
     ]
     commands = []
     for item in args.runs:
-        label, _, path = item.partition("=")
+        label, _, path = item.rpartition("=")
         report = json.loads(Path(path).read_text())
         lines.append(row(label, report))
         command = report.get("command") or (  # files written before evaluate recorded it
