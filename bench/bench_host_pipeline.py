@@ -104,6 +104,7 @@ def main() -> None:
         a, b = 1e3 * one["seconds"][key], 1e3 * batch["seconds"][key]
         lines.append(f"| {label} | {a:.2f} | {a / layers:.2f} | {b:.1f} | {b / layers:.2f} |")
     host = [sum(1e3 * r["seconds"][k] for k, _ in STEPS) for r in (one, batch)]
+    total = sum(batch["seconds"].values())
     engine = [1e3 * r["cycles"] / (clock * 1e6) for r in (one, batch)]
     lines += [
         f"| **host total** | **{host[0]:.1f}** | {host[0] / layers:.2f} | **{host[1]:.1f}** | "
@@ -115,6 +116,13 @@ def main() -> None:
         f"Host / engine: {host[0] / engine[0]:.0f}x for one sentence, {host[1] / engine[1]:.0f}x "
         f"for the batch. The engine's share includes streaming every layer's cores once per "
         f"batch.",
+        "",
+        "Largest host steps of the batch (what to move off the host, or into hardware, first): "
+        + ", ".join(
+            f"{label.split(' (')[0]} {100 * batch['seconds'][key] / total:.0f}%"
+            for key, label in sorted(STEPS, key=lambda kv: -batch["seconds"][kv[0]])[:4]
+        )
+        + ".",
     ]
     text = "\n".join(lines)
     print(text)
