@@ -162,6 +162,24 @@ class DeviceTTLinears:
                 raise ArtifactDoesNotFit(f"TT layer {name} with {tokens} tokens: {error}") from None
         return self._cache[key]
 
+    def _prefetching(
+        self,
+        name: str,
+        tokens: int,
+        bases: tuple[int, int],
+        following: str,
+        placement: tuple[int, int],
+    ) -> CompiledLayer:
+        """Layer ``name`` at ``bases`` with ``following``'s constants prefetched at
+        ``placement``, cached like :meth:`_compiled` (``with_prefetch`` re-checks the whole
+        program, so not once per call)."""
+        key = (name, tokens, bases, following, placement)
+        if key not in self._cache:
+            self._cache[key] = with_prefetch(
+                self._compiled(name, tokens, bases), self._compiled(following, tokens, placement)
+            )
+        return self._cache[key]
+
     def _placement_beside(
         self, name: str, running: str, current: tuple[int, int]
     ) -> tuple[int, int] | None:
@@ -234,7 +252,7 @@ class DeviceTTLinears:
         if self.prefetch and following is not None:
             placement = self._placement_beside(following, name, bases)
             if placement is not None:
-                program = with_prefetch(compiled, self._compiled(following, tokens, placement))
+                program = self._prefetching(name, tokens, bases, following, placement)
                 resident[following] = placement
         with self.timer("pack"):
             data = program.input_stream(codes)
