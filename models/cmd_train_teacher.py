@@ -82,6 +82,11 @@ def add_loop_arguments(parser: argparse.ArgumentParser, *, steps: int, lr: float
         default=None,
         help="torch CPU threads per process (default: torch's choice)",
     )
+    parser.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help="batch training examples of similar length together (less padding, faster steps)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -128,7 +133,7 @@ def loop_config(args: argparse.Namespace):
     return LoopConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, save_every=args.save_every,
-        seed=args.seed,
+        seed=args.seed, group_by_length=args.group_by_length,
     )  # fmt: skip
 
 

@@ -234,6 +234,38 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=generator).tolist()
 
 
+#: Global batches per sorting window of :func:`length_grouped_order`.
+LENGTH_GROUP_WINDOW = 64
+
+
+def length_grouped_order(
+    lengths: Sequence[int], global_batch: int, seed: int, epoch: int
+) -> list[int]:
+    """An epoch order in which each global batch holds examples of similar length.
+
+    The :func:`epoch_order` shuffle is cut into windows of ``LENGTH_GROUP_WINDOW`` global
+    batches; each window is sorted by length (longest first, ties by shuffled position) and cut
+    into global batches, and the order of all full batches is shuffled again (so long and short
+    batches alternate through the epoch). Every example still appears exactly once; the
+    incomplete tail (fewer than ``global_batch`` examples) comes last. Deterministic in
+    (``seed``, ``epoch``), the same on every rank. With dynamic padding this cuts the padded
+    tokens of SST-2 training batches by about half.
+    """
+    import torch
+
+    shuffled = epoch_order(len(lengths), seed, epoch)
+    window = global_batch * LENGTH_GROUP_WINDOW
+    grouped: list[list[int]] = []
+    for start in range(0, len(shuffled), window):
+        part = sorted(shuffled[start : start + window], key=lambda i: -lengths[i])
+        grouped += [part[b : b + global_batch] for b in range(0, len(part), global_batch)]
+    full = [g for g in grouped if len(g) == global_batch]
+    tail = [i for g in grouped if len(g) < global_batch for i in g]
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919)
+    perm = torch.randperm(len(full), generator=generator).tolist()
+    return [i for b in perm for i in full[b]] + tail
+
+
 def batches(
     data: Sequence[Encoded],
     batch_size: int,
@@ -244,18 +276,25 @@ def batches(
     rank: int = 0,
     world_size: int = 1,
     skip: int = 0,
+    group_by_length: bool = False,
 ) -> Iterator[dict]:
     """Yield padded batches of ``data``.
 
-    With ``shuffle`` the order is :func:`epoch_order`; each global batch of
-    ``batch_size * world_size`` examples is split so that rank ``r`` takes every
-    ``world_size``-th example from offset ``r`` (so one process at batch ``B * W`` and ``W``
-    processes at batch ``B`` see the same global batches). Incomplete final global batches are
-    dropped when shuffling (training) and kept otherwise. ``skip`` drops the first batches (for
-    resuming mid-epoch).
+    With ``shuffle`` the order is :func:`epoch_order` (or, with ``group_by_length``,
+    :func:`length_grouped_order`); each global batch of ``batch_size * world_size`` examples is
+    split so that rank ``r`` takes every ``world_size``-th example from offset ``r`` (so one
+    process at batch ``B * W`` and ``W`` processes at batch ``B`` see the same global batches).
+    Incomplete final global batches are dropped when shuffling (training) and kept otherwise.
+    ``skip`` drops the first batches (for resuming mid-epoch).
     """
-    order = epoch_order(len(data), seed, epoch) if shuffle else list(range(len(data)))
     global_batch = batch_size * world_size
+    if not shuffle:
+        order = list(range(len(data)))
+    elif group_by_length:
+        lengths = [len(item.input_ids) for item in data]
+        order = length_grouped_order(lengths, global_batch, seed, epoch)
+    else:
+        order = epoch_order(len(data), seed, epoch)
     count = len(order) // global_batch if shuffle else math.ceil(len(order) / global_batch)
     for b in range(skip, count):
         chunk = order[b * global_batch : (b + 1) * global_batch][rank::world_size]

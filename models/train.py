@@ -52,6 +52,8 @@ class LoopConfig:
     eval_batch_size: int = 128
     seed: int = 0
     grad_clip: float = 1.0
+    #: Batch examples of similar length together (:func:`~.data.length_grouped_order`).
+    group_by_length: bool = False
 
     def __post_init__(self) -> None:
         for f in ("steps", "batch_size", "eval_every", "save_every", "eval_batch_size"):
@@ -232,7 +234,7 @@ def train_loop(
         epoch, skip = divmod(step, per_epoch)
         for batch in batches(
             train_data, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
-            rank=rank, world_size=world, skip=skip,
+            rank=rank, world_size=world, skip=skip, group_by_length=cfg.group_by_length,
         ):  # fmt: skip
             loss, logs = loss_fn(net, batch, step)
             optimizer.zero_grad(set_to_none=True)

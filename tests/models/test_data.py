@@ -79,3 +79,29 @@ def test_real_sst2_when_present():
     dev = load_split(folder, "dev", infer_task(folder))
     assert len(dev) == 872
     assert sum(e.label for e in dev) == 444  # README: dev 428 negative / 444 positive
+
+
+def test_length_grouped_batches_cover_every_example_once_with_less_padding():
+    lengths = [1 + (i * 37) % 50 for i in range(1000)]
+    data = [Encoded(tuple(range(1, n + 1)), (0,) * n, i) for i, n in enumerate(lengths)]
+
+    def padded_tokens(group_by_length):
+        out = list(
+            batches(data, 16, shuffle=True, seed=5, epoch=2, group_by_length=group_by_length)
+        )
+        seen = sorted(i for b in out for i in b["labels"].tolist())
+        return seen, sum(b["input_ids"].numel() for b in out), out
+
+    seen, grouped, first = padded_tokens(True)
+    assert len(seen) == 992 and len(set(seen)) == 992  # 62 full batches, the 8-example tail dropped
+    _, plain, _ = padded_tokens(False)
+    assert grouped < 0.7 * plain  # the point of grouping
+    again = list(batches(data, 16, shuffle=True, seed=5, epoch=2, group_by_length=True))
+    assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(first, again, strict=True))
+    # long and short batches alternate: not sorted across the whole epoch
+    widths = [b["input_ids"].shape[1] for b in first]
+    assert widths != sorted(widths, reverse=True)
+    resumed = list(batches(data, 16, shuffle=True, seed=5, epoch=2, skip=10, group_by_length=True))
+    assert all(
+        torch.equal(a["labels"], b["labels"]) for a, b in zip(first[10:], resumed, strict=True)
+    )
