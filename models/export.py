@@ -51,7 +51,9 @@ def student_artifact(
 
     ``tokenizer``: settings recorded next to the vocabulary (``{"do_lower_case": bool}``). The
     model description also records the training run's dev metrics and settings (``training``).
-    Raises ValueError for a float student (the artifact holds integer TT layers only).
+    The position table keeps only its first ``max_length`` rows (the tokenizer never reaches the
+    others; ``max_position_embeddings`` says so). Raises ValueError for a float student (the
+    artifact holds integer TT layers only).
     """
     tts = tt_modules(model)
     if not tts or not all(m.quantized for m in tts.values()):
@@ -74,7 +76,13 @@ def student_artifact(
         for n, p in model.named_parameters()
         if n not in owned and n not in quantizer_params
     }
-    hf = meta["hf_config"]
+    hf = dict(meta["hf_config"])
+    max_length = meta.get("max_length")
+    positions = "bert.embeddings.position_embeddings.weight"
+    if max_length and positions in tensors and int(max_length) < len(tensors[positions]):
+        # The tokenizer cuts every example at max_length: later rows are never read.
+        tensors[positions] = tensors[positions][: int(max_length)].copy()
+        hf["max_position_embeddings"] = int(max_length)
     result = meta.get("result", {})
     model_config = {
         "architecture": "bert-sequence-classification",

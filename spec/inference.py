@@ -225,7 +225,13 @@ class BertInference:
         e = "bert.embeddings."
         x = self.word_embeddings(ids)
         x = x + self._tensor(f"{e}token_type_embeddings.weight")[type_ids]
-        x = x + self._tensor(f"{e}position_embeddings.weight")[: len(ids)]
+        positions = self._tensor(f"{e}position_embeddings.weight")
+        if len(ids) > len(positions):
+            raise ValueError(
+                f"an example of {len(ids)} tokens is longer than the model's "
+                f"{len(positions)} positions (bert.embeddings.position_embeddings.weight)"
+            )
+        x = x + positions[: len(ids)]
         return layer_norm(x, self._tensor(f"{e}LayerNorm.weight"),
                           self._tensor(f"{e}LayerNorm.bias"), self.eps)  # fmt: skip
 

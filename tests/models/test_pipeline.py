@@ -80,6 +80,28 @@ def test_export_import_and_golden_agree_with_torch(int4_student, tiny_data, tmp_
     assert result["golden_torch_max_logit_diff"] < 0.05
 
 
+def test_export_keeps_only_the_position_rows_max_length_reaches(int4_student):
+    from ttaccel.models.export import _vocab, student_artifact
+    from ttaccel.spec.inference import BertInference
+
+    out, _ = int4_student
+    model, _, meta = load_student(out / "student")
+    vocab = _vocab(out / "student")
+    full = student_artifact(model, {**meta, "max_length": None}, vocab)
+    cut = student_artifact(model, {**meta, "max_length": 12}, vocab)
+    rows = "bert.embeddings.position_embeddings.weight"
+    assert len(full.tensors[rows]) == full.model_config["max_position_embeddings"] == 32
+    assert cut.tensors[rows].shape == (12, full.tensors[rows].shape[1])
+    assert cut.model_config["max_position_embeddings"] == 12
+    np.testing.assert_array_equal(cut.tensors[rows], full.tensors[rows][:12])
+    examples = [[2, 7, 9, 3], list(range(2, 14))]  # 4 and 12 tokens
+    np.testing.assert_array_equal(
+        BertInference(cut).logits(examples), BertInference(full).logits(examples)
+    )
+    with pytest.raises(ValueError, match="13 tokens is longer than the model's 12 positions"):
+        BertInference(cut).logits([list(range(2, 15))])
+
+
 @pytest.fixture(scope="module")
 def float_student(tmp_path_factory, tiny_checkpoint, tiny_data):
     out = tmp_path_factory.mktemp("float")

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The SST-2 student sweep of docs/results.md ("seed 000's compression range"), in two queues
+# that run side by side (one CPU core each). Every step is an ordinary `ttaccel` command that
+# resumes from its OUT/state.pt, and a finished step (OUT/result.json present) is skipped, so
+# rerunning this script after a kill continues where it stopped.
+#
+#   nohup tools/train_students.sh a > build/students-a.log 2>&1 &
+#   nohup tools/train_students.sh b > build/students-b.log 2>&1 &
+#
+# Needs the strong teacher (build/teacher-sst2-strong/model). Float students first
+# (layer-by-layer distillation from TT-SVD), then QAT from the float student at 4, 8 or 2 bits
+# with MSE-calibrated scales.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TTACCEL=${TTACCEL:-.venv/bin/ttaccel}
+TEACHER=${TEACHER:-build/teacher-sst2-strong/model}
+DATA=${DATA:-../shared/data/SST-2}
+OUT=${OUT:-build/students3}
+COMMON=(--teacher "$TEACHER" --data "$DATA" --batch-size 32 --max-length 64 --seed 0
+        --threads 1 --group-by-length --no-progress --save-every 50)
+
+step() {  # step NAME ARGS...: one resumable training run, skipped once it has finished
+    local name=$1; shift
+    if [ -f "$OUT/$name/result.json" ]; then echo "== $name: done"; return; fi
+    echo "== $name: $(date -u +%FT%TZ)"
+    nice -n 5 "$TTACCEL" compress "${COMMON[@]}" --out "$OUT/$name" "$@"
+}
+
+float() {  # float NAME RANK STEPS: layer-by-layer distillation of a float TT student
+    step "$1" --rank "$2" --embedding-rank 64 --method layerwise --layer-steps 150 \
+        --steps "$3" --lr 2e-4 --eval-every 500
+}
+
+qat() {  # qat NAME FLOAT_NAME RANK BITS STEPS: QAT from a float student
+    step "$1" --rank "$3" --embedding-rank 64 --bits "$4" --init-from "$OUT/$2/student" \
+        --weight-scale-init mse --activation-scale-init mse --method layerwise --layer-steps 1 \
+        --steps "$5" --lr 1e-4 --eval-every 200
+}
+
+case "${1:-}" in
+    a)
+        float r64e64-fp32 64 2500
+        qat r64e64-4 r64e64-fp32 64 4 800
+        qat r64e64-8 r64e64-fp32 64 8 400
+        qat r64e64-2 r64e64-fp32 64 2 800
+        ;;
+    b)
+        float r128e64-fp32 128 2500
+        qat r128e64-4 r128e64-fp32 128 4 800
+        float r40e64-fp32 40 2000
+        qat r40e64-4 r40e64-fp32 40 4 800
+        float r18e64-fp32 18 2000
+        qat r18e64-4 r18e64-fp32 18 4 800
+        ;;
+    *)
+        echo "usage: $0 a|b   (the two queues of the sweep)" >&2
+        exit 2
+        ;;
+esac
