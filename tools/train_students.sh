@@ -37,20 +37,31 @@ qat() {  # qat NAME FLOAT_NAME RANK BITS STEPS: QAT from a float student
         --steps "$5" --lr 1e-4 --eval-every 200
 }
 
+golden() {  # golden NAME: export the quantized student and evaluate torch and golden model
+    local art=$OUT/$1.safetensors
+    if [ -f "$OUT/$1-eval.json" ]; then echo "== $1 evaluation: done"; return; fi
+    "$TTACCEL" export --student "$OUT/$1/student" --out "$art"
+    nice -n 5 "$TTACCEL" evaluate --student "$OUT/$1/student" --data "$DATA" --artifact "$art" \
+        --json "$OUT/$1-eval.json" --threads 1
+}
+
+# Wait for the teacher's training to finish (it writes result.json next to model/ last).
+until [ -f "$(dirname "$TEACHER")/result.json" ]; do sleep 60; done
+
 case "${1:-}" in
     a)
         float r64e64-fp32 64 2500
-        qat r64e64-4 r64e64-fp32 64 4 800
-        qat r64e64-8 r64e64-fp32 64 8 400
-        qat r64e64-2 r64e64-fp32 64 2 800
+        qat r64e64-4 r64e64-fp32 64 4 800 && golden r64e64-4
+        qat r64e64-8 r64e64-fp32 64 8 400 && golden r64e64-8
+        qat r64e64-2 r64e64-fp32 64 2 800 && golden r64e64-2
         ;;
     b)
         float r128e64-fp32 128 2500
-        qat r128e64-4 r128e64-fp32 128 4 800
+        qat r128e64-4 r128e64-fp32 128 4 800 && golden r128e64-4
         float r40e64-fp32 40 2000
-        qat r40e64-4 r40e64-fp32 40 4 800
+        qat r40e64-4 r40e64-fp32 40 4 800 && golden r40e64-4
         float r18e64-fp32 18 2000
-        qat r18e64-4 r18e64-fp32 18 4 800
+        qat r18e64-4 r18e64-fp32 18 4 800 && golden r18e64-4
         ;;
     *)
         echo "usage: $0 a|b   (the two queues of the sweep)" >&2
