@@ -31,10 +31,11 @@ float() {  # float NAME RANK STEPS: layer-by-layer distillation of a float TT st
         --steps "$3" --lr 2e-4 --eval-every 500
 }
 
-qat() {  # qat NAME FLOAT_NAME RANK BITS STEPS: QAT from a float student
+qat() {  # qat NAME FLOAT_NAME RANK BITS STEPS [SCALE_INIT]: QAT from a float student
+    local init=${6:-mse}
     step "$1" --rank "$3" --embedding-rank 64 --bits "$4" --init-from "$OUT/$2/student" \
-        --weight-scale-init mse --activation-scale-init mse --method layerwise --layer-steps 1 \
-        --steps "$5" --lr 1e-4 --eval-every 200
+        --weight-scale-init "$init" --activation-scale-init "$init" --method layerwise \
+        --layer-steps 1 --steps "$5" --lr 1e-4 --eval-every 200
 }
 
 golden() {  # golden NAME: export the quantized student and evaluate torch and golden model
@@ -54,6 +55,8 @@ case "${1:-}" in
         qat r64e64-4 r64e64-fp32 64 4 800 && golden r64e64-4
         qat r64e64-8 r64e64-fp32 64 8 400 && golden r64e64-8
         qat r64e64-2 r64e64-fp32 64 2 800 && golden r64e64-2
+        # ablation: the old max|x|/qmax scale initialisation, everything else equal
+        qat r64e64-4-maxinit r64e64-fp32 64 4 800 max && golden r64e64-4-maxinit
         ;;
     b)
         float r128e64-fp32 128 2500
