@@ -41,7 +41,7 @@ qat() {  # qat NAME FLOAT_NAME RANK BITS STEPS [SCALE_INIT]: QAT from a float st
 golden() {  # golden NAME: export the quantized student and evaluate torch and golden model
     local art=$OUT/$1.safetensors
     if [ -f "$OUT/$1-eval.json" ]; then echo "== $1 evaluation: done"; return; fi
-    "$TTACCEL" export --student "$OUT/$1/student" --out "$art"
+    "$TTACCEL" export --student "$OUT/$1/student" --out "$art" > "$OUT/$1-export.json"
     nice -n 5 "$TTACCEL" evaluate --student "$OUT/$1/student" --data "$DATA" --artifact "$art" \
         --json "$OUT/$1-eval.json" --threads 1
 }
