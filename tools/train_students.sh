@@ -51,20 +51,20 @@ until [ -f "$(dirname "$TEACHER")/result.json" ]; do sleep 60; done
 
 case "${1:-}" in
     a)
-        float r64e64-fp32 64 2500
-        qat r64e64-4 r64e64-fp32 64 4 800 && golden r64e64-4
+        float r64e64-fp32 64 2000
+        qat r64e64-4 r64e64-fp32 64 4 700 && golden r64e64-4
         qat r64e64-8 r64e64-fp32 64 8 400 && golden r64e64-8
         qat r64e64-2 r64e64-fp32 64 2 800 && golden r64e64-2
         # ablation: the old max|x|/qmax scale initialisation, everything else equal
-        qat r64e64-4-maxinit r64e64-fp32 64 4 800 max && golden r64e64-4-maxinit
+        qat r64e64-4-maxinit r64e64-fp32 64 4 700 max && golden r64e64-4-maxinit
         ;;
     b)
-        float r128e64-fp32 128 2500
-        qat r128e64-4 r128e64-fp32 128 4 800 && golden r128e64-4
-        float r40e64-fp32 40 2000
-        qat r40e64-4 r40e64-fp32 40 4 800 && golden r40e64-4
-        float r18e64-fp32 18 2000
-        qat r18e64-4 r18e64-fp32 18 4 800 && golden r18e64-4
+        float r128e64-fp32 128 2000
+        qat r128e64-4 r128e64-fp32 128 4 700 && golden r128e64-4
+        float r40e64-fp32 40 1600
+        qat r40e64-4 r40e64-fp32 40 4 700 && golden r40e64-4
+        float r18e64-fp32 18 1600
+        qat r18e64-4 r18e64-fp32 18 4 700 && golden r18e64-4
         ;;
     *)
         echo "usage: $0 a|b   (the two queues of the sweep)" >&2
