@@ -293,8 +293,14 @@ def save_student(
     return out
 
 
-def load_student(student_dir: str | Path) -> tuple[nn.Module, CompressionConfig, dict]:
-    """Rebuild a saved student (eval mode). Returns ``(model, config, meta)``."""
+def load_student(
+    student_dir: str | Path, *, build=None
+) -> tuple[nn.Module, CompressionConfig, dict]:
+    """Rebuild a saved student (eval mode). Returns ``(model, config, meta)``.
+
+    ``build(hf_config, meta) -> nn.Module`` makes the model before its TT layers are put in
+    (default: ``BertForSequenceClassification(hf_config)``; the joint intent + slot model of
+    :mod:`ttaccel.models.nlu` passes its own)."""
     from transformers import BertConfig, BertForSequenceClassification
 
     folder = Path(student_dir)
@@ -306,7 +312,7 @@ def load_student(student_dir: str | Path) -> tuple[nn.Module, CompressionConfig,
     cfg = CompressionConfig.from_dict(meta["compression"])
     hf = BertConfig.from_dict(meta["hf_config"])
     hf._attn_implementation = "eager"
-    model = BertForSequenceClassification(hf)
+    model = build(hf, meta) if build is not None else BertForSequenceClassification(hf)
     for name, s in meta["tt_shapes"].items():
         if s["kind"] == "linear":
             new = TTLinear(s["in_modes"], s["out_modes"], s["ranks"], bias=s["bias"],

@@ -8,7 +8,9 @@ the folder's name.
 
 Batches are dicts of int64 tensors ``input_ids``, ``token_type_ids``, ``attention_mask`` of
 shape (B, L) with ``L`` the longest example in the batch (dynamic padding, pad id 0), and
-``labels`` (B,) (int64, or float32 for the regression task STS-B).
+``labels`` (B,) (int64, or float32 for the regression task STS-B); examples with per-token
+labels (:class:`ttaccel.models.nlu_data.NluEncoded`) add ``token_labels`` (B, L), int64, -100
+on padding.
 """
 
 from __future__ import annotations
@@ -223,7 +225,14 @@ def collate(items: Sequence[Encoded]):
     labels = torch.tensor(
         [i.label for i in items], dtype=torch.float32 if regression else torch.long
     )
-    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels}
+    batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels}
+    if getattr(items[0], "token_labels", None):
+        # per-token labels (slot tags, models/nlu_data.py), padded with the ignore index -100
+        token_labels = torch.full_like(ids, -100)
+        for row, item in enumerate(items):
+            token_labels[row, : len(item.token_labels)] = torch.tensor(item.token_labels)
+        batch["token_labels"] = token_labels
+    return batch
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:

@@ -34,7 +34,9 @@ from .tt import TTShape
 
 __all__ = [
     "FORMAT_NAME",
+    "JOINT_ARCHITECTURE",
     "SCHEMA_VERSION",
+    "SEQUENCE_ARCHITECTURE",
     "Artifact",
     "ArtifactError",
     "load_artifact",
@@ -44,6 +46,11 @@ __all__ = [
 FORMAT_NAME = "ttaccel-artifact"
 SCHEMA_VERSION = 1
 _VOCAB = "tokenizer.vocab"
+SEQUENCE_ARCHITECTURE = "bert-sequence-classification"
+"""``model.architecture`` of a BERT sequence classifier (pooler + ``classifier``)."""
+JOINT_ARCHITECTURE = "bert-joint-intent-slot"
+"""``model.architecture`` of a joint intent + slot model: the sequence classifier's head
+(intents) plus ``slot_classifier``, a dense linear on every token (``num_slot_labels``)."""
 _META_KEY = "ttaccel"
 
 
@@ -353,6 +360,8 @@ class _Reader:
             if not np.all(np.isfinite(tensor)):
                 raise ArtifactError(name, "float tensor holds NaN or infinite values")
             floats[name] = tensor
+        model = self._get(m, "model", "", dict)
+        self._heads(model, floats, linears)
         vocab_bytes = self._tensor(_VOCAB, np.dtype(np.uint8), "the tokenizer")
         vocab = vocab_bytes.tobytes().decode("utf-8").split("\n") if vocab_bytes.size else []
         if len(vocab) != self._get(m, "vocab_size", "", int):
@@ -360,10 +369,47 @@ class _Reader:
                 _VOCAB, f"holds {len(vocab)} tokens, manifest vocab_size says {m['vocab_size']}"
             )
         return Artifact(
-            model_config=self._get(m, "model", "", dict),
+            model_config=model,
             tt_linears=linears,
             tt_embeddings=embeddings,
             tensors=floats,
             vocab=vocab,
             activation_format=FORMATS[act_name],
         )
+
+    def _heads(self, model: dict, floats: dict, linears: dict) -> None:
+        """The float classifier heads agree with the model description's label counts.
+
+        ``classifier`` is checked against ``model.num_labels`` where both exist; a
+        ``bert-joint-intent-slot`` model must also have ``num_slot_labels`` and the float
+        ``slot_classifier.weight`` ``(num_slot_labels, hidden_size)`` (and its bias, if any,
+        ``(num_slot_labels,)``)."""
+        heads = [("classifier", "num_labels", False)]
+        if model.get("architecture") == JOINT_ARCHITECTURE:
+            heads.append(("slot_classifier", "num_slot_labels", True))
+        hidden = model.get("hidden_size")
+        for head, key, required in heads:
+            weight_name = f"{head}.weight"
+            if not required and (key not in model or weight_name not in floats):
+                continue
+            count = self._get(model, key, "model", int)
+            if count < 1:
+                raise ArtifactError(f"model.{key}", f"must be a positive integer, found {count}")
+            if head in linears:
+                raise ArtifactError(head, "a classifier head must be a float linear, not TT")
+            if weight_name not in floats:
+                raise ArtifactError(weight_name, f"tensor missing (needed by model.{key})")
+            expected = (count, hidden) if isinstance(hidden, int) else (count,)
+            found = floats[weight_name].shape
+            if found[: len(expected)] != expected or len(found) != 2:
+                raise ArtifactError(
+                    weight_name,
+                    f"shape mismatch: model.{key} = {count} and hidden_size {hidden} need "
+                    f"({count}, {hidden}), found {found}",
+                )
+            bias = floats.get(f"{head}.bias")
+            if bias is not None and bias.shape != (count,):
+                raise ArtifactError(
+                    f"{head}.bias",
+                    f"shape mismatch: model.{key} = {count} needs ({count},), found {bias.shape}",
+                )

@@ -37,13 +37,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .artifact import Artifact
+from .artifact import JOINT_ARCHITECTURE, SEQUENCE_ARCHITECTURE, Artifact
 from .formats import ACC_BITS, INT8, Requant, dequantize, quantize, requantize
 from .golden import tt_embedding_int
 from .tt import contract_core, tt_shape_of
 
 __all__ = [
+    "JOINT_ARCHITECTURE",
     "LINEAR_NAMES",
+    "SEQUENCE_ARCHITECTURE",
     "BertInference",
     "TTLinearFn",
     "erf",
@@ -95,7 +97,7 @@ def tt_contract_exact(
     raise AssertionError("unreachable")
 
 
-_ARCH = "bert-sequence-classification"
+_ARCHS = (SEQUENCE_ARCHITECTURE, JOINT_ARCHITECTURE)
 LINEAR_NAMES = (
     "attention.self.query", "attention.self.key", "attention.self.value",
     "attention.output.dense", "intermediate.dense", "output.dense",
@@ -165,9 +167,10 @@ class BertInference:
         timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
     ) -> None:
         cfg = artifact.model_config
-        if cfg.get("architecture") != _ARCH:
+        if cfg.get("architecture") not in _ARCHS:
             raise ValueError(
-                f"artifact model architecture must be {_ARCH!r}, found {cfg.get('architecture')!r}"
+                f"artifact model architecture must be one of {list(_ARCHS)}, found "
+                f"{cfg.get('architecture')!r}"
             )
         for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "layer_norm_eps"):
             if key not in cfg:
@@ -240,7 +243,43 @@ class BertInference:
         input_ids: Sequence[Sequence[int]],
         token_type_ids: Sequence[Sequence[int]] | None = None,
     ) -> np.ndarray:
-        """Token ids of each example (unpadded lists) -> float32 logits (B, num_labels)."""
+        """Token ids of each example (unpadded lists) -> float32 logits (B, num_labels) of the
+        sequence classifier (a joint model's intent logits)."""
+        x, starts = self.hidden_states(input_ids, token_type_ids)
+        return self._intent(x, starts)
+
+    def joint_logits(
+        self,
+        input_ids: Sequence[Sequence[int]],
+        token_type_ids: Sequence[Sequence[int]] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A joint model (``bert-joint-intent-slot``): float32 intent logits (B, num_labels)
+        and, for example ``b`` of ``T_b`` tokens, float32 slot logits (T_b, num_slot_labels):
+        ``linear("slot_classifier", x)`` of the last layer's hidden states of every token."""
+        if self.cfg["architecture"] != JOINT_ARCHITECTURE:
+            raise ValueError(
+                f"joint_logits needs a {JOINT_ARCHITECTURE!r} artifact, this one is "
+                f"{self.cfg['architecture']!r}"
+            )
+        x, starts = self.hidden_states(input_ids, token_type_ids)
+        slots = self.linear("slot_classifier", x)
+        per_example = [slots[starts[b] : starts[b + 1]] for b in range(len(starts) - 1)]
+        return self._intent(x, starts), per_example
+
+    def _intent(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        first = x[starts[:-1]]  # the [CLS] token of every example
+        pooled = np.tanh(self.linear("bert.pooler.dense", first)).astype(np.float32)
+        return self.linear("classifier", pooled)
+
+    def hidden_states(
+        self,
+        input_ids: Sequence[Sequence[int]],
+        token_type_ids: Sequence[Sequence[int]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The last encoder layer's float32 hidden states of every token of every example,
+        examples one after another: ``(sum T_b, H)``, and the row offsets ``starts`` (B + 1,)
+        (example ``b`` is rows ``starts[b] .. starts[b+1] - 1``, its ``[CLS]`` row
+        ``starts[b]``)."""
         ids = [np.asarray(i, dtype=np.int64) for i in input_ids]
         types = (
             [np.zeros_like(i) for i in ids] if token_type_ids is None
@@ -284,6 +323,4 @@ class BertInference:
             with timer("layernorm"):
                 x = layer_norm(h, self._tensor(p + "output.LayerNorm.weight"),
                                self._tensor(p + "output.LayerNorm.bias"), self.eps)  # fmt: skip
-        first = x[starts[:-1]]  # the [CLS] token of every example
-        pooled = np.tanh(self.linear("bert.pooler.dense", first)).astype(np.float32)
-        return self.linear("classifier", pooled)
+        return x, starts

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "synth": "ttaccel.synth",
     "train-teacher": "ttaccel.models.cmd_train_teacher",
     "compress": "ttaccel.models.cmd_compress",
+    "train-nlu": "ttaccel.models.cmd_train_nlu",
     "evaluate": "ttaccel.evaluate",
     "infer": "ttaccel.infer",
     "export": "ttaccel.models.cmd_export",
