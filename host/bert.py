@@ -17,6 +17,17 @@ Batches and streaming
     load engine's idle gaps). A layer whose constants cannot sit beside its predecessor's gets
     its own setup program.
 
+Dense layers (seed 003, XTC)
+    A one-core TT layer is a dense weight (``in_modes = [M]``, ``out_modes = [N]``); it runs
+    resident like a TT layer when it fits WBUF and otherwise with its weights streamed through
+    WBUF in every run (:func:`ttaccel.spec.compiler.compile_layer`), with no prefetch beside
+    it. The host sends weight codes in the accelerator's weight format
+    (``CONFIG_WEIGHT_FORMAT``): on an int8 array (the demo board's) ternary codes {-1, 0, 1}
+    and binary codes {-1, +1} (bit 0 of the artifact's 1-bit field unpacked to -1) are sent as
+    the int8 numbers -1, 0, +1, which the int8 PEs multiply exactly; on a ternary or binary
+    array they are packed at 2 or 1 bits for its multiplier-free PEs. A format the array
+    cannot represent (ternary codes on a binary array) is refused before any transfer.
+
 Every program run is recorded (:class:`ProgramRecord`) with the hardware counters and the
 compiler's count of the MACs it issues, so a caller can check ``MACS_ISSUED`` against it.
 """
@@ -33,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec.artifact import Artifact
-from ..spec.compiler import CompiledLayer, LayerDoesNotFit, compile_tt_linear, with_prefetch
+from ..spec.compiler import CompiledLayer, LayerDoesNotFit, compile_layer, with_prefetch
 from ..spec.inference import LINEAR_NAMES, BertInference
 from .driver import Accelerator, RunCounters, program_macs
 
@@ -132,18 +143,24 @@ class DeviceTTLinears:
         self.records: list[ProgramRecord] = []
         self._cache: dict[tuple, CompiledLayer] = {}
         self._sizes: dict[str, tuple[int, int]] = {}
+        self._max_tokens: dict[str, int] = {}
         for name in self.order:
             layer = artifact.tt_linears[name]
             try:
-                compiled = compile_tt_linear(layer, self.config.rows, self.config)
+                compiled = compile_layer(layer, self.config.rows, self.config)
             except LayerDoesNotFit as error:
                 raise ArtifactDoesNotFit(
                     f"TT layer {name} does not fit the accelerator "
                     f"({self.config.summary()}): {error}"
                 ) from None
             words = sum(c.count for c in compiled.constants if c.buffer.name == "WBUF")
+            if compiled.streams_weights:  # its run program uses all of WBUF: never beside another
+                words = self.config.weight_buffer_depth
             bias = sum(c.count for c in compiled.constants if c.buffer.name == "BIAS")
             self._sizes[name] = (words, bias)
+            if compiled.streams_weights:  # the whole run's activations sit in ABUF
+                blocks = self.config.act_buffer_depth // compiled.in_features
+                self._max_tokens[name] = blocks * self.config.rows
         self._resident: dict[str, tuple[int, int]] = {}
 
     def begin_batch(self) -> None:
@@ -154,7 +171,7 @@ class DeviceTTLinears:
         key = (name, tokens, bases)
         if key not in self._cache:
             try:
-                self._cache[key] = compile_tt_linear(
+                self._cache[key] = compile_layer(
                     self.artifact.tt_linears[name], tokens, self.config,
                     weight_base=bases[0], bias_base=bases[1],
                 )  # fmt: skip
@@ -220,7 +237,13 @@ class DeviceTTLinears:
 
     def __call__(self, name: str, codes: np.ndarray) -> np.ndarray:
         """int8 input codes (R, in_features) of TT layer ``name`` -> int8 codes
-        (R, out_features), computed on the accelerator."""
+        (R, out_features), computed on the accelerator. A streamed dense layer runs the rows in
+        pieces whose activations fit ABUF, one run program (and weight stream) each."""
+        limit = self._max_tokens.get(name)
+        if limit is not None and codes.shape[0] > limit:
+            return np.concatenate(
+                [self(name, codes[i : i + limit]) for i in range(0, codes.shape[0], limit)]
+            )
         tokens = int(codes.shape[0])
         rows = self.config.rows
         padded = -(-tokens // rows) * rows  # compile per token-block count: more cache hits
@@ -259,6 +282,8 @@ class DeviceTTLinears:
         result = self._run(name, "run", compiled, program.run, data, program.output_beats)
         with self.timer("unpack"):
             out = program.decode_output(result.output)
+        if compiled.streams_weights:  # its bias stays in BIAS; its weights stream every run
+            resident = {name: bases}
         self._resident = resident
         return out
 

@@ -10,8 +10,17 @@ on one training batch. It is then trained on ``DATA/train.tsv``:
   KL; encoder layer k joins at step k x --layer-steps), then logits distillation and the task
   loss once all layers are in.
 
+* ``--method onestage``: XTC's one-stage distillation: hidden states, attention, logits and the
+  task loss from the first step.
+
+``--scheme tt`` (the default) makes TT layers; ``--scheme xtc`` (seed 003) keeps every
+compressed linear dense (a one-core TT-matrix) at ``--bits ternary`` or ``binary`` (also 8/4/2),
+with layer reduction ``--keep-layers 0,2,4`` (student layer i starts as, and is distilled
+against, the i-th listed teacher layer) and one-stage distillation by default.
+
 The config is either ``--config FILE.json`` (see ``ttaccel.models.config``) or the shorthand
-``--rank R [--bits B] [--embedding-rank E]`` (all six encoder linears at rank R). Rerunning
+``--rank R [--bits B] [--embedding-rank E]`` (all six encoder linears at rank R), or for
+``--scheme xtc`` ``--bits B [--keep-layers L] [--xtc-embedding]``. Rerunning
 the same command resumes from ``OUT/state.pt``. Runs under ``torchrun`` as DDP.
 
 Outputs in OUT: ``student/`` (for ``evaluate`` and ``export``), ``result.json`` (dev metrics,
@@ -21,6 +30,7 @@ sizes, settings), ``metrics.csv``, ``metrics.jsonl``, ``state.pt``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from .cmd_train_teacher import add_loop_arguments, loop_config, record_command, use_threads
@@ -51,6 +61,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compression config JSON (overrides --rank/--bits/--embedding-rank)",
     )
     parser.add_argument(
+        "--scheme",
+        default="tt",
+        choices=["tt", "xtc"],
+        help="shorthand config: tt (TT-matrices, default) or xtc (dense ternary/binary layers "
+        "+ layer reduction, seed 003)",
+    )
+    parser.add_argument(
+        "--keep-layers",
+        type=_layer_list,
+        default=None,
+        help="shorthand config: layer reduction, the teacher encoder layers to keep, e.g. 0,2,4",
+    )
+    parser.add_argument(
+        "--xtc-embedding",
+        action="store_true",
+        help="shorthand config, --scheme xtc: quantize the word embedding too (dense, --bits)",
+    )
+    parser.add_argument(
         "--rank",
         type=int,
         default=None,
@@ -58,10 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--bits",
-        type=int,
+        type=_bits,
         default=None,
-        choices=[8, 4, 2],
-        help="shorthand config: core bits (default: float, no quantization)",
+        help="shorthand config: weight bits 8, 4, 2, ternary or binary (xtc only) "
+        "(default: float, no quantization)",
     )
     parser.add_argument(
         "--embedding-rank",
@@ -77,15 +105,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for side in ("weight", "activation"):
         parser.add_argument(
             f"--{side}-scale-init",
-            default="max",
-            choices=["max", "lsq", "mse", "percentile"],
-            help=f"shorthand config: initial {side} scales before QAT (default: max = max|x|/Qp)",
+            default=None,
+            choices=["max", "lsq", "mse", "percentile", "twn"],
+            help=f"shorthand config: initial {side} scales before QAT (default: max = max|x|/Qp; "
+            "twn = TWN/BWN scales, the default for ternary/binary weights)",
         )
     parser.add_argument(
         "--method",
-        default="layerwise",
-        choices=["e2e", "layerwise"],
-        help="training method (default: layerwise)",
+        default=None,
+        choices=["e2e", "layerwise", "onestage"],
+        help="training method (default: layerwise; onestage for --scheme xtc)",
     )
     parser.add_argument(
         "--layer-steps",
@@ -103,21 +132,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_loop_arguments(parser, steps=1000, lr=1e-4)
 
 
+def _layer_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--keep-layers takes comma-separated layer indices such as 0,2,4, not {text!r}"
+        ) from None
+
+
+def _bits(text: str) -> int | str:
+    if text in ("ternary", "binary"):
+        return text
+    if text in ("8", "4", "2"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"--bits takes 8, 4, 2, ternary or binary, not {text!r}")
+
+
 def config_from_args(args: argparse.Namespace):
     from .config import CompressionConfig
 
     if args.config is not None:
         return CompressionConfig.load(args.config)
+    if args.scheme == "xtc":
+        if args.rank is not None or args.embedding_rank is not None:
+            raise ValueError("--scheme xtc keeps layers dense: no --rank or --embedding-rank")
+        return CompressionConfig.xtc(
+            args.bits, args.keep_layers, word_embeddings=args.xtc_embedding,
+            power_of_two=args.power_of_two, weight_scale_init=args.weight_scale_init,
+            activation_scale_init=args.activation_scale_init or "max",
+        )  # fmt: skip
+    if args.xtc_embedding:
+        raise ValueError("--xtc-embedding is for --scheme xtc (TT: --embedding-rank)")
     if args.rank is None:
         raise ValueError("give --config FILE or --rank R (with optional --bits, --embedding-rank)")
-    return CompressionConfig.uniform(
+    cfg = CompressionConfig.uniform(
         args.rank,
         args.bits,
         embedding_rank=args.embedding_rank,
         power_of_two=args.power_of_two,
-        weight_scale_init=args.weight_scale_init,
-        activation_scale_init=args.activation_scale_init,
+        weight_scale_init=args.weight_scale_init
+        or ("twn" if args.bits in ("ternary", "binary") else "max"),
+        activation_scale_init=args.activation_scale_init or "max",
     )
+    if args.keep_layers is not None:
+        cfg = dataclasses.replace(cfg, keep_layers=args.keep_layers)
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,8 +187,9 @@ def run(args: argparse.Namespace) -> int:
     from .compress import train_student
 
     cfg = config_from_args(args)
+    method = args.method or ("onestage" if cfg.scheme == "xtc" else "layerwise")
     result = train_student(
-        args.teacher, args.data, args.out, cfg, method=args.method, layer_steps=args.layer_steps,
+        args.teacher, args.data, args.out, cfg, method=method, layer_steps=args.layer_steps,
         task=args.task, max_length=args.max_length, train_subset=args.train_subset,
         loop=loop_config(args), init_from=args.init_from, progress=not args.no_progress,
     )  # fmt: skip

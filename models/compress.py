@@ -6,7 +6,9 @@
 * :func:`train_student` trains it against the dense teacher, either end to end (task
   cross-entropy + logits distillation) or layer by layer (hidden-state MSE + (1 - cosine) +
   attention KL, one more encoder layer joining every ``layer_steps`` steps, then logits
-  distillation and the task loss once all layers are in).
+  distillation and the task loss once all layers are in), or in one stage (``onestage``, XTC's:
+  every term from the first step). With layer reduction (``keep_layers``, seed 003) student
+  layer ``i`` is distilled against the teacher layer it was initialised from.
 * :func:`save_student` / :func:`load_student`: a student folder (``student.json``,
   ``student.pt``, the tokenizer) that rebuilds the exact module structure without an SVD.
 * :func:`size_report`: bytes of the dense and compressed models (whole and encoder linears).
@@ -31,6 +33,7 @@ from .quant import LsqQuantizer, format_for_bits
 from .teacher import check_checkpoint_dir, classification_loss, load_bert_classifier, make_eval_fn
 from .train import LoopConfig, dist_info, train_loop
 from .tt import TTEmbedding, TTLinear, tt_layer_modes
+from .xtc import reduce_layers, teacher_layer_map
 
 __all__ = [
     "apply_compression",
@@ -43,7 +46,7 @@ __all__ = [
     "tt_modules",
 ]
 
-METHODS = ("e2e", "layerwise")
+METHODS = ("e2e", "layerwise", "onestage")
 
 
 def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
@@ -69,7 +72,7 @@ def apply_compression(model: nn.Module, cfg: CompressionConfig, *, quantize: boo
     report = {}
     for item in cfg.resolve(names, num_layers):
         module = model.get_submodule(item.module)
-        report[item.module] = _compress_one(model, item, module)
+        report[item.module] = _compress_one(model, item, module, cfg.scheme)
     if quantize and cfg.weight_bits is not None:
         enable_quantization(model, cfg)
     return report
@@ -85,22 +88,28 @@ def enable_quantization(model: nn.Module, cfg: CompressionConfig) -> None:
         )  # fmt: skip
 
 
-def _compress_one(model: nn.Module, item: ResolvedLayer, module: nn.Module) -> dict:
+def _compress_one(model: nn.Module, item: ResolvedLayer, module: nn.Module, scheme: str) -> dict:
+    """One module replaced: scheme ``tt`` by TT-SVD at the rule's modes and rank, scheme
+    ``xtc`` by its dense weight as a one-core TT-matrix (modes ``[in] x [out]``, ranks 1)."""
     rule = item.rule
+    dense = scheme == "xtc"
     if item.kind == "embedding":
         if not isinstance(module, nn.Embedding):
             raise ValueError(f"layer {item.module} is a {type(module).__name__}, not an Embedding")
         rows, cols = module.weight.shape
         check_modes(rule, item.module, rows, cols, embedding=True)
+        modes = ((rows,), (cols,)) if dense else (rule.in_modes, rule.out_modes)
         try:
-            new = TTEmbedding.from_embedding(module, rule.rank, rule.in_modes, rule.out_modes)
+            new = TTEmbedding.from_embedding(module, 1 if dense else rule.rank, *modes)
         except ValueError as error:
             raise ValueError(f"layer {item.module}: {error}") from None
     else:
         if not isinstance(module, nn.Linear):
             raise ValueError(f"layer {item.module} is a {type(module).__name__}, not a Linear")
         check_modes(rule, item.module, module.in_features, module.out_features, embedding=False)
-        if rule.in_modes is not None:
+        if dense:
+            in_modes, out_modes = (module.in_features,), (module.out_features,)
+        elif rule.in_modes is not None:
             in_modes, out_modes = tt_layer_modes(rule.in_modes, rule.out_modes)
         else:
             from .tt import auto_linear_modes
@@ -109,7 +118,7 @@ def _compress_one(model: nn.Module, item: ResolvedLayer, module: nn.Module) -> d
                 module.in_features, module.out_features, rule.cores_per_side
             )
         try:
-            new = TTLinear.from_linear(module, rule.rank, in_modes, out_modes)
+            new = TTLinear.from_linear(module, 1 if dense else rule.rank, in_modes, out_modes)
         except ValueError as error:
             raise ValueError(f"layer {item.module}: {error}") from None
     parent, attr = _parent(model, item.module)
@@ -143,23 +152,30 @@ def calibrate(model: nn.Module, batch: dict) -> None:
     model.train(was_training)
 
 
-def distill_losses(student_out, teacher_out, mask: torch.Tensor, layers: int) -> dict:
-    """Layer-wise distillation terms over the first ``layers`` encoder layers.
+def distill_losses(
+    student_out, teacher_out, mask: torch.Tensor, layers: int, layer_map=None
+) -> dict:
+    """Layer-wise distillation terms over the first ``layers`` student encoder layers.
 
     ``student_out``/``teacher_out``: HF outputs with ``hidden_states`` (L + 1 tensors
     (B, T, H)) and ``attentions`` (L tensors (B, heads, T, T)); ``mask`` (B, T) 1 for real
-    tokens. Returns ``{"mse", "cos", "att_kl"}`` summed over the embedding output and the
+    tokens. ``layer_map[i]``: the teacher layer student layer ``i`` is compared with (default
+    the same index; with layer reduction the teacher layer it came from: student hidden state
+    ``i + 1`` against teacher hidden state ``layer_map[i] + 1``, the embedding outputs against
+    each other). Returns ``{"mse", "cos", "att_kl"}`` summed over the embedding output and the
     active layers, each averaged over real tokens (and heads).
     """
     m = mask.float()
     count = m.sum().clamp_min(1)
     mse = cos = att = torch.zeros(())
+    teacher_of = (lambda i: i) if layer_map is None else (lambda i: layer_map[i])
     for i in range(layers + 1):
-        hs, ht = student_out.hidden_states[i], teacher_out.hidden_states[i]
+        t = 0 if i == 0 else teacher_of(i - 1) + 1
+        hs, ht = student_out.hidden_states[i], teacher_out.hidden_states[t]
         mse = mse + (((hs - ht) ** 2).mean(-1) * m).sum() / count
         cos = cos + ((1 - F.cosine_similarity(hs, ht, dim=-1)) * m).sum() / count
     for i in range(layers):
-        ps, pt = student_out.attentions[i], teacher_out.attentions[i]
+        ps, pt = student_out.attentions[i], teacher_out.attentions[teacher_of(i)]
         kl = (pt * (torch.log(pt + 1e-9) - torch.log(ps + 1e-9))).sum(-1)  # (B, heads, T)
         att = att + (kl.mean(1) * m).sum() / count
     return {"mse": mse, "cos": cos, "att_kl": att}
@@ -176,8 +192,15 @@ def logits_kd(student_logits, teacher_logits, temperature: float = 2.0) -> torch
     ) * t * t  # fmt: skip
 
 
-def make_student_loss(teacher: nn.Module, method: str, num_layers: int, layer_steps: int):
-    """``loss_fn(net, batch, step)`` for :func:`~ttaccel.models.train.train_loop`."""
+def make_student_loss(
+    teacher: nn.Module, method: str, num_layers: int, layer_steps: int, layer_map=None
+):
+    """``loss_fn(net, batch, step)`` for :func:`~ttaccel.models.train.train_loop`.
+
+    ``layerwise``: the distillation terms of :func:`distill_losses` over one more student layer
+    every ``layer_steps`` steps, then logits KD and cross-entropy too; ``onestage``: all of
+    them from step 0 (XTC); ``e2e``: logits KD and cross-entropy. ``layer_map``: the teacher
+    layer of each of the ``num_layers`` student layers (layer reduction), default identity."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, not {method!r}")
     teacher.eval()
@@ -185,7 +208,7 @@ def make_student_loss(teacher: nn.Module, method: str, num_layers: int, layer_st
         p.requires_grad_(False)
 
     def loss_fn(net, batch, step):
-        layerwise = method == "layerwise"
+        layerwise = method in ("layerwise", "onestage")
         with torch.no_grad():
             t_out = _forward(teacher, batch, output_hidden_states=layerwise,
                              output_attentions=layerwise)  # fmt: skip
@@ -194,9 +217,12 @@ def make_student_loss(teacher: nn.Module, method: str, num_layers: int, layer_st
         loss = torch.zeros(())
         all_in = True
         if layerwise:
-            active = min(num_layers, step // layer_steps + 1)
-            all_in = step >= num_layers * layer_steps
-            terms = distill_losses(s_out, t_out, batch["attention_mask"], active)
+            if method == "onestage":
+                active = num_layers
+            else:
+                active = min(num_layers, step // layer_steps + 1)
+                all_in = step >= num_layers * layer_steps
+            terms = distill_losses(s_out, t_out, batch["attention_mask"], active, layer_map)
             loss = terms["mse"] + terms["cos"] + terms["att_kl"]
             logs.update({k: float(v.detach()) for k, v in terms.items()})
             logs["layers"] = active
@@ -339,8 +365,14 @@ def build_student(
 ) -> tuple[nn.Module, dict]:  # fmt: skip
     """The student: the teacher's weights, compressed by ``cfg``. With ``init_from`` (a saved
     float or quantized student folder with the same TT shapes) its TT cores and other weights
-    replace the SVD initialisation before quantizers are added (float -> QAT fine-tuning)."""
+    replace the SVD initialisation before quantizers are added (float -> QAT fine-tuning).
+    ``cfg.keep_layers`` (layer reduction) first keeps those teacher layers
+    (:func:`ttaccel.models.xtc.reduce_layers`); the config's layer rules then apply to the
+    ``k`` student layers."""
     model = load_bert_classifier(teacher_dir, num_labels)
+    if cfg.keep_layers is not None:
+        cfg.check_keep_layers(model.config.num_hidden_layers)
+        reduce_layers(model, cfg.keep_layers)
     report = apply_compression(model, cfg, quantize=False)
     if init_from is not None:
         init_model, _, _ = load_student(init_from)
@@ -390,7 +422,8 @@ def train_student(
     if cfg.weight_bits is not None:
         calibrate(student, next(batches(train_enc, loop.batch_size, shuffle=True, seed=loop.seed)))
     num_layers = student.config.num_hidden_layers
-    loss_fn = make_student_loss(teacher, method, num_layers, layer_steps)
+    layer_map = teacher_layer_map(cfg.keep_layers, num_layers)
+    loss_fn = make_student_loss(teacher, method, num_layers, layer_steps, layer_map)
     eval_fn = make_eval_fn(dev_enc, glue.is_regression, loop.eval_batch_size)
     # Adam moves every parameter by about lr per step: scales (~1e-2) get a tenth of it.
     scale_params = [m.scale for m in student.modules() if isinstance(m, LsqQuantizer)]

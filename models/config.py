@@ -24,22 +24,45 @@ for the same module. ``in_modes``/``out_modes`` are the input and output factors
 layout (``[24, 32]`` and ``[32, 24]`` for 768 x 768); for ``word_embeddings`` they are the row
 (vocabulary, padded up to their product) and column modes. ``rank`` is one int (a cap on every
 inner rank, clipped to what the modes allow) or the explicit list of ranks.
-``weight_bits`` is 8, 4, 2, or null for a float (unquantized) TT student; activations between
-TT stages are always int8 (the hardware's format). ``weight_scale_init`` (cores and merged
+``weight_bits`` is 8, 4, 2, ``"ternary"`` (codes {-1, 0, 1} in 2 bits), ``"binary"`` (codes
+{-1, +1} in 1 bit; scheme ``xtc`` only), or null for a float (unquantized) student; activations
+between TT stages are always int8 (the hardware's format). ``weight_scale_init`` (cores and merged
 cores) and ``activation_scale_init`` (TT inputs and every stage's int8 output) choose how the
 quantizer scales start before QAT (:data:`ttaccel.models.quant.SCALE_INITS`: ``max`` =
 ``max|x| / qmax``, the old behaviour and the default, ``lsq``, ``mse``, ``percentile``); a
-config without them means ``max``.
+config without them means ``max``; ``twn`` (TWN / BWN scales) is for ternary and binary weights.
+
+``scheme`` chooses how a named layer is stored: ``tt`` (the default: a TT-matrix of the rule's
+modes and rank) or ``xtc`` (seed 003, XTC: the layer's dense weight as it is, a one-core
+TT-matrix with ``in_modes = [in]``, ``out_modes = [out]`` and ranks ``[1, 1]``, quantized to
+ternary or binary; its rules name layers only, ``rank`` and modes must be left out).
+``keep_layers`` (any scheme) is layer reduction: the student keeps these teacher encoder layers,
+in this order, renumbered ``0 .. k-1`` (``[0, 2, 4]``: teacher layer 2 becomes student layer 1);
+``encoder_layers`` then counts student layers. Example (XTC, ternary, three of six layers)::
+
+    {"scheme": "xtc", "layers": [{"name": "encoder"}, {"name": "word_embeddings"}],
+     "weight_bits": "ternary", "keep_layers": [0, 2, 4], "weight_scale_init": "twn"}
+
+A config of scheme ``tt`` without ``keep_layers`` writes neither key in :meth:`to_dict`, so
+older configs (and artifacts) read and write unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["LAYER_GROUPS", "CompressionConfig", "LayerRule", "ResolvedLayer"]
+__all__ = [
+    "LAYER_GROUPS",
+    "SCHEMES",
+    "SCHEME_WEIGHT_BITS",
+    "CompressionConfig",
+    "LayerRule",
+    "ResolvedLayer",
+]
 
 _ENCODER_LINEARS = {
     "query": "attention.self.query",
@@ -57,15 +80,26 @@ LAYER_GROUPS: dict[str, tuple[str, ...]] = {
     "word_embeddings": ("word_embeddings",),
 }
 _WORD = "bert.embeddings.word_embeddings"
-_SCALE_INITS = ("max", "lsq", "mse", "percentile")  # models.quant.SCALE_INITS (no torch here)
+_SCALE_INITS = ("max", "lsq", "mse", "percentile", "twn")  # models.quant.SCALE_INITS (no torch)
+SCHEMES = ("tt", "xtc")
+SCHEME_WEIGHT_BITS: dict[str, tuple] = {
+    # TT merges its cores and requantizes every product back to the weight format: a binary
+    # merge keeps only the sign of each product, which no TT scale can undo.
+    "tt": (8, 4, 2, "ternary", None),
+    "xtc": (8, 4, 2, "ternary", "binary", None),
+}
+"""The weight formats (``weight_bits`` values) each scheme takes; null is a float student."""
 
 
 @dataclass(frozen=True)
 class LayerRule:
-    """One entry of the config: a group or module name, its rank and (optional) modes."""
+    """One entry of the config: a group or module name, its rank and (optional) modes.
+
+    ``rank`` None: no TT rank, for scheme ``xtc`` (whose layers stay dense); scheme ``tt``
+    needs one (:class:`CompressionConfig` checks)."""
 
     name: str
-    rank: int | tuple[int, ...]
+    rank: int | tuple[int, ...] | None = None
     in_modes: tuple[int, ...] | None = None
     out_modes: tuple[int, ...] | None = None
     cores_per_side: int = 2
@@ -79,7 +113,9 @@ class LayerRule:
                 f"full module name such as 'bert.encoder.layer.0.attention.self.query'"
             )
         rank = self.rank
-        if isinstance(rank, list | tuple):
+        if rank is None:
+            pass
+        elif isinstance(rank, list | tuple):
             rank = tuple(rank)
             if not rank or not all(isinstance(r, int) and r >= 1 for r in rank):
                 raise ValueError(
@@ -121,11 +157,13 @@ class CompressionConfig:
     """Which layers to compress and how (see the module docstring)."""
 
     layers: tuple[LayerRule, ...]
-    weight_bits: int | None = 4
+    weight_bits: int | str | None = 4
     power_of_two: bool = False
     encoder_layers: tuple[int, ...] | None = None
     weight_scale_init: str = "max"
     activation_scale_init: str = "max"
+    scheme: str = "tt"
+    keep_layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         layers = tuple(
@@ -134,10 +172,38 @@ class CompressionConfig:
         if not layers:
             raise ValueError("a compression config needs at least one layer rule")
         object.__setattr__(self, "layers", layers)
-        if self.weight_bits not in (None, 8, 4, 2):
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {list(SCHEMES)}, not {self.scheme!r}")
+        allowed = SCHEME_WEIGHT_BITS[self.scheme]
+        bits = self.weight_bits
+        if isinstance(bits, bool) or bits not in allowed:
+            known = not isinstance(bits, bool) and bits in SCHEME_WEIGHT_BITS["xtc"]
             raise ValueError(
-                f"weight_bits must be 8, 4, 2 or null (float), not {self.weight_bits!r}"
+                f"weight_bits must be one of {[b for b in allowed if b is not None]} or null "
+                f"(float) for scheme {self.scheme!r}, not {bits!r}"
+                + (f": scheme {self.scheme!r} cannot take {bits!r}" if known else "")
             )
+        for i, rule in enumerate(layers):
+            if self.scheme == "tt" and rule.rank is None:
+                raise ValueError(f"layers[{i}] ({rule.name!r}): scheme 'tt' needs a rank")
+            if self.scheme == "xtc" and (rule.rank is not None or rule.in_modes is not None):
+                raise ValueError(
+                    f"layers[{i}] ({rule.name!r}): scheme 'xtc' keeps every layer dense (one "
+                    "core): leave rank, in_modes and out_modes out"
+                )
+        if self.keep_layers is not None:
+            keep = self.keep_layers
+            if (
+                not isinstance(keep, list | tuple)
+                or not keep
+                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in keep)
+            ):
+                raise ValueError(
+                    f"keep_layers must be a non-empty list of teacher layer indices, not {keep!r}"
+                )
+            if len(set(keep)) != len(keep):
+                raise ValueError(f"keep_layers {list(keep)} names a teacher layer twice")
+            object.__setattr__(self, "keep_layers", tuple(keep))
         if self.encoder_layers is not None:
             object.__setattr__(self, "encoder_layers", tuple(int(i) for i in self.encoder_layers))
         for key in ("weight_scale_init", "activation_scale_init"):
@@ -156,6 +222,17 @@ class CompressionConfig:
         ]
         if data["encoder_layers"] is not None:
             data["encoder_layers"] = list(data["encoder_layers"])
+        # Defaults are left out, so a TT config's JSON is what it was before these keys.
+        if data["scheme"] == "tt":
+            del data["scheme"]
+        if data["keep_layers"] is None:
+            del data["keep_layers"]
+        else:
+            data["keep_layers"] = list(data["keep_layers"])
+        if self.scheme == "xtc":
+            for rule in data["layers"]:
+                for key in ("rank", "in_modes", "out_modes", "cores_per_side"):
+                    rule.pop(key, None)
         return data
 
     def to_json(self) -> str:
@@ -212,6 +289,34 @@ class CompressionConfig:
             rules.append(LayerRule("word_embeddings", embedding_rank))
         return cls(tuple(rules), weight_bits, power_of_two, weight_scale_init=weight_scale_init,
                    activation_scale_init=activation_scale_init)  # fmt: skip
+
+    @classmethod
+    def xtc(
+        cls, weight_bits: int | str | None, keep_layers: Sequence[int] | None = None, *,
+        word_embeddings: bool = False, power_of_two: bool = False,
+        weight_scale_init: str | None = None, activation_scale_init: str = "max",
+    ) -> CompressionConfig:  # fmt: skip
+        """Scheme ``xtc``: all six encoder linears dense at ``weight_bits`` (``"ternary"`` or
+        ``"binary"`` for XTC proper), the word embedding too with ``word_embeddings``, keeping
+        teacher layers ``keep_layers`` (None: all). ``weight_scale_init`` None: ``twn`` for
+        ternary / binary weights, ``max`` otherwise."""
+        rules = [LayerRule("encoder")]
+        if word_embeddings:
+            rules.append(LayerRule("word_embeddings"))
+        if weight_scale_init is None:
+            weight_scale_init = "twn" if weight_bits in ("ternary", "binary") else "max"
+        return cls(tuple(rules), weight_bits, power_of_two, weight_scale_init=weight_scale_init,
+                   activation_scale_init=activation_scale_init, scheme="xtc",
+                   keep_layers=None if keep_layers is None else tuple(keep_layers))  # fmt: skip
+
+    def check_keep_layers(self, teacher_layers: int) -> None:
+        """Raise ValueError when ``keep_layers`` names a layer the teacher (``teacher_layers``
+        encoder layers) lacks."""
+        for i in self.keep_layers or ():
+            if i >= teacher_layers:
+                raise ValueError(
+                    f"keep_layers has {i}; the teacher has encoder layers 0..{teacher_layers - 1}"
+                )
 
     # -- resolution against a model --
 

@@ -1,9 +1,11 @@
 """Learnable-scale (LSQ) fake quantization with a straight-through estimator.
 
 Forward (fake-quantize) follows the spec exactly: ``codes = clip(round(x / s), qmin, qmax)``
-with ``torch.round`` (half to even, as ``numpy.rint``), value ``codes * s``; binary formats are
-not supported here. Backward: the straight-through estimator passes the gradient of ``x``
-inside the clipping range and zero outside; the scale gets the LSQ gradient
+with ``torch.round`` (half to even, as ``numpy.rint``), value ``codes * s``; ternary is the case
+``qmin, qmax = -1, 1`` (codes {-1, 0, 1}, threshold ``s / 2``) and binary, which has no zero, is
+``sign(x) * s`` (``x >= 0`` gives +1, as the spec's ``quantize``). Backward: the
+straight-through estimator passes the gradient of ``x`` inside the clipping range and zero
+outside; the scale gets the LSQ gradient
 (Esser et al., ICLR 2020) multiplied by ``1 / sqrt(numel * qmax)`` (LSQ's gradient scaling).
 With ``power_of_two=True`` the effective scale is ``2 ** round(log2 s)`` (straight-through in
 the log domain), so every requantization becomes a pure shift.
@@ -32,7 +34,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ttaccel.spec.formats import BINARY, INT2, INT4, INT8, NumberFormat, Requant, quantize
+from ttaccel.spec.formats import (
+    BINARY,
+    INT2,
+    INT4,
+    INT8,
+    TERNARY,
+    NumberFormat,
+    Requant,
+    quantize,
+)
 
 __all__ = [
     "SCALE_INITS",
@@ -51,21 +62,27 @@ __all__ = [
     "requantize_exact",
     "round_half_up_ste",
     "round_ste",
+    "sign_ste",
+    "twn_scale",
 ]
 
 _BITS = {8: INT8, 4: INT4, 2: INT2}
+_NAMED = {"ternary": TERNARY, "binary": BINARY}
 
 
 def format_for_bits(bits: int | str) -> NumberFormat:
-    """The signed spec format for 8, 4 or 2 bits (or its name ``int8``/``int4``/``int2``)."""
+    """The spec format of a weight width: 8, 4 or 2 bits (signed), or a format name
+    (``int8``/``int4``/``int2``, ``ternary`` = codes {-1, 0, 1} in 2 bits, ``binary`` = codes
+    {-1, +1} in 1 bit)."""
     if isinstance(bits, str):
-        for fmt in _BITS.values():
+        for fmt in (*_BITS.values(), *_NAMED.values()):
             if fmt.name == bits:
                 return fmt
-    if bits in _BITS:
+    if not isinstance(bits, bool) and bits in _BITS:
         return _BITS[bits]
     raise ValueError(
-        f"quantization bits must be one of {sorted(_BITS)} (or int8/int4/int2), not {bits!r}"
+        f"quantization bits must be one of {sorted(_BITS)} or a format name "
+        f"(int8/int4/int2/ternary/binary), not {bits!r}"
     )
 
 
@@ -77,6 +94,13 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
     """``floor(x + 0.5)`` (half up, the requantizer's rounding) forward, identity backward."""
     return x + (torch.floor(x + 0.5) - x).detach()
+
+
+def sign_ste(x: torch.Tensor) -> torch.Tensor:
+    """Binary codes forward (``+1`` where ``x >= 0``, else ``-1``: the spec's ``quantize``, which
+    maps 0 to +1), identity gradient backward (the straight-through estimator; callers clip
+    ``x`` first, so the gradient passes only inside the clipping range)."""
+    return x + (torch.where(x >= 0, 1.0, -1.0).to(x.dtype) - x).detach()
 
 
 def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -92,24 +116,25 @@ def fake_quantize(
 
     ``scale`` is a positive scalar tensor; ``x`` any shape. Rounding is half to even (the spec's
     ``quantize``), or half up with ``half_up`` (the spec's ``requantize``, used where the
-    integer model requantizes an accumulator). Returns a float tensor like ``x``.
+    integer model requantizes an accumulator). Binary (no zero): ``sign(clip(x / s, -1, 1)) * s``
+    by :func:`sign_ste`, the same LSQ form (the gradient of ``x`` passes where ``|x| <= s``; the
+    scale gets ``sign - x / s`` inside, ``sign`` outside). Returns a float tensor like ``x``.
     """
-    if fmt == BINARY:
-        raise ValueError("binary fake quantization is not supported by the LSQ quantizer")
     s = grad_scale(scale, grad_factor)
     if power_of_two:
         s = torch.exp2(round_ste(torch.log2(s)))
-    rounder = round_half_up_ste if half_up else round_ste
+    rounder = sign_ste if fmt == BINARY else round_half_up_ste if half_up else round_ste
     q = rounder(torch.clamp(x / s, fmt.qmin, fmt.qmax))
     return q * s
 
 
 # --- scale initialisation ---------------------------------------------------------------------
 
-SCALE_INITS = ("max", "lsq", "mse", "percentile")
+SCALE_INITS = ("max", "lsq", "mse", "percentile", "twn")
 """The initial-scale rules :func:`init_scale` knows: ``max`` (``max|x| / qmax``, seed 000's and
-the old default), ``lsq`` (LSQ's ``2 mean|x| / sqrt(qmax)``), ``mse`` (:func:`mse_scale`) and
-``percentile`` (:func:`percentile_scale`)."""
+the old default), ``lsq`` (LSQ's ``2 mean|x| / sqrt(qmax)``), ``mse`` (:func:`mse_scale`),
+``percentile`` (:func:`percentile_scale`) and ``twn`` (:func:`twn_scale`, ternary and binary
+weights only)."""
 
 _SEARCH_SAMPLES = 1 << 18
 
@@ -132,6 +157,28 @@ def percentile_scale(x: torch.Tensor, fmt: NumberFormat, percentile: float = 99.
     return float(torch.quantile(a.double(), percentile / 100.0)) / fmt.qpos if a.numel() else 0.0
 
 
+def twn_scale(x: torch.Tensor, fmt: NumberFormat) -> float:
+    """The TWN / BWN initial scale of ternary or binary weights (XTC's quantizers).
+
+    Ternary: ``1.4 mean|x|``. With codes ``clip(round(x / s), -1, 1)`` the zero threshold is
+    ``s / 2 = 0.7 mean|x|``, Ternary Weight Networks' threshold (Li et al. 2016); for Gaussian
+    weights the values kept, ``+-s = +-1.12 sigma``, are within 6% of TWN's optimal
+    ``mean{|x| : |x| > threshold} = 1.18 sigma``, so one scale serves both. Binary:
+    ``mean|x|`` (Binary Weight Networks, Rastegari et al. 2016), the scale minimising
+    ``||x - s sign(x)||^2``. ``max|x|`` would zero almost every ternary weight (threshold
+    ``max|x| / 2``). Raises ValueError for another format.
+    """
+    mean = float(x.detach().abs().mean()) if x.numel() else 0.0
+    if fmt == TERNARY:
+        return 1.4 * mean
+    if fmt == BINARY:
+        return mean
+    raise ValueError(
+        f"the twn scale init is for ternary or binary weights, not {fmt.name} "
+        f"(use max, lsq, mse or percentile)"
+    )
+
+
 def _sample(flat: torch.Tensor) -> torch.Tensor:
     """A deterministic, evenly strided subset of at most ``_SEARCH_SAMPLES`` elements."""
     if flat.numel() <= _SEARCH_SAMPLES:
@@ -149,6 +196,8 @@ def mse_scale(x: torch.Tensor, fmt: NumberFormat, *, steps: int = 200) -> float:
     Returns 0.0 for an all-zero tensor.
     """
     flat = _sample(x.detach().reshape(-1)).double()
+    if fmt == BINARY:  # codes sign(x) whatever s: the error is least at s = mean|x| (BWN)
+        return float(flat.abs().mean())
     peak = max_scale(flat, fmt)
     if peak == 0.0:
         return 0.0
@@ -165,7 +214,8 @@ def mse_scale(x: torch.Tensor, fmt: NumberFormat, *, steps: int = 200) -> float:
 def init_scale(x: torch.Tensor, fmt: NumberFormat, method: str = "max") -> float:
     """The initial scale of ``x`` by ``method`` (one of :data:`SCALE_INITS`); 1.0 when ``x`` is
     all zero (no scale quantizes it better than another)."""
-    rules = {"max": max_scale, "lsq": lsq_scale, "mse": mse_scale, "percentile": percentile_scale}
+    rules = {"max": max_scale, "lsq": lsq_scale, "mse": mse_scale, "percentile": percentile_scale,
+             "twn": twn_scale}  # fmt: skip
     if method not in rules:
         raise ValueError(f"scale init must be one of {list(SCALE_INITS)}, not {method!r}")
     scale = rules[method](x, fmt)
@@ -175,10 +225,11 @@ def init_scale(x: torch.Tensor, fmt: NumberFormat, method: str = "max") -> float
 class LsqQuantizer(nn.Module):
     """One learnable-scale symmetric quantizer (a single scale per tensor).
 
-    ``fmt``: the code format (int8/int4/int2). The scale is initialised lazily from the first
-    tensor seen (the first forward, or :meth:`init_from`) by :func:`init_scale` with ``init``:
-    ``max`` (``max|x| / qmax``, seed 000's core initialisation and the default), ``lsq``,
-    ``mse`` or ``percentile``. ``half_up`` selects the requantizer's rounding (for quantization
+    ``fmt``: the code format (int8/int4/int2, ternary, binary). The scale is initialised lazily
+    from the first tensor seen (the first forward, or :meth:`init_from`) by :func:`init_scale`
+    with ``init``: ``max`` (``max|x| / qmax``, seed 000's core initialisation and the default),
+    ``lsq``, ``mse``, ``percentile`` or ``twn`` (ternary / binary weights: TWN's and BWN's
+    scales, see :func:`twn_scale`). ``half_up`` selects the requantizer's rounding (for quantization
     points that are requantizations of integer accumulators).
     """
 
@@ -269,7 +320,10 @@ def quantize_exact(q: LsqQuantizer, x: torch.Tensor, *, track: bool = True) -> E
     if not track:
         return Exact(lsq, None, scale)
     with torch.no_grad():
-        codes = torch.clamp(torch.round(x.detach().double() / scale), q.fmt.qmin, q.fmt.qmax)
+        if q.fmt == BINARY:  # the spec's quantize: the sign, 0 -> +1
+            codes = torch.where(x.detach().double() >= 0, 1.0, -1.0).double()
+        else:
+            codes = torch.clamp(torch.round(x.detach().double() / scale), q.fmt.qmin, q.fmt.qmax)
     return Exact(_forward_as(lsq, codes * scale), codes, scale)
 
 

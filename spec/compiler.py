@@ -66,6 +66,7 @@ __all__ = [
     "StageInfo",
     "compile_attention_scores",
     "compile_dense",
+    "compile_layer",
     "compile_tt_linear",
     "dense_as_tt_linear",
     "tile_tokens",
@@ -188,6 +189,13 @@ class CompiledLayer:
     constants: tuple[ConstantLoad, ...] = ()
     _inputs: tuple[_InputSegment, ...] = field(repr=False, default=())
     _outputs: tuple[_OutputChunk, ...] = field(repr=False, default=())
+
+    @property
+    def streams_weights(self) -> bool:
+        """Whether the run program streams weights into WBUF itself (a streamed dense layer,
+        :func:`compile_dense`): it then uses WBUF from address 0 and nothing may be prefetched
+        beside it."""
+        return any(isinstance(i, Load) and i.buffer == Buffer.WBUF for i in self.run)
 
     @property
     def blocks(self) -> int:
@@ -472,6 +480,45 @@ def compile_tt_linear(
         _inputs=tuple(inputs),
         _outputs=tuple(outputs),
     )
+
+
+def compile_layer(
+    layer: QuantTTLinear,
+    tokens: int,
+    config: AccelConfig,
+    *,
+    weight_base: int = 0,
+    bias_base: int = 0,
+) -> CompiledLayer:
+    """Compile any integer linear of an artifact: a TT layer by :func:`compile_tt_linear`; a
+    one-core layer (a dense weight, ``in_modes = [M]``, ``out_modes = [N]``, ranks ``[1, 1]``:
+    seed 003's ternary / binary layers) the same way, resident in WBUF, when its B-words fit
+    from ``weight_base`` and its modes ``max_mode``, and otherwise by :func:`compile_dense` with
+    the weights streamed through WBUF (:attr:`CompiledLayer.streams_weights`; only at
+    ``weight_base = bias_base = 0``). Either way the run program computes exactly
+    :func:`~ttaccel.spec.golden.tt_linear_int` (a one-core layer: ``requantize(x @ W + bias)``).
+    Raises :class:`LayerDoesNotFit` as those functions do.
+    """
+    shape = tt_shape_of(layer.cores)
+    if shape.num_cores > 1:
+        return compile_tt_linear(layer, tokens, config, weight_base=weight_base,
+                                 bias_base=bias_base)  # fmt: skip
+    m, n = shape.in_features, shape.out_features
+    resident_words = -(-n // config.cols) * m
+    if weight_base + resident_words <= config.weight_buffer_depth and max(m, n) <= config.max_mode:
+        return compile_tt_linear(layer, tokens, config, weight_base=weight_base,
+                                 bias_base=bias_base)  # fmt: skip
+    if weight_base or bias_base:
+        raise LayerDoesNotFit(
+            f"a streamed dense layer ({m} x {n}: {resident_words} B-words, more than the "
+            f"configuration's weight_buffer_depth {config.weight_buffer_depth} or max_mode "
+            f"{config.max_mode}) uses WBUF and BIAS from 0, not weight_base {weight_base} / "
+            f"bias_base {bias_base}"
+        )
+    return compile_dense(
+        np.asarray(layer.cores[0]).reshape(m, n), layer.weight_format, layer.stage_requants[0],
+        tokens, config, layer.bias, resident=False,
+    )  # fmt: skip
 
 
 def dense_as_tt_linear(

@@ -1,0 +1,100 @@
+"""A layer-reduced ternary / binary BERT (seed 003, XTC) through the host driver.
+
+The artifact is built here in NumPy (no torch): every encoder linear a dense one-core layer of
+ternary or binary codes. Its logits through :class:`~ttaccel.host.bert.DeviceBert` on the
+reference backend must equal :class:`~ttaccel.spec.inference.BertInference`'s bit for bit, on
+an int8 array whose buffers hold every layer (resident, prefetched) and on one so small that
+the FFN weights stream through WBUF in every run, in pieces of tokens that fit ABUF.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ttaccel.host.backends import open_device
+from ttaccel.host.bert import ArtifactDoesNotFit, DeviceBert
+from ttaccel.host.driver import Accelerator
+from ttaccel.spec.accel_config import AccelConfig
+from ttaccel.spec.artifact import Artifact, load_artifact, save_artifact
+from ttaccel.spec.formats import BINARY, TERNARY, Requant
+from ttaccel.spec.golden import QuantTTLinear
+from ttaccel.spec.inference import LINEAR_NAMES, BertInference
+
+H, FFN, V, LAYERS = 16, 40, 30, 2
+
+
+def _dense(rng, fmt, m, n) -> QuantTTLinear:
+    values = [-1, 0, 1] if fmt == TERNARY else [-1, 1]
+    core = rng.choice(values, size=(1, m, n, 1)).astype(np.int8)
+    # acc ~ sqrt(m) * 40 codes: ratio 1 / sqrt(m) keeps the int8 output mostly unsaturated
+    requant = Requant.from_ratio(1.0 / np.sqrt(m) / 2)
+    return QuantTTLinear((core,), fmt, ((0, 1),), ((),), (requant,),
+                         rng.integers(-50, 50, n).astype(np.int32), 0.03, 0.02)  # fmt: skip
+
+
+def xtc_artifact(fmt, seed=0) -> Artifact:
+    rng = np.random.default_rng(seed)
+    f32 = lambda *s: rng.normal(0, 0.5, s).astype(np.float32)  # noqa: E731
+    linears, tensors = {}, {}
+    for layer in range(LAYERS):
+        p = f"bert.encoder.layer.{layer}."
+        for name in LINEAR_NAMES:
+            m, n = {"intermediate.dense": (H, FFN), "output.dense": (FFN, H)}.get(name, (H, H))
+            linears[p + name] = _dense(rng, fmt, m, n)
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            tensors[f"{p}{ln}.weight"] = np.ones(H, np.float32)
+            tensors[f"{p}{ln}.bias"] = f32(H)
+    e = "bert.embeddings."
+    tensors.update({
+        f"{e}word_embeddings.weight": f32(V, H), f"{e}position_embeddings.weight": f32(32, H),
+        f"{e}token_type_embeddings.weight": f32(2, H), f"{e}LayerNorm.weight": np.ones(H, "f4"),
+        f"{e}LayerNorm.bias": f32(H), "bert.pooler.dense.weight": f32(H, H),
+        "bert.pooler.dense.bias": f32(H), "classifier.weight": f32(2, H),
+        "classifier.bias": f32(2),
+    })  # fmt: skip
+    model = {
+        "architecture": "bert-sequence-classification", "hidden_size": H,
+        "num_hidden_layers": LAYERS, "num_attention_heads": 2, "intermediate_size": FFN,
+        "layer_norm_eps": 1e-12, "hidden_act": "gelu", "num_labels": 2,
+    }  # fmt: skip
+    return Artifact(model, linears, {}, tensors, [f"t{i}" for i in range(V)])
+
+
+IDS = [[2, 7, 9, 12, 3], [2, 5, 6, 3], [2, *range(4, 26), 3]]
+RESIDENT = AccelConfig(rows=4, cols=4, weight_buffer_depth=1024, act_buffer_depth=1024,
+                       bias_buffer_depth=256)  # fmt: skip
+STREAMED = AccelConfig(rows=4, cols=4, weight_buffer_depth=96, act_buffer_depth=160,
+                       bias_buffer_depth=256)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", [TERNARY, BINARY])
+@pytest.mark.parametrize("config", [RESIDENT, STREAMED], ids=["resident", "streamed"])
+def test_reference_backend_logits_equal_the_golden_model(fmt, config, tmp_path):
+    path = tmp_path / "xtc.safetensors"
+    save_artifact(path, xtc_artifact(fmt))
+    artifact = load_artifact(path)
+    golden = BertInference(artifact).logits(IDS)
+    model = DeviceBert(artifact, Accelerator(open_device("reference", config=config)))
+    np.testing.assert_array_equal(model.logits(IDS), golden)
+    records = model.linears.records
+    assert all(r.counters.macs_issued == r.expected_macs for r in records)
+
+    def runs(linear):
+        return [r for r in records if r.kind == "run" and r.layer.split(".", 4)[4] == linear]
+
+    if config is RESIDENT:
+        assert [r.kind for r in records].count("setup") == 1  # all the others prefetched
+        assert len(runs("output.dense")) == LAYERS
+    else:
+        # 33 tokens; output.dense reads I = 40 A-words per block of 4 tokens, ABUF holds
+        # 160 // 40 = 4 blocks: 16 tokens a run, 3 runs, each streaming the weights again
+        assert len(runs("output.dense")) == 3 * LAYERS
+        assert all(r.tokens <= 16 for r in runs("output.dense"))
+        assert len(runs("intermediate.dense")) == LAYERS  # 16 A-words per block: one run
+
+
+def test_a_ternary_artifact_is_refused_by_a_binary_engine():
+    config = AccelConfig(rows=4, cols=4, weight_format=BINARY)
+    with pytest.raises(ArtifactDoesNotFit, match=r"0\.attention\.self\.query.*ternary codes"):
+        DeviceBert(xtc_artifact(TERNARY), Accelerator(open_device("reference", config=config)))
