@@ -1,4 +1,5 @@
-"""Whole-model inference of a BERT sequence classifier from an artifact (NumPy only).
+"""Whole-model inference of a BERT sequence classifier, or of a joint intent + slot model
+(``bert-joint-intent-slot``: :meth:`BertInference.joint_logits`), from an artifact (NumPy only).
 
 The integer parts are the spec's golden models: every TT linear runs
 :func:`~ttaccel.spec.golden.tt_contract_int` (int8 input codes quantized with the layer's

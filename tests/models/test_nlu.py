@@ -349,6 +349,23 @@ def test_the_tt_layers_of_the_golden_model_are_bit_exact(trained):
         )
 
 
+def test_the_artifact_page_documents_the_joint_keys_and_tensors(trained):
+    """docs/artifact.md's joint tables (sections 5 and 6) list exactly what export adds."""
+    from tests.spec.test_artifact_doc import _SPAN, DOC, _keys, _sections, _tables
+    from ttaccel.spec.artifact import load_artifact
+
+    out, _ = trained
+    artifact = load_artifact(out / "model.safetensors")
+    sections = _sections(DOC.read_text(encoding="utf-8"))
+    model_tables = dict(_tables(sections["6"]))
+    documented = _keys(model_tables[""]) | _keys(model_tables["bert-joint-intent-slot"])
+    assert set(artifact.model_config) == documented
+    slot_rows = _tables(sections["5"])[1][1]
+    assert {_SPAN.findall(row[0])[0] for row in slot_rows} == {
+        n for n in artifact.tensors if n.startswith("slot_classifier")
+    }
+
+
 def test_result_and_sizes(trained):
     out, result = trained
     assert set(result["test"]) >= {"intent_acc", "slot_f1", "exact_match"}
