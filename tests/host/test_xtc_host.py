@@ -4,7 +4,8 @@ The artifact is built here in NumPy (no torch): every encoder linear a dense one
 ternary or binary codes. Its logits through :class:`~ttaccel.host.bert.DeviceBert` on the
 reference backend must equal :class:`~ttaccel.spec.inference.BertInference`'s bit for bit, on
 an int8 array whose buffers hold every layer (resident, prefetched) and on one so small that
-the FFN weights stream through WBUF in every run, in pieces of tokens that fit ABUF.
+the FFN weights stream through WBUF in every run, in pieces of tokens that fit ABUF; and on
+the simulated board (the demo's 8 x 8 RTL), with a 384 x 768 layer that streams there.
 """
 
 from __future__ import annotations
@@ -98,3 +99,38 @@ def test_a_ternary_artifact_is_refused_by_a_binary_engine():
     config = AccelConfig(rows=4, cols=4, weight_format=BINARY)
     with pytest.raises(ArtifactDoesNotFit, match=r"0\.attention\.self\.query.*ternary codes"):
         DeviceBert(xtc_artifact(TERNARY), Accelerator(open_device("reference", config=config)))
+
+
+# --- the simulated board (the generated RTL in Verilator, built once under build/simboard) ---
+
+
+@pytest.fixture(scope="module")
+def library():
+    from ttaccel.host.backends import SIM_DEMO_CONFIG
+    from ttaccel.host.sim_build import build_simboard
+
+    return build_simboard(SIM_DEMO_CONFIG).library
+
+
+@pytest.mark.parametrize("fmt", [TERNARY, BINARY])
+def test_the_rtl_runs_the_xtc_bert_and_a_streamed_dense_layer_exactly(library, fmt):
+    from ttaccel.host.backends import SIM_DEMO_CONFIG
+    from ttaccel.host.sim import SimDevice
+    from ttaccel.spec.compiler import compile_layer
+    from ttaccel.spec.golden import tt_linear_int
+
+    artifact = xtc_artifact(fmt, seed=5)
+    rng = np.random.default_rng(6)
+    big = _dense(rng, fmt, 384, 768)  # 96 column tiles x 384 = 36,864 B-words > 32,768
+    x = rng.integers(-128, 128, (12, 384), dtype=np.int8)
+    compiled = compile_layer(big, 12, SIM_DEMO_CONFIG)
+    assert compiled.streams_weights
+    with SimDevice(library, seed=3, input_idle=0.2, output_stall=0.2) as device:
+        accel = Accelerator(device, timeout_s=600)
+        model = DeviceBert(artifact, accel)
+        np.testing.assert_array_equal(model.logits(IDS), BertInference(artifact).logits(IDS))
+        accel.run(compiled.setup, compiled.setup_stream, 0)
+        result = accel.run(compiled.run, compiled.input_stream(x), compiled.output_beats)
+        np.testing.assert_array_equal(compiled.decode_output(result.output), tt_linear_int(x, big))
+        assert device.violations == 0
+    assert all(r.counters.macs_issued == r.expected_macs for r in model.linears.records)
