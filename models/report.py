@@ -51,15 +51,15 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
     references = []
     lines = [
         "| model | core bits | TT rank caps | SST-2 dev acc, torch | acc, artifact via golden "
-        "model | golden = torch predictions | whole-model ratio | encoder-linear ratio | "
-        "artifact bytes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "model | golden = torch predictions | drop from teacher (torch) | whole-model ratio | "
+        "encoder-linear ratio | artifact bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     points, commands = [], []
     for run in runs:
         result = _load(run["result"])
         if result is None:
-            lines.append(f"| {run['name']} | (not finished: no {run['result']}) |||||||")
+            lines.append(f"| {run['name']} | (not finished: no {run['result']}) ||||||||")
             continue
         ev, ex = _load(run.get("eval")), _load(run.get("export"))
         comp = result.get("compression")
@@ -72,7 +72,7 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
             else:
                 teacher_acc = result["dev"]["accuracy"]
             lines.append(f"| {run['name']} (dense fp32) | 32 | - | {_acc(result['dev'])} | - | - "
-                         "| 1x | 1x | - |")  # fmt: skip
+                         "| - | 1x | 1x | - |")  # fmt: skip
         else:
             bits = comp["weight_bits"] or 32
             ranks = ", ".join(f"{r['name']} {r['rank']}" for r in comp["layers"])
@@ -81,10 +81,11 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
             agree = ev.get("golden_torch_prediction_agreement") if ev else None
             agree_s = f"{100 * agree:.1f}%" if agree is not None else "-"
             art = f"{ex['file_bytes']:,}" if ex else "-"
+            drop = f"{teacher_acc - torch_acc['accuracy']:.2f}" if teacher_acc is not None else "-"
             lines.append(
                 f"| {run['name']} | {bits} | {ranks} | {_acc(torch_acc)} | {golden} | {agree_s} "
-                f"| {sizes['whole_model_ratio']:.1f}x | {sizes['encoder_linear_ratio']:.1f}x "
-                f"| {art} |"
+                f"| {drop} | {sizes['whole_model_ratio']:.1f}x "
+                f"| {sizes['encoder_linear_ratio']:.1f}x | {art} |"
             )
             points.append({"name": run["name"], "bits": bits, "acc": torch_acc["accuracy"],
                            "enc": sizes["encoder_linear_ratio"],
