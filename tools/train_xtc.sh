@@ -3,14 +3,14 @@
 # activations, k of the teacher's 6 layers, one-stage distillation; each exported and evaluated
 # (torch fake-quant and golden model) and run on the reference backend. Resumable: a finished
 # step is skipped, an interrupted one resumes from its state.pt.
-#   tools/train_xtc.sh [STEPS]      (default 400 steps each; XTC recommends far longer)
+#   tools/train_xtc.sh [STEPS]      (default 250 steps each; XTC recommends far longer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TTACCEL=${TTACCEL:-.venv/bin/ttaccel}
 TEACHER=${TEACHER:-build/teacher-sst2-strong/model}
 DATA=${DATA:-../shared/data/SST-2}
 OUT=${OUT:-build/xtc}
-STEPS=${1:-400}
+STEPS=${1:-250}
 COMMON=(--teacher "$TEACHER" --data "$DATA" --batch-size 32 --max-length 64 --seed 0
         --threads 1 --group-by-length --no-progress --save-every 50)
 
@@ -26,7 +26,7 @@ run() {  # run NAME BITS KEEP: train, export, evaluate
     nice -n 10 "$TTACCEL" evaluate --student "$OUT/$name/student" --data "$DATA" \
         --artifact "$art" --json "$OUT/$name-eval.json" --threads 1
     nice -n 10 "$TTACCEL" evaluate --data "$DATA" --artifact "$art" --backend reference \
-        --json "$OUT/$name-reference.json" > /dev/null
+        --limit 100 --json "$OUT/$name-reference.json" > /dev/null
 }
 
 run ternary-k3 ternary 0,2,4
