@@ -59,7 +59,7 @@ def student_artifact(
     if not tts or not all(m.quantized for m in tts.values()):
         raise ValueError(
             "only quantized students can be exported (the artifact holds integer TT layers): "
-            "train the student with --bits 8, 4 or 2"
+            "train the student with --bits 8, 4, 2, ternary or binary"
         )
     linears, embeddings, owned = {}, {}, set()
     for name, layer in tts.items():
