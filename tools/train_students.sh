@@ -9,7 +9,8 @@
 #
 # Needs the strong teacher (build/teacher-sst2-strong/model). Float students first
 # (layer-by-layer distillation from TT-SVD), then QAT from the float student at 4, 8 or 2 bits
-# with MSE-calibrated scales.
+# with MSE-calibrated scales. Dev evaluations are sparse (an evaluation of a quantized student
+# takes about 3 minutes on a loaded core): the float stages every 1000 steps, QAT at its end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TTACCEL=${TTACCEL:-.venv/bin/ttaccel}
@@ -28,14 +29,14 @@ step() {  # step NAME ARGS...: one resumable training run, skipped once it has f
 
 float() {  # float NAME RANK STEPS: layer-by-layer distillation of a float TT student
     step "$1" --rank "$2" --embedding-rank 64 --method layerwise --layer-steps 150 \
-        --steps "$3" --lr 2e-4 --eval-every 500
+        --steps "$3" --lr 2e-4 --eval-every 1000
 }
 
 qat() {  # qat NAME FLOAT_NAME RANK BITS STEPS [SCALE_INIT]: QAT from a float student
     local init=${6:-mse}
     step "$1" --rank "$3" --embedding-rank 64 --bits "$4" --init-from "$OUT/$2/student" \
         --weight-scale-init "$init" --activation-scale-init "$init" --method layerwise \
-        --layer-steps 1 --steps "$5" --lr 1e-4 --eval-every 200
+        --layer-steps 1 --steps "$5" --lr 1e-4 --eval-every "$5"
 }
 
 golden() {  # golden NAME: export the quantized student and evaluate torch and golden model
