@@ -16,6 +16,8 @@ Errors (the run-stop sequence that :mod:`ttaccel.spec.isa`, "Errors", documents 
 host): the first error's code and instruction index ``e`` are registered; the dispatcher
 stops; no instruction at or after ``e`` starts (instructions before ``e`` run to completion,
 as do any after ``e`` that had already started); a load engine that saw a stray TLAST is reset.
+An error found in cycle ``t`` is pending in ``t + 1`` (no queue head starts, the dispatcher
+is halted) and bounds the queue heads from ``t + 2``: one quiet cycle, on error runs only.
 Once nothing more can run (both engines idle, every queue head after ``e`` or waiting for a
 token that cannot come, the output register empty), the engine offers one all-zero beat with
 TLAST if the run's TLAST beat has not been sent, then pulses ``error`` and drops ``busy``.
@@ -83,30 +85,33 @@ class Engine(wiring.Component):
         m.submodules.load = load = ResetInserter(reset | load_abort)(LoadEngine(config=cfg))
         m.submodules.execute = execute = ResetInserter(reset)(ExecuteEngine(config=cfg))
         m.submodules.load_q = load_q = ResetInserter(reset | flush)(
-            StreamFIFO(layout=LOAD_LAYOUT, depth=cfg.queue_depth)
+            StreamFIFO(layout=LOAD_LAYOUT, depth=cfg.queue_depth, registered_head=True)
         )
         m.submodules.exec_q = exec_q = ResetInserter(reset | flush)(
-            StreamFIFO(layout=EXEC_LAYOUT, depth=cfg.queue_depth)
+            StreamFIFO(layout=EXEC_LAYOUT, depth=cfg.queue_depth, registered_head=True)
         )
         has_b2 = execute.has_b_from_abuf
 
         busy = Signal(name="busy_q")
+        pending = Signal(name="error_pending")  # an error was found last cycle (registered)
         stopping = Signal(name="stopping")  # an error was seen; waiting for quiescence
         limit = Signal(16, name="stop_limit")  # no instruction at or after it starts
         begin = Signal()
         m.d.comb += begin.eq(self.start & ~busy & ~reset)
 
-        # Dispatcher -> queues -> engines; a queue head at or after `limit` never starts.
+        # Dispatcher -> queues -> engines; a queue head at or after `limit` never starts, and
+        # no head starts while an error is pending (the cycle before it updates `limit`). The
+        # heads are registers (`registered_head`): the compare is register to register.
         m.d.comb += [
             dispatcher.start.eq(begin),
             dispatcher.program_length.eq(self.program_length),
-            dispatcher.halt.eq(stopping),
+            dispatcher.halt.eq(stopping | pending),
             self.pc.eq(dispatcher.pc),
         ]
         wiring.connect(m, dispatcher.load_q, load_q.i)
         wiring.connect(m, dispatcher.exec_q, exec_q.i)
         for fifo_q, engine in ((load_q, load), (exec_q, execute)):
-            allowed = ~stopping | (fifo_q.o.payload.pc < limit)
+            allowed = ~pending & (~stopping | (fifo_q.o.payload.pc < limit))
             m.d.comb += [
                 engine.q.payload.eq(fifo_q.o.payload),
                 engine.q.valid.eq(fifo_q.o.valid & allowed),
@@ -203,7 +208,10 @@ class Engine(wiring.Component):
             with m.Elif(pop & ~push):
                 m.d.sync += count.eq(count - 1)
 
-        # Errors: the first one's code and index stay until the next start.
+        # Errors: found in one cycle (`error_now`), registered (`pending`, with its code and
+        # index), and applied the next: `stopping`, `limit`, and the first one's code and
+        # index, which stay until the next start. So no path runs from a queue head through
+        # an engine's start, a token pop and the overflow test into `limit`.
         error_now = Signal()
         code = Signal(8)
         at = Signal(16)
@@ -217,15 +225,23 @@ class Engine(wiring.Component):
         error_code = Signal(8, name="error_code_q")
         error_pc = Signal(16, name="error_pc_q")
         m.d.comb += [self.error_code.eq(error_code), self.error_pc.eq(error_pc)]
-        m.d.sync += load_abort.eq((busy | begin) & load.error & ~reset)
+        pending_code = Signal(8, name="pending_code")
+        pending_pc = Signal(16, name="pending_pc")
+        m.d.sync += [
+            load_abort.eq((busy | begin) & load.error & ~reset),
+            pending.eq((busy | begin) & error_now & ~reset),
+            pending_code.eq(code),
+            pending_pc.eq(at),
+        ]
         with m.If(begin):
             m.d.sync += [error_code.eq(0), error_pc.eq(0)]
-        with m.If((busy | begin) & error_now & ~reset):
+        with m.If(pending & ~reset):
             m.d.sync += stopping.eq(1)
             with m.If(~stopping):
-                m.d.sync += [error_code.eq(code), error_pc.eq(at), limit.eq(at)]
-            with m.Elif(at < limit):
-                m.d.sync += limit.eq(at)
+                m.d.sync += [error_code.eq(pending_code), error_pc.eq(pending_pc),
+                             limit.eq(pending_pc)]  # fmt: skip
+            with m.Elif(pending_pc < limit):
+                m.d.sync += limit.eq(pending_pc)
 
         # Quiescence after an error: nothing can start or is in flight.
         def startable(engine, tokens_ready):
@@ -236,6 +252,7 @@ class Engine(wiring.Component):
         m.d.sync += quiet.eq(
             stopping
             & ~error_now
+            & ~pending
             & ~load_abort
             & ~dispatcher.busy
             & load.idle

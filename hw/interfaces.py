@@ -75,31 +75,68 @@ class StreamFIFO(wiring.Component):
     """A first-in first-out queue of stream transfers (``lib.fifo.SyncFIFO`` behind
     ``lib.stream`` ports).
 
-    Parameters (keyword-only): ``layout``, the payload shape; ``depth``, entries (>= 1).
-    Ports: ``i`` (``stream`` in), ``o`` (``stream`` out). ``i.ready`` and ``o.valid`` come
-    from registers (``SyncFIFO``'s level); a transfer accepted in one cycle is at ``o`` the next.
+    Parameters (keyword-only): ``layout``, the payload shape; ``depth``, entries (>= 1);
+    ``registered_head`` (default False): the head entry sits in a register in front of the
+    ``SyncFIFO`` (of ``depth - 1`` entries), so ``o.payload`` comes from flip-flops instead of
+    the ``SyncFIFO``'s LUT-RAM read (what a queue head's logic can then be compared against
+    without the read in the path). Ports: ``i`` (``stream`` in), ``o`` (``stream`` out).
+    ``i.ready`` and ``o.valid`` come from registers (the level); a transfer accepted in one
+    cycle is at ``o`` the next, with and without ``registered_head`` (the same cycles: a
+    transfer into an empty queue, or while the head leaves and nothing is behind it, goes
+    straight into the head register). Capacity ``depth`` either way; ``i.ready`` is low while
+    the queue is full, even in a cycle in which ``o`` transfers.
     """
 
-    def __init__(self, *, layout, depth: int):
+    def __init__(self, *, layout, depth: int, registered_head: bool = False):
         self._depth = positive_int(depth, "Depth")
+        if not isinstance(registered_head, bool):
+            raise TypeError(f"Registered head must be a bool, not {registered_head!r}")
         self._layout = layout
+        self._registered_head = registered_head
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     depth = property(lambda self: self._depth)
+    registered_head = property(lambda self: self._registered_head)
 
     def elaborate(self, platform):
-        from amaranth import Module, Shape
+        from amaranth import Module, Shape, Signal
         from amaranth.lib import fifo
 
         m = Module()
         width = Shape.cast(self._layout).width
-        m.submodules.fifo = queue = fifo.SyncFIFO(width=width, depth=self._depth)
+        if not self._registered_head:
+            m.submodules.fifo = queue = fifo.SyncFIFO(width=width, depth=self._depth)
+            m.d.comb += [
+                queue.w_data.eq(self.i.payload),
+                queue.w_en.eq(self.i.valid),
+                self.i.ready.eq(queue.w_rdy),
+                self.o.payload.eq(queue.r_data),
+                self.o.valid.eq(queue.r_rdy),
+                queue.r_en.eq(self.o.ready),
+            ]
+            return m
+
+        # The head register and the entries behind it; the head is empty only when nothing
+        # is behind it, so it refills from the SyncFIFO first, else from `i` (bypass).
+        m.submodules.fifo = rest = fifo.SyncFIFO(width=width, depth=self._depth - 1)
+        head = Signal(self._layout, name="head", reset_less=True)
+        head_valid = Signal(name="head_valid")
+        refill = Signal()  # the head register loads this cycle (it is empty or leaving)
+        accept = Signal()
         m.d.comb += [
-            queue.w_data.eq(self.i.payload),
-            queue.w_en.eq(self.i.valid),
-            self.i.ready.eq(queue.w_rdy),
-            self.o.payload.eq(queue.r_data),
-            self.o.valid.eq(queue.r_rdy),
-            queue.r_en.eq(self.o.ready),
+            self.o.payload.eq(head),
+            self.o.valid.eq(head_valid),
+            self.i.ready.eq(rest.w_rdy | ~head_valid),
+            accept.eq(self.i.valid & self.i.ready),
+            refill.eq(~head_valid | self.o.ready),
+            rest.w_data.eq(self.i.payload),
+            rest.w_en.eq(accept & ~(refill & ~rest.r_rdy)),
+            rest.r_en.eq(refill),
         ]
+        with m.If(refill):
+            m.d.sync += head_valid.eq(rest.r_rdy | accept)
+            with m.If(rest.r_rdy):
+                m.d.sync += head.eq(rest.r_data)
+            with m.Elif(accept):
+                m.d.sync += head.eq(self.i.payload)
         return m

@@ -1,14 +1,16 @@
 """Amaranth-simulator unit tests of the engine's small blocks: the output packer, the
-transposed low-bit MAC providers and the dispatcher's division constant."""
+transposed low-bit MAC providers, the dispatcher's division constant and the queues."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from ttaccel.hw.dispatch import division_magic
 from ttaccel.hw.gearbox import BeatPacker
+from ttaccel.hw.interfaces import StreamFIFO
 from ttaccel.hw.pe import ProcessingElement
 from ttaccel.hw.requant import OutFormat
 from ttaccel.hw.transposed import TransposedLowBit, transposed_provider
@@ -113,3 +115,48 @@ def test_division_magic_is_exact(divisor):
     x = np.arange(2**16, dtype=np.int64)
     np.testing.assert_array_equal((x * multiplier) >> shift, x // divisor)
     assert multiplier < 2**17  # fits the dispatcher's 17-bit multiplier input
+
+
+@pytest.mark.parametrize("registered_head", [False, True], ids=["lutram-head", "registered-head"])
+@pytest.mark.parametrize("depth", [1, 2, 4, 8])
+def test_stream_fifo_is_a_queue_of_depth_entries_with_one_cycle_latency(depth, registered_head):
+    """Against a list model, every cycle: ``o`` shows the oldest entry accepted before this
+    cycle, ``i.ready`` is high exactly while fewer than ``depth`` entries are held (also in a
+    cycle in which ``o`` transfers), entries leave in order; random valid/ready (the producer
+    holds a beat until it is taken), both head variants (they must have the same cycles)."""
+    seed = 1000 * depth + registered_head
+    rng = np.random.default_rng(seed)
+    layout = data.StructLayout({"pc": 16, "tag": 3})
+    fifo = StreamFIFO(layout=layout, depth=depth, registered_head=registered_head)
+    model, sent, got = [], 0, []
+    p_valid, p_ready = rng.uniform(0.2, 0.9, size=2)
+
+    async def bench(ctx):
+        nonlocal sent
+        offer = None
+        for cycle in range(600):
+            if offer is None and rng.random() < p_valid:
+                offer = int(rng.integers(0, 1 << layout.size))
+            ready = bool(rng.random() < p_ready)
+            ctx.set(fifo.i.valid, offer is not None)
+            ctx.set(fifo.i.payload.as_value(), offer or 0)
+            ctx.set(fifo.o.ready, ready)
+            o_valid, i_ready = ctx.get(fifo.o.valid), ctx.get(fifo.i.ready)
+            where = f"seed {seed}, cycle {cycle}"
+            assert o_valid == bool(model), where
+            assert i_ready == (len(model) < depth), where
+            if o_valid:
+                assert ctx.get(fifo.o.payload.as_value()) == model[0], where
+                if ready:
+                    got.append(model.pop(0))
+            if offer is not None and i_ready:
+                model.append(offer)
+                sent += 1
+                offer = None
+            await ctx.tick()
+
+    sim = Simulator(fifo)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert sent > 100 and len(got) > 100, (seed, sent, len(got))
