@@ -84,7 +84,10 @@ class StreamFIFO(wiring.Component):
     cycle is at ``o`` the next, with and without ``registered_head`` (the same cycles: a
     transfer into an empty queue, or while the head leaves and nothing is behind it, goes
     straight into the head register). Capacity ``depth`` either way; ``i.ready`` is low while
-    the queue is full, even in a cycle in which ``o`` transfers.
+    the queue is full, even in a cycle in which ``o`` transfers. At ``depth == 2`` the
+    registered head is not built (the plain ``SyncFIFO`` is, with the same cycles): the
+    one-entry memory behind the head would be a ``[0:0]`` array that Verilator lints as
+    ASCRANGE.
     """
 
     def __init__(self, *, layout, depth: int, registered_head: bool = False):
@@ -104,7 +107,7 @@ class StreamFIFO(wiring.Component):
 
         m = Module()
         width = Shape.cast(self._layout).width
-        if not self._registered_head:
+        if not self._registered_head or self._depth == 2:
             m.submodules.fifo = queue = fifo.SyncFIFO(width=width, depth=self._depth)
             m.d.comb += [
                 queue.w_data.eq(self.i.payload),

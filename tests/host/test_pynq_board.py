@@ -269,7 +269,12 @@ def test_a_sentence_through_bert_on_the_pynq_backend_equals_the_simulated_board(
     assert found["ids"] == ids
     bert = DeviceBert(artifact, Accelerator(SimDevice(library), timeout_s=600))
     direct = np.asarray(bert.logits([ids]), dtype=np.float32)
-    assert found["logits_bits"] == direct.view(np.uint32).tolist()
+    # The board venv runs NumPy 1.26 and the dev venv NumPy 2.x: their float32 matmul / erf
+    # may round the host's float steps differently in the last bits (2 ulps seen on the
+    # bundled artifact), so the logits agree to 1e-5 relative, not bit for bit. The programs
+    # (below) and the sim backend's logits against the golden model (bit for bit) are exact.
+    board_logits = np.asarray(found["logits_bits"], dtype=np.uint32).view(np.float32)
+    np.testing.assert_allclose(board_logits, direct, rtol=1e-5, atol=0)
     assert found["programs"] == len(bert.linears.records)
     golden = BertInference(artifact).logits([ids])
     np.testing.assert_array_equal(direct, golden)
