@@ -25,7 +25,13 @@ from .quant import LsqQuantizer
 from .train import evaluate_logits, predictions, task_metrics
 from .tt import TTEmbedding, TTLinear
 
-__all__ = ["evaluate_student", "export_student", "golden_logits", "student_artifact"]
+__all__ = [
+    "evaluate_student",
+    "export_student",
+    "golden_logits",
+    "student_artifact",
+    "write_artifact",
+]
 
 
 def _vocab(student_dir: Path) -> list[str]:
@@ -98,14 +104,20 @@ def student_artifact(
     return Artifact(model_config, linears, embeddings, tensors, vocab)
 
 
+def write_artifact(artifact: Artifact, out_path: str | Path) -> Path:
+    """Save ``artifact`` at ``out_path`` (its folder created); returns the path."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save_artifact(out_path, artifact)
+    return out_path
+
+
 def export_student(student_dir: str | Path, out_path: str | Path) -> dict:
     """Write the artifact of the student folder to ``out_path``; returns sizes in bytes."""
     student_dir = Path(student_dir)
     model, _, meta = load_student(student_dir)
     artifact = student_artifact(model, meta, _vocab(student_dir), _tokenizer_settings(student_dir))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    save_artifact(out_path, artifact)
+    out_path = write_artifact(artifact, out_path)
     result = meta.get("result", {})
     dense = result.get("sizes", {}).get("dense_bytes")
     file_bytes = out_path.stat().st_size

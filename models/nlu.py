@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ttaccel.spec.artifact import Artifact, load_artifact, save_artifact
+from ttaccel.spec.artifact import Artifact, load_artifact
 from ttaccel.spec.inference import JOINT_ARCHITECTURE, BertInference
 from ttaccel.spec.packing import packed_nbytes
 
@@ -335,14 +335,12 @@ def nlu_artifact(model: JointBert, meta: dict, vocab: list[str], tokenizer: dict
 
 def export_nlu(student_dir: str | Path, out_path: str | Path) -> dict:
     """Write the artifact of a saved TT joint model; returns ``{"artifact", "file_bytes"}``."""
-    from .export import _tokenizer_settings, _vocab
+    from .export import _tokenizer_settings, _vocab, write_artifact
 
     student_dir = Path(student_dir)
     model, _, meta = load_nlu_student(student_dir)
     artifact = nlu_artifact(model, meta, _vocab(student_dir), _tokenizer_settings(student_dir))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    save_artifact(out_path, artifact)
+    out_path = write_artifact(artifact, out_path)
     return {"artifact": str(out_path), "file_bytes": out_path.stat().st_size,
             "payload_bytes": artifact.nbytes()}  # fmt: skip
 
