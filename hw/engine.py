@@ -33,13 +33,39 @@ from amaranth import Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from ..spec.isa import TOKEN_LIMIT
+from ..spec.isa import STREAM_BITS, TOKEN_LIMIT
 from .dispatch import ERR_TLAST, ERR_TOKENS, EXEC_LAYOUT, LOAD_LAYOUT, Dispatcher
 from .execute import ExecuteEngine
 from .interfaces import STREAM_BEAT, StreamFIFO, check_config, engine_signature
 from .load_engine import LoadEngine
 
 __all__ = ["Engine"]
+
+_INPUT_STAGE_DEPTH = 3
+"""Input-stage entries: the head register and two behind it, so the stage (whose ``i.ready``
+is low while it is full) passes one beat per cycle."""
+
+
+def _load_word_bits(config) -> tuple[int, int, int]:
+    """Word widths of ABUF, WBUF and BIAS (the LOAD ``buffer`` codes 0, 1, 2)."""
+    return (config.a_word_bits, config.b_word_bits, 32)
+
+
+def _max_load_beats(config) -> int:
+    """Input beats of the longest LOAD (65,535 words of the widest buffer)."""
+    return -(-65535 * max(_load_word_bits(config)) // STREAM_BITS)
+
+
+def _load_beats(m, config, entry):
+    """The input beats of the load-queue entry ``entry``: ``ceil(count * width / 64)``, the
+    product as a sum of shifted ``count``s (no multiplier for a constant width)."""
+    beats = Signal(range(_max_load_beats(config) + 1))
+    with m.Switch(entry.buffer):
+        for code, width in enumerate(_load_word_bits(config)):
+            with m.Case(code):
+                bits = sum(entry.count << b for b in range(width.bit_length()) if width >> b & 1)
+                m.d.comb += beats.eq((bits + STREAM_BITS - 1) >> 6)
+    return beats
 
 
 class Engine(wiring.Component):
@@ -90,7 +116,10 @@ class Engine(wiring.Component):
         m.submodules.exec_q = exec_q = ResetInserter(reset | flush)(
             StreamFIFO(layout=EXEC_LAYOUT, depth=cfg.queue_depth, registered_head=True)
         )
-        has_b2 = execute.has_b_from_abuf
+        m.submodules.input_stage = input_stage = ResetInserter(reset | flush)(
+            StreamFIFO(layout=STREAM_BEAT, depth=_INPUT_STAGE_DEPTH, registered_head=True)
+        )
+        has_b2 = execute.has_b2
 
         busy = Signal(name="busy_q")
         pending = Signal(name="error_pending")  # an error was found last cycle (registered)
@@ -142,18 +171,38 @@ class Engine(wiring.Component):
             m.d.sync += sent_last.eq(0)
 
         # Input stream: the program while the dispatcher loads it, then the LOADs' data;
-        # after an error run, discarded until the next start or soft reset.
+        # after an error run, discarded until the next start or soft reset. The LOADs' data
+        # pass an input stage (a queue whose head is a register), so no path runs from the
+        # input port into the load engine's placement shift. The stage takes a beat only
+        # while `owed` (the beats of the LOADs queued so far, less those taken) is not
+        # zero: it fills ahead of a LOAD's start, and the load engine takes the LOAD's first
+        # beat the cycle after its start, as it would from the port (same cycles). Beats
+        # it took for LOADs that then never start (an error stopped the run) are dropped
+        # with the queues (`flush`), as the rest of the input is after an error.
         discard = Signal(name="discard_input")
         loading = dispatcher.loading
+        owed = Signal(range((cfg.queue_depth + 2) * _max_load_beats(cfg) + 1), name="beats_owed")
+        owing = Signal(name="owing")  # `owed != 0`, registered
+        queued = Signal(range(_max_load_beats(cfg) + 1))
+        m.d.comb += queued.eq(_load_beats(m, cfg, dispatcher.load_q.payload))
+        enqueue = dispatcher.load_q.valid & dispatcher.load_q.ready
+        taken = input_stage.i.valid & input_stage.i.ready
+        owed_next = Signal.like(owed)
+        m.d.comb += owed_next.eq(owed + Mux(enqueue, queued, 0) - taken)
+        with m.If(reset | begin | flush):
+            m.d.sync += [owed.eq(0), owing.eq(0)]
+        with m.Else():
+            m.d.sync += [owed.eq(owed_next), owing.eq(owed_next != 0)]
         m.d.comb += [
             dispatcher.inp.payload.eq(self.inp.payload),
-            load.inp.payload.eq(self.inp.payload),
+            input_stage.i.payload.eq(self.inp.payload),
             dispatcher.inp.valid.eq(self.inp.valid & loading),
-            load.inp.valid.eq(self.inp.valid & ~loading & ~discard),
+            input_stage.i.valid.eq(self.inp.valid & ~loading & ~discard & owing),
             self.inp.ready.eq(
-                ~reset & (discard | Mux(loading, dispatcher.inp.ready, load.inp.ready))
+                ~reset & (discard | Mux(loading, dispatcher.inp.ready, input_stage.i.ready & owing))
             ),
         ]
+        wiring.connect(m, input_stage.o, load.inp)
 
         # Buffers. ABUF's single write port: results first, LOAD words when it is free.
         abufs = []

@@ -17,8 +17,9 @@ FIFO travels beside the requantizer.
 
 Ordering (:mod:`ttaccel.spec.isa`): a GEMM starts when at most one earlier GEMM has results
 outstanding (none with ``fence``); a STORE when none has. A GEMM retires -- and pushes its
-token -- when its last result is written to ABUF or accepted by the packer; a STORE when its
-last word is accepted by the packer.
+token -- when its last result leaves the requantizer for ABUF (the write, from a register,
+lands in the next cycle, before anything that waits for the GEMM can read it) or is accepted
+by the packer; a STORE when its last word is accepted by the packer.
 
 Timing: the generator issues one beat per cycle; a GEMM without ``fence`` that is at the queue
 head (with its token) when the previous GEMM issues its last beat issues its first beat in the
@@ -42,6 +43,7 @@ from .dispatch import EXEC_LAYOUT
 from .gearbox import BeatPacker
 from .interfaces import STREAM_BEAT, StreamFIFO, check_config
 from .requant import Requantizer
+from .sparse import GroupAssembler, SparseSelect
 from .systolic import SystolicArray
 from .transposed import transposed_provider
 
@@ -64,7 +66,8 @@ class ExecuteEngine(wiring.Component):
         Buffer ports (addresses 16 bits, read data one cycle after an enabled read):
         ``a_*`` ABUF read (A operands, STORE words); ``b2_*`` ABUF read for ``b_from_abuf``
         (when the configuration allows it: rows == cols, int8 weights); ``w_*`` WBUF read;
-        ``bias_*`` BIAS read; ``res_*`` ABUF write of results (it has priority over LOADs).
+        ``bias_*`` BIAS read; ``res_*`` ABUF write of results (from registers, the cycle
+        after a result leaves the requantizer; it has priority over LOADs).
         ``out``: the output stream. ``mac_fire`` / ``macs``: a beat entered the array, worth
         ``macs`` lane-MACs (``rows * valid columns``).
     """
@@ -72,6 +75,7 @@ class ExecuteEngine(wiring.Component):
     def __init__(self, *, config: AccelConfig):
         self._config = check_config(config)
         self._b_from_abuf = config.supports_b_from_abuf
+        self._sparse = config.sparse_nm is not None
         a_bits, b_bits = config.a_word_bits, config.b_word_bits
         ports = {
             "q": In(stream.Signature(EXEC_LAYOUT)),
@@ -97,12 +101,18 @@ class ExecuteEngine(wiring.Component):
             "mac_fire": Out(1),
             "macs": Out(range(config.lanes + 1)),
         }
-        if self._b_from_abuf:
+        if self.has_b2:
             ports.update({"b2_addr": Out(16), "b2_en": Out(1), "b2_data": In(a_bits)})
         super().__init__(ports)
 
     config = property(lambda self: self._config)
     has_b_from_abuf = property(lambda self: self._b_from_abuf)
+
+    @property
+    def has_b2(self) -> bool:
+        """The second ABUF read port (``b2_*``) exists: for ``b_from_abuf`` or, in a
+        ``sparse_nm`` build, a sparse beat's second A-word (:mod:`.sparse`)."""
+        return self._b_from_abuf or self._sparse
 
     def elaborate(self, platform):
         m = Module()
@@ -120,6 +130,8 @@ class ExecuteEngine(wiring.Component):
         rows, cols, wf = cfg.rows, cfg.cols, cfg.weight_format
         # Datapath blocks: the array transposed (its rows are the GEMM's columns).
         provider = transposed_provider(wf, packed=cfg.dsp_packing, tokens=rows)
+        if self._sparse:  # each PE selects its activation out of an N:M group (hw/sparse.py)
+            provider = SparseSelect(inner=provider, group=cfg.sparse_nm[1])
         m.submodules.array = array = SystolicArray(
             rows=cols, cols=rows, macp=provider, k_max=cfg.max_k
         )
@@ -155,8 +167,10 @@ class ExecuteEngine(wiring.Component):
             }
         )
         m.submodules.tiles = tiles = fifo.SyncFIFO(width=tile_layout.size, depth=8)
-        m.submodules.results = results = fifo.SyncFIFO(
-            width=result_layout.size, depth=Requantizer.capacity
+        # The result descriptors' head is a register (`registered_head`): `dst` decides the
+        # ABUF write and the packer input without a LUT-RAM read in the path.
+        m.submodules.results = results = StreamFIFO(
+            layout=result_layout, depth=Requantizer.capacity, registered_head=True
         )
         n.array = array
         n.packer = packer
@@ -193,6 +207,10 @@ class ExecuteEngine(wiring.Component):
         o_p, o_pq, o_t = (Signal(17, name=n) for n in ("o_p", "o_pq", "o_t"))
         bias_p, bias_t = Signal(17, name="bias_p"), Signal(17, name="bias_t")
         kk_last = kk == g.k - 1
+        a_step = g.a_k
+        if self._sparse:  # a sparse tile is k / 2 beats of two A-words each
+            kk_last = kk == Mux(g.sparse, (g.k >> 1) - 1, g.k - 1)
+            a_step = Mux(g.sparse, g.a_k << 1, g.a_k)
         t_last = col + cols >= g.n
         q_last = qi == g.m_inner - 1
         p_last = pi == g.m_outer - 1
@@ -250,7 +268,7 @@ class ExecuteEngine(wiring.Component):
                     with m.If(~kk_last):
                         m.d.sync += [
                             kk.eq(kk + 1),
-                            a_ptr.eq(a_ptr + g.a_k),
+                            a_ptr.eq(a_ptr + a_step),
                             b_ptr.eq(b_ptr + g.b_k),
                         ]
                     with m.Elif(~t_last):  # next column tile
@@ -330,6 +348,7 @@ class ExecuteEngine(wiring.Component):
         n.in_gemm = in_gemm
         n.in_store = in_store
         n.issue = issue
+        n.kk = kk
         n.kk_last = kk_last
         n.op_b_abuf = op_b_abuf
         n.op_last = op_last
@@ -367,6 +386,15 @@ class ExecuteEngine(wiring.Component):
             self.w_addr.eq(b_ptr),
             self.w_en.eq(issue),
         ]
+        if self._sparse:  # the second A-word of a sparse beat, or a b_from_abuf B-word
+            b2_addr = a_ptr + g.a_k
+            if self._b_from_abuf:
+                b2_addr = Mux(g.sparse, b2_addr, b_ptr)
+            m.d.comb += [self.b2_addr.eq(b2_addr), self.b2_en.eq(issue)]
+            self._sparse_operands(m, n)
+            n.s_addr, n.s_adv, n.s_end, n.s_left = s_addr, s_adv, s_end, s_left
+            n.s_valid = s_valid
+            return
         if self._b_from_abuf:
             m.d.comb += [self.b2_addr.eq(b_ptr), self.b2_en.eq(issue)]
         m.d.sync += [
@@ -411,13 +439,75 @@ class ExecuteEngine(wiring.Component):
         n.s_left = s_left
         n.s_valid = s_valid
 
+    def _sparse_operands(self, m, n):
+        """The operand stage of a ``sparse_nm`` build: entries of two A-words (ABUF and its
+        second read port) and one B-word with indices, through the operand FIFO (credits as
+        in :meth:`_operands`) and the :class:`~.sparse.GroupAssembler` into the array."""
+        cfg = self._config
+        rows, cols, wf = cfg.rows, cfg.cols, cfg.weight_format
+        n_keep, group = cfg.sparse_nm
+        array, g, issue = n.array, n.g, n.issue
+        m.submodules.assembler = assembler = GroupAssembler(
+            beat_layout=array.input_layout, tokens=rows, group=group, macs_shape=n.op_macs.shape()
+        )
+        op_sparse = Signal(name="op_sparse")
+        op_group_end = Signal(name="op_group_end")
+        group_end = (n.kk & (n_keep - 1)) == n_keep - 1 if n_keep > 1 else 1
+        m.d.sync += [
+            n.op_valid.eq(issue),
+            n.op_last.eq(n.kk_last),
+            n.op_macs.eq(n.valid_cols * rows),
+            n.op_b_abuf.eq(g.b_from_abuf),
+            op_sparse.eq(g.sparse),
+            op_group_end.eq(~g.sparse | group_end),
+        ]
+        a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)
+        a2_word = data.View(data.ArrayLayout(signed(8), rows), self.b2_data)
+        m.submodules.operands = operands = StreamFIFO(
+            layout=assembler.entry_layout, depth=_OPERAND_SLOTS
+        )
+        credits = Signal(range(_OPERAND_SLOTS + 1), name="operand_credits", init=_OPERAND_SLOTS)
+        popped = operands.o.valid & operands.o.ready
+        m.d.sync += credits.eq(credits - issue + popped)
+        entry = operands.i.payload
+        lane_bits = cfg.b_lane_bits
+        m.d.comb += [
+            n.advance.eq(credits != 0),
+            operands.i.valid.eq(n.op_valid),
+            entry.pair[0].eq(a_word),
+            entry.pair[1].eq(a2_word),
+            entry.sparse.eq(op_sparse),
+            entry.group_end.eq(op_group_end),
+            entry.last.eq(n.op_last),
+            entry.macs.eq(n.op_macs),
+        ]
+        for j in range(cols):
+            field = self.w_data[j * lane_bits : (j + 1) * lane_bits]
+            code, index = field[: wf.bits], field[wf.bits :]
+            if self._b_from_abuf:
+                b2_word = data.View(data.ArrayLayout(signed(8), cols), self.b2_data)
+                code = Mux(n.op_b_abuf, b2_word[j], code)
+            # A dense beat is a one-beat group whose activation sits at slot M - 2.
+            m.d.comb += [
+                entry.weights[j].a.eq(code),
+                entry.weights[j].index.eq(Mux(op_sparse, index, group - 2)),
+            ]
+        wiring.connect(m, operands.o, assembler.i)
+        m.d.comb += [
+            array.i.valid.eq(assembler.o.valid),
+            array.i.payload.eq(assembler.o.payload.beat),
+            assembler.o.ready.eq(array.i.ready),
+            self.mac_fire.eq(assembler.o.valid & array.i.ready),
+            self.macs.eq(assembler.o.payload.macs),
+        ]
+        n.a_word = a_word
+
     def _drain(self, m, n):
         """The drain: one column per cycle, bias read, into the requantizer."""
         cfg = self._config
         rows, cols = cfg.rows, cfg.cols
         array = n.array
         requant = n.requant
-        result_layout = n.result_layout
         results = n.results
         tile_layout = n.tile_layout
         tiles = n.tiles
@@ -449,7 +539,7 @@ class ExecuteEngine(wiring.Component):
         addr_j = Signal(17)
         drained = Signal()
         m.d.comb += [
-            d1_adv.eq(~d1.valid | (requant.i.ready & results.w_rdy)),
+            d1_adv.eq(~d1.valid | (requant.i.ready & results.i.ready)),
             valid_col.eq(j < tile.valid),
             array.o.ready.eq(~valid_col | d1_adv),
             drained.eq(array.o.valid & array.o.ready),
@@ -476,14 +566,14 @@ class ExecuteEngine(wiring.Component):
                 d1.pc.eq(tile.pc),
             ]
         bias = Mux(d1.bias_en, self.bias_data.as_signed(), 0)
-        result_in = data.View(result_layout, results.w_data)
+        result_in = results.i.payload
         m.d.comb += [
-            requant.i.valid.eq(d1.valid & results.w_rdy),
+            requant.i.valid.eq(d1.valid & results.i.ready),
             requant.i.payload.acc.eq(d1.acc),
             requant.i.payload.multiplier.eq(d1.multiplier),
             requant.i.payload.shift.eq(d1.shift),
             requant.i.payload.out_format.eq(d1.out_format),
-            results.w_en.eq(requant.i.valid & requant.i.ready),
+            results.i.valid.eq(requant.i.valid & requant.i.ready),
             result_in.dst.eq(d1.dst),
             result_in.addr.eq(d1.addr),
             result_in.out_format.eq(d1.out_format),
@@ -506,7 +596,6 @@ class ExecuteEngine(wiring.Component):
         in_store = n.in_store
         packer = n.packer
         requant = n.requant
-        result_layout = n.result_layout
         results = n.results
         s_addr = n.s_addr
         s_adv = n.s_adv
@@ -516,16 +605,30 @@ class ExecuteEngine(wiring.Component):
         store_done = n.store_done
         tiles = n.tiles
         # -- results: ABUF write or the packer ------------------------------------------------
-        res = data.View(result_layout, results.r_data)
+        # An ABUF result is written from a register, the cycle after it leaves the
+        # requantizer (and its GEMM retires): `res_en`, which takes the ABUF write port from
+        # the load engine, is then a register. Nothing reads the word earlier: a STORE or a
+        # GEMM that waits for this GEMM reads two cycles after its retirement at the soonest
+        # (the queue head is taken the cycle after, the first read issued the cycle after
+        # that), and a LOAD waiting for its token writes three cycles after.
+        res = results.o.payload
         res_fire = Signal()
+        res_write = Signal(name="result_write")
+        res_addr = Signal(16, name="result_addr", reset_less=True)
+        res_codes = Signal.like(requant.o.payload.codes, name="result_codes", reset_less=True)
         m.d.comb += [
             requant.o.ready.eq(Mux(res.dst, packer.i.ready & ~in_store, 1)),
             res_fire.eq(requant.o.valid & requant.o.ready),
-            results.r_en.eq(res_fire),
-            self.res_addr.eq(res.addr),
-            self.res_data.eq(requant.o.payload.codes),
-            self.res_en.eq(requant.o.valid & ~res.dst),
+            results.o.ready.eq(res_fire),
+            self.res_addr.eq(res_addr),
+            self.res_data.eq(res_codes),
+            self.res_en.eq(res_write),
             gemm_retire.eq(res_fire & res.last),
+        ]
+        m.d.sync += [
+            res_write.eq(requant.o.valid & ~res.dst),
+            res_addr.eq(res.addr),
+            res_codes.eq(requant.o.payload.codes),
         ]
 
         # -- STORE: ABUF words to the packer, through a register after the read (no logic

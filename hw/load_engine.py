@@ -7,6 +7,8 @@ to back, lane 0 in the low bits, the last beat zero padded (:mod:`ttaccel.spec.i
 
 from __future__ import annotations
 
+import math
+
 from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -116,19 +118,27 @@ class LoadEngine(wiring.Component):
         # Gearbox: `fill` bits in `buf`; a word leaves from the bottom when it is complete.
         # A beat is placed at `fill` (a register) and the written word is removed after the
         # merge, so neither `inp.ready` nor the beat's shift depends on this cycle's write
-        # (whose grant comes from the execute engine).
+        # (whose grant comes from the execute engine). `fill` is always a multiple of
+        # `unit` (the beat and every word width are), so it is kept in units: the beat's
+        # shifter has a stage per bit of `fill_units` only (4 at 8 x 8 int8, not 9).
+        unit = math.gcd(STREAM_BITS, *widths)  # a power of two
         buf = Signal(cap, name="buf")
-        fill = Signal(range(cap + 1), name="fill")
-        width = Signal(range(word_max + 1))
+        fill_units = Signal(range(cap // unit + 1), name="fill_units")
+        fill = fill_units << (unit.bit_length() - 1)
+        width_units = Signal(range(word_max // unit + 1))
         with m.Switch(target):
             for index, w in enumerate(widths):
                 with m.Case(index):
-                    m.d.comb += width.eq(w)
+                    m.d.comb += width_units.eq(w // unit)
         write = Signal()
         m.d.comb += write.eq(
-            active & (words_left != 0) & (fill >= width) & ((target != 0) | self.abuf_grant)
+            active
+            & (words_left != 0)
+            & (fill_units >= width_units)
+            & ((target != 0) | self.abuf_grant)
         )
-        m.d.comb += self.inp.ready.eq(active & (beats_left != 0) & (fill + STREAM_BITS <= cap))
+        room = fill_units <= (cap - STREAM_BITS) // unit
+        m.d.comb += self.inp.ready.eq(active & (beats_left != 0) & room)
         accept = Signal()
         m.d.comb += accept.eq(self.inp.valid & self.inp.ready)
         merged = Signal(cap)
@@ -141,7 +151,9 @@ class LoadEngine(wiring.Component):
                     m.d.comb += buf_after.eq(merged >> w)
         m.d.sync += [
             buf.eq(buf_after),
-            fill.eq(fill + Mux(accept, STREAM_BITS, 0) - Mux(write, width, 0)),
+            fill_units.eq(
+                fill_units + Mux(accept, STREAM_BITS // unit, 0) - Mux(write, width_units, 0)
+            ),
         ]
         with m.If(accept):
             m.d.sync += beats_left.eq(beats_left - 1)
@@ -164,6 +176,6 @@ class LoadEngine(wiring.Component):
         with m.If(write):
             m.d.sync += [addr.eq(addr + 1), words_left.eq(words_left - 1)]
             with m.If(words_left == 1):  # the last word: drop the padding, retire
-                m.d.sync += [active.eq(0), fill.eq(0), buf.eq(0)]
+                m.d.sync += [active.eq(0), fill_units.eq(0), buf.eq(0)]
                 m.d.comb += [self.retired.eq(1), self.signal.eq(signal_q)]
         return m
