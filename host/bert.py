@@ -28,6 +28,11 @@ Dense layers (seed 003, XTC)
     array they are packed at 2 or 1 bits for its multiplier-free PEs. A format the array
     cannot represent (ternary codes on a binary array) is refused before any transfer.
 
+N:M sparse layers (seed 002)
+    An artifact's N:M layers (``Artifact.nm_linears``) run as the dense one-core layers their
+    compressed weights expand to (``Artifact.integer_linears``, zeros at the pruned positions):
+    the engine has no sparse GEMM mode yet, so they cost what a dense layer costs.
+
 Every program run is recorded (:class:`ProgramRecord`) with the hardware counters and the
 compiler's count of the MACs it issues, so a caller can check ``MACS_ISSUED`` against it.
 """
@@ -102,11 +107,13 @@ class StepTimer:
 
 
 def tt_layer_order(artifact: Artifact) -> list[str]:
-    """The artifact's TT linears in the order :class:`BertInference` calls them."""
+    """The artifact's integer linears (TT and N:M) in the order :class:`BertInference` calls
+    them."""
     layers = int(artifact.model_config.get("num_hidden_layers", 0))
     names = [f"bert.encoder.layer.{i}.{n}" for i in range(layers) for n in LINEAR_NAMES]
-    ordered = [n for n in names if n in artifact.tt_linears]
-    return ordered + [n for n in artifact.tt_linears if n not in ordered]
+    linears = {**artifact.tt_linears, **artifact.nm_linears}
+    ordered = [n for n in names if n in linears]
+    return ordered + [n for n in linears if n not in ordered]
 
 
 def _range(base: int, size: int) -> range:
@@ -144,8 +151,9 @@ class DeviceTTLinears:
         self._cache: dict[tuple, CompiledLayer] = {}
         self._sizes: dict[str, tuple[int, int]] = {}
         self._max_tokens: dict[str, int] = {}
+        self._linears = artifact.integer_linears()  # N:M layers expanded: run dense for now
         for name in self.order:
-            layer = artifact.tt_linears[name]
+            layer = self._linears[name]
             try:
                 compiled = compile_layer(layer, self.config.rows, self.config)
             except LayerDoesNotFit as error:
@@ -172,7 +180,7 @@ class DeviceTTLinears:
         if key not in self._cache:
             try:
                 self._cache[key] = compile_layer(
-                    self.artifact.tt_linears[name], tokens, self.config,
+                    self._linears[name], tokens, self.config,
                     weight_base=bases[0], bias_base=bases[1],
                 )  # fmt: skip
             except LayerDoesNotFit as error:

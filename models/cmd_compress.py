@@ -18,6 +18,12 @@ compressed linear dense (a one-core TT-matrix) at ``--bits ternary`` or ``binary
 with layer reduction ``--keep-layers 0,2,4`` (student layer i starts as, and is distilled
 against, the i-th listed teacher layer) and one-stage distillation by default.
 
+``--scheme nm`` (seed 002, NxMiFormer) keeps every encoder linear dense, pruned to N:M sparsity
+along its input dimension (``--nm 2:4``, ``1:4``, ``2:8``; per-layer patterns and bits through
+``--config``, e.g. the one ``ttaccel nm-search`` writes) and quantized at ``--bits 8|4|2|ternary``;
+``--nm-mode`` chooses one-shot magnitude pruning (default), gradual magnitude pruning over
+``--prune-steps`` or ADMM (``--admm-rho``, ``--admm-every``) for ``--prune-steps`` then masked QAT.
+
 The config is either ``--config FILE.json`` (see ``ttaccel.models.config``) or the shorthand
 ``--rank R [--bits B] [--embedding-rank E]`` (all six encoder linears at rank R), or for
 ``--scheme xtc`` ``--bits B [--keep-layers L] [--xtc-embedding]``. Rerunning
@@ -63,10 +69,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scheme",
         default="tt",
-        choices=["tt", "xtc"],
-        help="shorthand config: tt (TT-matrices, default) or xtc (dense ternary/binary layers "
-        "+ layer reduction, seed 003)",
+        choices=["tt", "xtc", "nm"],
+        help="shorthand config: tt (TT-matrices, default), xtc (dense ternary/binary layers "
+        "+ layer reduction, seed 003) or nm (N:M sparse low-bit layers, seed 002)",
     )
+    parser.add_argument(
+        "--nm",
+        default=None,
+        help="shorthand config, --scheme nm: the N:M pattern of all six encoder linears, "
+        "e.g. 2:4, 1:4, 2:8",
+    )
+    parser.add_argument(
+        "--nm-mode",
+        default=None,
+        choices=["oneshot", "gradual", "admm"],
+        help="scheme nm: one-shot magnitude pruning before QAT (default), gradual magnitude "
+        "pruning (cubic schedule over --prune-steps) or ADMM for --prune-steps, then masked QAT",
+    )
+    parser.add_argument(
+        "--prune-steps", type=int, default=200,
+        help="scheme nm, gradual / admm: steps until the full N:M pattern (default: 200)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prune-every", type=int, default=50,
+        help="scheme nm, gradual: steps between mask updates (default: 50)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--admm-rho", type=float, default=1e-3,
+        help="scheme nm, admm: penalty weight rho of ||W - Z + U||^2 / 2 (default: 1e-3)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--admm-every", type=int, default=20,
+        help="scheme nm, admm: steps between the Z / U updates (default: 20)",
+    )  # fmt: skip
     parser.add_argument(
         "--keep-layers",
         type=_layer_list,
@@ -88,7 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bits",
         type=_bits,
         default=None,
-        help="shorthand config: weight bits 8, 4, 2, ternary or binary (xtc only) "
+        help="shorthand config: weight bits 8, 4, 2, ternary or binary (xtc only; nm takes "
+        "8, 4, 2, ternary) "
         "(default: float, no quantization)",
     )
     parser.add_argument(
@@ -154,6 +190,19 @@ def config_from_args(args: argparse.Namespace):
 
     if args.config is not None:
         return CompressionConfig.load(args.config)
+    if args.scheme == "nm":
+        if args.rank is not None or args.embedding_rank is not None or args.xtc_embedding:
+            raise ValueError("--scheme nm keeps layers dense: no --rank, --embedding-rank or "
+                             "--xtc-embedding")  # fmt: skip
+        if args.nm is None:
+            raise ValueError("--scheme nm needs --nm N:M (e.g. 2:4), or --config FILE")
+        return CompressionConfig.nm(
+            args.nm, args.bits, keep_layers=args.keep_layers, power_of_two=args.power_of_two,
+            weight_scale_init=args.weight_scale_init or "max",
+            activation_scale_init=args.activation_scale_init or "max",
+        )  # fmt: skip
+    if args.nm is not None:
+        raise ValueError("--nm is for --scheme nm")
     if args.scheme == "xtc":
         if args.rank is not None or args.embedding_rank is not None:
             raise ValueError("--scheme xtc keeps layers dense: no --rank or --embedding-rank")
@@ -188,10 +237,19 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     method = args.method or ("onestage" if cfg.scheme == "xtc" else "layerwise")
+    nm_training = None
+    if cfg.scheme == "nm":
+        from .nm import NMTraining
+
+        nm_training = NMTraining(args.nm_mode or "oneshot", args.prune_steps, args.prune_every,
+                                 args.admm_rho, args.admm_every)  # fmt: skip
+    elif args.nm_mode is not None:
+        raise ValueError("--nm-mode is for scheme nm")
     result = train_student(
         args.teacher, args.data, args.out, cfg, method=method, layer_steps=args.layer_steps,
         task=args.task, max_length=args.max_length, train_subset=args.train_subset,
         loop=loop_config(args), init_from=args.init_from, progress=not args.no_progress,
+        nm_training=nm_training,
     )  # fmt: skip
     record_command(args.out, result)
     print(json.dumps({"dev": result["dev"], "sizes": result["sizes"]}))

@@ -12,6 +12,10 @@
 * :func:`save_student` / :func:`load_student`: a student folder (``student.json``,
   ``student.pt``, the tokenizer) that rebuilds the exact module structure without an SVD.
 * :func:`size_report`: bytes of the dense and compressed models (whole and encoder linears).
+
+Scheme ``nm`` (seed 002) makes :class:`~ttaccel.models.nm.NMLinear` layers (dense, masked N:M,
+each at its rule's bits); ``train_student(..., nm_training=...)`` chooses how the pattern is
+reached (one-shot or gradual magnitude pruning, or ADMM: :class:`~ttaccel.models.nm.NMTraining`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ttaccel.spec.packing import packed_nbytes
 
 from .config import CompressionConfig, ResolvedLayer, check_modes
 from .data import batches, load_encoded_splits, load_tokenizer
+from .nm import NMLinear, NMSchedule, NMTraining, is_admm_buffer
 from .quant import LsqQuantizer, format_for_bits
 from .teacher import check_checkpoint_dir, classification_loss, load_bert_classifier, make_eval_fn
 from .train import LoopConfig, dist_info, train_loop
@@ -72,27 +77,32 @@ def apply_compression(model: nn.Module, cfg: CompressionConfig, *, quantize: boo
     report = {}
     for item in cfg.resolve(names, num_layers):
         module = model.get_submodule(item.module)
-        report[item.module] = _compress_one(model, item, module, cfg.scheme)
+        report[item.module] = _compress_one(model, item, module, cfg)
     if quantize and cfg.weight_bits is not None:
         enable_quantization(model, cfg)
     return report
 
 
 def enable_quantization(model: nn.Module, cfg: CompressionConfig) -> None:
-    """Add LSQ quantizers (``cfg.weight_bits`` cores, int8 activations) to every TT module."""
+    """Add LSQ quantizers (``cfg.weight_bits`` cores, int8 activations) to every TT module; an
+    N:M layer's weight gets its own ``bits`` (its rule's, default the config's)."""
     fmt = format_for_bits(cfg.weight_bits)
     for layer in tt_modules(model).values():
+        own = format_for_bits(layer.bits) if isinstance(layer, NMLinear) and layer.bits else fmt
         layer.enable_quantization(
-            fmt, power_of_two=cfg.power_of_two, weight_init=cfg.weight_scale_init,
+            own, power_of_two=cfg.power_of_two, weight_init=cfg.weight_scale_init,
             activation_init=cfg.activation_scale_init,
         )  # fmt: skip
 
 
-def _compress_one(model: nn.Module, item: ResolvedLayer, module: nn.Module, scheme: str) -> dict:
+def _compress_one(
+    model: nn.Module, item: ResolvedLayer, module: nn.Module, cfg: CompressionConfig
+) -> dict:
     """One module replaced: scheme ``tt`` by TT-SVD at the rule's modes and rank, scheme
-    ``xtc`` by its dense weight as a one-core TT-matrix (modes ``[in] x [out]``, ranks 1)."""
+    ``xtc`` by its dense weight as a one-core TT-matrix (modes ``[in] x [out]``, ranks 1),
+    scheme ``nm`` by an unpruned :class:`NMLinear` of the rule's pattern and bits."""
     rule = item.rule
-    dense = scheme == "xtc"
+    dense = cfg.scheme == "xtc"
     if item.kind == "embedding":
         if not isinstance(module, nn.Embedding):
             raise ValueError(f"layer {item.module} is a {type(module).__name__}, not an Embedding")
@@ -107,7 +117,13 @@ def _compress_one(model: nn.Module, item: ResolvedLayer, module: nn.Module, sche
         if not isinstance(module, nn.Linear):
             raise ValueError(f"layer {item.module} is a {type(module).__name__}, not a Linear")
         check_modes(rule, item.module, module.in_features, module.out_features, embedding=False)
-        if dense:
+        if cfg.scheme == "nm":
+            bits = rule.weight_bits if rule.weight_bits is not None else cfg.weight_bits
+            try:
+                new = NMLinear.from_dense(module, *rule.nm, bits=bits)
+            except ValueError as error:
+                raise ValueError(f"layer {item.module}: {error}") from None
+        elif dense:
             in_modes, out_modes = (module.in_features,), (module.out_features,)
         elif rule.in_modes is not None:
             in_modes, out_modes = tt_layer_modes(rule.in_modes, rule.out_modes)
@@ -117,10 +133,11 @@ def _compress_one(model: nn.Module, item: ResolvedLayer, module: nn.Module, sche
             in_modes, out_modes = auto_linear_modes(
                 module.in_features, module.out_features, rule.cores_per_side
             )
-        try:
-            new = TTLinear.from_linear(module, 1 if dense else rule.rank, in_modes, out_modes)
-        except ValueError as error:
-            raise ValueError(f"layer {item.module}: {error}") from None
+        if cfg.scheme != "nm":
+            try:
+                new = TTLinear.from_linear(module, 1 if dense else rule.rank, in_modes, out_modes)
+            except ValueError as error:
+                raise ValueError(f"layer {item.module}: {error}") from None
     parent, attr = _parent(model, item.module)
     setattr(parent, attr, new)
     return {
@@ -247,6 +264,8 @@ def size_report(student: nn.Module, teacher: nn.Module, weight_bits: int | None)
     fmt = format_for_bits(weight_bits) if weight_bits is not None else None
 
     def core_bytes(layer) -> int:
+        if isinstance(layer, NMLinear):  # kept values at its bits + log2(m)-bit indices
+            return layer.compressed_nbytes()
         if fmt is None:
             return 4 * sum(c.numel() for c in layer.cores)
         return sum(packed_nbytes(c.numel(), fmt) for c in layer.cores)
@@ -305,13 +324,16 @@ def save_student(
             "bias": getattr(layer, "bias", None) is not None,
             "num_embeddings": getattr(layer, "num_embeddings", None),
         }  # fmt: skip
+        if isinstance(layer, NMLinear):
+            shapes[name].update(nm=[layer.n, layer.m], bits=layer.bits)
     meta = {
         "compression": cfg.to_dict(), "tt_shapes": shapes, "hf_config": model.config.to_dict(),
         "teacher": str(Path(teacher_dir).resolve()), "task": task, "max_length": max_length,
         **(extra or {}),
     }  # fmt: skip
     (out / "student.json").write_text(json.dumps(meta, indent=2))
-    torch.save(model.state_dict(), out / "student.pt")
+    state = {k: v for k, v in model.state_dict().items() if not is_admm_buffer(k)}
+    torch.save(state, out / "student.pt")
     for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         src = Path(teacher_dir) / f
         if src.is_file():
@@ -340,7 +362,10 @@ def load_student(
     hf._attn_implementation = "eager"
     model = build(hf, meta) if build is not None else BertForSequenceClassification(hf)
     for name, s in meta["tt_shapes"].items():
-        if s["kind"] == "linear":
+        if s.get("nm"):
+            new = NMLinear(s["in_modes"][0], s["out_modes"][0], *s["nm"], bias=s["bias"],
+                           bits=s["bits"])  # fmt: skip
+        elif s["kind"] == "linear":
             new = TTLinear(s["in_modes"], s["out_modes"], s["ranks"], bias=s["bias"],
                            plan=tuple(tuple(p) for p in s["plan"]))  # fmt: skip
         else:
@@ -405,12 +430,20 @@ def train_student(
     loop: LoopConfig | None = None,
     init_from: str | Path | None = None,
     progress: bool = True,
+    nm_training: NMTraining | None = None,
 ) -> dict:
     """Compress the teacher at ``teacher_dir`` by ``cfg`` and train the student on
     ``data_dir``. Writes ``{out_dir}/student`` (see :func:`save_student`), metrics and
-    ``result.json`` (dev metrics, sizes, settings); returns the result dict."""
+    ``result.json`` (dev metrics, sizes, settings); returns the result dict.
+
+    ``nm_training`` (scheme ``nm`` only; default one-shot magnitude pruning): how the N:M
+    pattern is reached, see :class:`~ttaccel.models.nm.NMTraining`."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, not {method!r}")
+    if nm_training is not None and cfg.scheme != "nm":
+        raise ValueError(f"N:M training settings are for scheme 'nm', not {cfg.scheme!r}")
+    if cfg.scheme == "nm" and nm_training is None:
+        nm_training = NMTraining()
     loop = loop or LoopConfig()
     teacher_dir = check_checkpoint_dir(teacher_dir)
     glue, train_enc, dev_enc = load_encoded_splits(
@@ -419,11 +452,17 @@ def train_student(
     teacher = load_bert_classifier(teacher_dir, glue.num_labels)
     torch.manual_seed(loop.seed)
     student, svd = build_student(teacher_dir, cfg, glue.num_labels, init_from)
+    schedule = None
+    if nm_training is not None:
+        schedule = NMSchedule(student, nm_training)
+        schedule.prepare()
     if cfg.weight_bits is not None:
         calibrate(student, next(batches(train_enc, loop.batch_size, shuffle=True, seed=loop.seed)))
     num_layers = student.config.num_hidden_layers
     layer_map = teacher_layer_map(cfg.keep_layers, num_layers)
     loss_fn = make_student_loss(teacher, method, num_layers, layer_steps, layer_map)
+    if schedule is not None:
+        loss_fn = schedule.wrap(loss_fn)
     eval_fn = make_eval_fn(dev_enc, glue.is_regression, loop.eval_batch_size)
     # Adam moves every parameter by about lr per step: scales (~1e-2) get a tenth of it.
     scale_params = [m.scale for m in student.modules() if isinstance(m, LsqQuantizer)]
@@ -444,6 +483,8 @@ def train_student(
         "compression": cfg.to_dict(), "loop": asdict(loop), "dev": dev_metrics, "sizes": sizes,
         "svd_error_mean": sum(v["svd_error"] for v in svd.values()) / max(1, len(svd)),
     }  # fmt: skip
+    if nm_training is not None:
+        result["nm_training"] = asdict(nm_training)
     rank, _ = dist_info()
     if rank == 0:
         out = Path(out_dir)

@@ -43,8 +43,21 @@ in this order, renumbered ``0 .. k-1`` (``[0, 2, 4]``: teacher layer 2 becomes s
     {"scheme": "xtc", "layers": [{"name": "encoder"}, {"name": "word_embeddings"}],
      "weight_bits": "ternary", "keep_layers": [0, 2, 4], "weight_scale_init": "twn"}
 
+Scheme ``nm`` (seed 002, NxMiFormer) keeps the named linears dense, each pruned to N:M
+sparsity along its input dimension and quantized: every rule gives its pattern ``nm`` (``"2:4"``,
+``"1:4"``, ``"2:8"``: at most N nonzero weights in each group of M consecutive inputs; M one of
+2, 4, 8, 16) and may override ``weight_bits`` for its layers (8, 4, 2 or ``"ternary"``; binary
+has no zero for the pruned weights, so the scheme refuses it). Rules name linears only (no
+``word_embeddings``), without rank or modes. A per-layer config as ``ttaccel nm-search``
+writes it::
+
+    {"scheme": "nm", "weight_bits": 8, "layers": [
+       {"name": "encoder", "nm": "2:4"},
+       {"name": "bert.encoder.layer.5.output.dense", "nm": "1:4", "weight_bits": 4}]}
+
 A config of scheme ``tt`` without ``keep_layers`` writes neither key in :meth:`to_dict`, so
-older configs (and artifacts) read and write unchanged.
+older configs (and artifacts) read and write unchanged; nor do rules without ``nm`` or
+``weight_bits`` write those keys.
 """
 
 from __future__ import annotations
@@ -54,6 +67,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from ttaccel.spec.nm import parse_nm
 
 __all__ = [
     "LAYER_GROUPS",
@@ -81,12 +96,14 @@ LAYER_GROUPS: dict[str, tuple[str, ...]] = {
 }
 _WORD = "bert.embeddings.word_embeddings"
 _SCALE_INITS = ("max", "lsq", "mse", "percentile", "twn")  # models.quant.SCALE_INITS (no torch)
-SCHEMES = ("tt", "xtc")
+SCHEMES = ("tt", "xtc", "nm")
 SCHEME_WEIGHT_BITS: dict[str, tuple] = {
     # TT merges its cores and requantizes every product back to the weight format: a binary
     # merge keeps only the sign of each product, which no TT scale can undo.
     "tt": (8, 4, 2, "ternary", None),
     "xtc": (8, 4, 2, "ternary", "binary", None),
+    # N:M stores the pruned weights as zeros: binary codes {-1, +1} have none.
+    "nm": (8, 4, 2, "ternary", None),
 }
 """The weight formats (``weight_bits`` values) each scheme takes; null is a float student."""
 
@@ -95,14 +112,18 @@ SCHEME_WEIGHT_BITS: dict[str, tuple] = {
 class LayerRule:
     """One entry of the config: a group or module name, its rank and (optional) modes.
 
-    ``rank`` None: no TT rank, for scheme ``xtc`` (whose layers stay dense); scheme ``tt``
-    needs one (:class:`CompressionConfig` checks)."""
+    ``rank`` None: no TT rank, for schemes ``xtc`` and ``nm`` (whose layers stay dense); scheme
+    ``tt`` needs one (:class:`CompressionConfig` checks). ``nm``: the N:M pattern ``(n, m)``
+    (given as ``"2:4"`` or ``[2, 4]``) and ``weight_bits`` (None: the config's) of this rule's
+    layers, scheme ``nm`` only."""
 
     name: str
     rank: int | tuple[int, ...] | None = None
     in_modes: tuple[int, ...] | None = None
     out_modes: tuple[int, ...] | None = None
     cores_per_side: int = 2
+    nm: tuple[int, int] | None = None
+    weight_bits: int | str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -136,6 +157,8 @@ class LayerRule:
             object.__setattr__(self, key, modes)
         if (self.in_modes is None) != (self.out_modes is None):
             raise ValueError(f"layer {self.name!r}: give both in_modes and out_modes, or neither")
+        if self.nm is not None:
+            object.__setattr__(self, "nm", parse_nm(self.nm, name=f"layer {self.name!r}: nm"))
         if not isinstance(self.cores_per_side, int) or self.cores_per_side < 1:
             raise ValueError(
                 f"layer {self.name!r}: cores_per_side must be a positive integer, "
@@ -182,8 +205,37 @@ class CompressionConfig:
                 f"weight_bits must be one of {[b for b in allowed if b is not None]} or null "
                 f"(float) for scheme {self.scheme!r}, not {bits!r}"
                 + (f": scheme {self.scheme!r} cannot take {bits!r}" if known else "")
-            )
+                + (" (N:M needs a zero code for the pruned weights)" if known and
+                   self.scheme == "nm" else "")
+            )  # fmt: skip
         for i, rule in enumerate(layers):
+            where = f"layers[{i}] ({rule.name!r})"
+            if self.scheme != "nm" and (rule.nm is not None or rule.weight_bits is not None):
+                raise ValueError(
+                    f"{where}: only scheme 'nm' takes a per-layer nm pattern or weight_bits"
+                )
+            if self.scheme == "nm":
+                if rule.rank is not None or rule.in_modes is not None:
+                    raise ValueError(
+                        f"{where}: scheme 'nm' keeps every layer dense (pruned N:M): leave rank, "
+                        "in_modes and out_modes out"
+                    )
+                if rule.nm is None:
+                    raise ValueError(f"{where}: scheme 'nm' needs an N:M pattern, e.g. 'nm': '2:4'")
+                if rule.name == "word_embeddings" or rule.name == _WORD:
+                    raise ValueError(f"{where}: scheme 'nm' prunes linears, not the embedding")
+                rb = rule.weight_bits
+                if rb is not None and (isinstance(rb, bool) or rb not in allowed[:-1]):
+                    raise ValueError(
+                        f"{where}: weight_bits must be one of {list(allowed[:-1])} for scheme "
+                        f"'nm', not {rb!r}"
+                        + (": N:M needs a zero code for the pruned weights" if rb == "binary"
+                           else "")
+                    )  # fmt: skip
+                if rb is not None and bits is None:
+                    raise ValueError(
+                        f"{where}: a float config (weight_bits null) takes no per-layer weight_bits"
+                    )
             if self.scheme == "tt" and rule.rank is None:
                 raise ValueError(f"layers[{i}] ({rule.name!r}): scheme 'tt' needs a rank")
             if self.scheme == "xtc" and (rule.rank is not None or rule.in_modes is not None):
@@ -229,7 +281,13 @@ class CompressionConfig:
             del data["keep_layers"]
         else:
             data["keep_layers"] = list(data["keep_layers"])
-        if self.scheme == "xtc":
+        for rule in data["layers"]:
+            for key in ("nm", "weight_bits"):
+                if rule[key] is None:
+                    del rule[key]
+            if "nm" in rule:
+                rule["nm"] = f"{rule['nm'][0]}:{rule['nm'][1]}"
+        if self.scheme in ("xtc", "nm"):
             for rule in data["layers"]:
                 for key in ("rank", "in_modes", "out_modes", "cores_per_side"):
                     rule.pop(key, None)
@@ -307,6 +365,19 @@ class CompressionConfig:
             weight_scale_init = "twn" if weight_bits in ("ternary", "binary") else "max"
         return cls(tuple(rules), weight_bits, power_of_two, weight_scale_init=weight_scale_init,
                    activation_scale_init=activation_scale_init, scheme="xtc",
+                   keep_layers=None if keep_layers is None else tuple(keep_layers))  # fmt: skip
+
+    @classmethod
+    def nm(
+        cls, pattern: str | Sequence[int], weight_bits: int | str | None, *,
+        keep_layers: Sequence[int] | None = None, power_of_two: bool = False,
+        weight_scale_init: str = "max", activation_scale_init: str = "max",
+    ) -> CompressionConfig:  # fmt: skip
+        """Scheme ``nm``: all six encoder linears pruned to ``pattern`` (``"2:4"``) at
+        ``weight_bits``; per-layer patterns need explicit rules (or ``ttaccel nm-search``)."""
+        return cls((LayerRule("encoder", nm=pattern),), weight_bits, power_of_two,
+                   weight_scale_init=weight_scale_init,
+                   activation_scale_init=activation_scale_init, scheme="nm",
                    keep_layers=None if keep_layers is None else tuple(keep_layers))  # fmt: skip
 
     def check_keep_layers(self, teacher_layers: int) -> None:

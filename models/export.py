@@ -17,10 +17,12 @@ import numpy as np
 from torch import nn
 
 from ttaccel.spec.artifact import Artifact, load_artifact, save_artifact
+from ttaccel.spec.golden import QuantNMLinear
 from ttaccel.spec.inference import BertInference
 
 from .compress import load_student, tt_modules
 from .data import Encoded, encode, infer_task, load_split, load_tokenizer
+from .nm import NMLinear
 from .quant import LsqQuantizer
 from .train import evaluate_logits, predictions, task_metrics
 from .tt import TTEmbedding, TTLinear
@@ -58,8 +60,10 @@ def student_artifact(
     ``tokenizer``: settings recorded next to the vocabulary (``{"do_lower_case": bool}``). The
     model description also records the training run's dev metrics and settings (``training``).
     The position table keeps only its first ``max_length`` rows (the tokenizer never reaches the
-    others; ``max_position_embeddings`` says so). Raises ValueError for a float student (the
-    artifact holds integer TT layers only).
+    others; ``max_position_embeddings`` says so). An N:M layer
+    (:class:`~ttaccel.models.nm.NMLinear`, scheme ``nm``) goes to ``nm_linears``, compressed
+    (ValueError naming it if its integer weight is not N:M). Raises ValueError for a float
+    student (the artifact holds integer TT layers only).
     """
     tts = tt_modules(model)
     if not tts or not all(m.quantized for m in tts.values()):
@@ -67,9 +71,12 @@ def student_artifact(
             "only quantized students can be exported (the artifact holds integer TT layers): "
             "train the student with --bits 8, 4, 2, ternary or binary"
         )
-    linears, embeddings, owned = {}, {}, set()
+    linears, embeddings, nm_linears, owned = {}, {}, {}, set()
     for name, layer in tts.items():
-        if isinstance(layer, TTLinear):
+        if isinstance(layer, NMLinear):
+            nm_linears[name] = QuantNMLinear.from_tt_linear(layer.to_int(), layer.n, layer.m,
+                                                            name=name)  # fmt: skip
+        elif isinstance(layer, TTLinear):
             linears[name] = layer.to_int()
         elif isinstance(layer, TTEmbedding):
             embeddings[name] = layer.to_int()
@@ -101,7 +108,7 @@ def student_artifact(
         "compression": meta.get("compression"), "tokenizer": tokenizer or {"do_lower_case": True},
         "training": {k: result[k] for k in ("method", "dev", "loop", "init_from") if k in result},
     }  # fmt: skip
-    return Artifact(model_config, linears, embeddings, tensors, vocab)
+    return Artifact(model_config, linears, embeddings, tensors, vocab, nm_linears=nm_linears)
 
 
 def write_artifact(artifact: Artifact, out_path: str | Path) -> Path:

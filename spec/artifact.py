@@ -8,7 +8,11 @@ version, stored in the safetensors header's ``__metadata__["ttaccel"]``. No pick
 Tensor names
     ``<layer>.core<k>``    uint8, packed codes of TT core ``k`` (:mod:`.packing`, C order of
                            the core's ``(r, m, n, r')`` shape)
-    ``<layer>.bias``       int32 (N,), TT linears with a bias only
+    ``<layer>.bias``       int32 (N,), TT and N:M linears with a bias only
+    ``<layer>.nm_values``  uint8, N:M linears: the kept codes packed at the weight format, in
+                           (output row, input group, slot) C order (:mod:`.nm`)
+    ``<layer>.nm_indices`` uint8, N:M linears: their positions in the group, ``log2(M)`` bits
+                           each, same order (:func:`.nm.pack_indices`)
     ``tokenizer.vocab``    uint8, the UTF-8 bytes of ``vocab.txt`` (one token per line)
     any other name         float32, listed in the manifest's ``float_tensors``
 
@@ -27,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from .formats import FORMATS, INT8, NumberFormat, Requant
-from .golden import QuantTTEmbedding, QuantTTLinear
+from .golden import QuantNMLinear, QuantTTEmbedding, QuantTTLinear
+from .nm import check_nm, indices_nbytes, nm_expand, pack_indices, unpack_indices
 from .packing import pack, packed_nbytes, unpack
 from .safetensors_io import SafetensorsError, load_safetensors, save_safetensors
 from .tt import TTShape
@@ -69,7 +74,9 @@ class Artifact:
     ``model_config``: JSON-able dict describing the network (hidden size, layers, heads, ...,
     free form for the model's inference code); ``tt_linears`` / ``tt_embeddings``: integer layers
     keyed by module name; ``tensors``: float32 arrays by name; ``vocab``: tokens in id order;
-    ``activation_format``: format of the activations between layers (int8).
+    ``activation_format``: format of the activations between layers (int8). ``nm_linears``:
+    N:M sparse integer linears (seed 002) keyed by module name, stored compressed; a name is in
+    ``tt_linears`` or ``nm_linears``, never both (:meth:`integer_linears` gives them all).
     """
 
     model_config: dict[str, Any]
@@ -78,9 +85,19 @@ class Artifact:
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
     vocab: list[str] = field(default_factory=list)
     activation_format: NumberFormat = INT8
+    nm_linears: dict[str, QuantNMLinear] = field(default_factory=dict)
+
+    def integer_linears(self) -> dict[str, QuantTTLinear]:
+        """Every integer linear as a :class:`QuantTTLinear`, by module name: the TT layers as
+        they are, then each N:M layer as the dense one-core layer it expands to
+        (:meth:`QuantNMLinear.as_tt_linear`, computed on each call). Inference and the host
+        run these."""
+        return {**self.tt_linears,
+                **{n: layer.as_tt_linear() for n, layer in self.nm_linears.items()}}  # fmt: skip
 
     def nbytes(self) -> int:
-        """Payload bytes: packed cores, biases, float tensors and vocabulary."""
+        """Payload bytes: packed cores, N:M values and indices, biases, float tensors and
+        vocabulary."""
         total = sum(
             _packed_core_bytes(layer.cores, layer.weight_format)
             for layer in self.tt_linears.values()
@@ -91,6 +108,10 @@ class Artifact:
         total += sum(
             _packed_core_bytes(e.cores, e.weight_format) for e in self.tt_embeddings.values()
         )
+        for layer in self.nm_linears.values():
+            count = int(np.size(layer.values))
+            total += packed_nbytes(count, layer.weight_format) + indices_nbytes(count, layer.m)
+            total += 0 if layer.bias is None else np.asarray(layer.bias, np.int32).nbytes
         total += sum(np.asarray(t, dtype=np.float32).nbytes for t in self.tensors.values())
         return total + len("\n".join(self.vocab).encode())
 
@@ -134,6 +155,21 @@ def save_artifact(path: str | Path, artifact: Artifact) -> None:
             "stage_requants": [_requant_json(r) for r in layer.stage_requants],
             "output_scale": float(layer.output_scale),
         }  # fmt: skip
+    nm_linears = {}
+    for name, layer in artifact.nm_linears.items():
+        if name in artifact.tt_linears:
+            raise ValueError(f"layer {name!r} is both a TT linear and an N:M linear")
+        tensors[f"{name}.nm_values"] = pack(layer.values, layer.weight_format)
+        tensors[f"{name}.nm_indices"] = pack_indices(layer.indices, layer.m)
+        if layer.bias is not None:
+            tensors[f"{name}.bias"] = np.asarray(layer.bias, dtype=np.int32)
+        nm_linears[name] = {
+            "weight_format": layer.weight_format.name, "n": layer.n, "m": layer.m,
+            "in_features": layer.in_features, "out_features": layer.out_features,
+            "requant": _requant_json(layer.requant),
+            "input_scale": float(layer.input_scale), "output_scale": float(layer.output_scale),
+            "has_bias": layer.bias is not None,
+        }  # fmt: skip
     for name, tensor in artifact.tensors.items():
         if name in tensors or name == _VOCAB:
             raise ValueError(f"float tensor name {name!r} collides with an integer tensor")
@@ -149,6 +185,8 @@ def save_artifact(path: str | Path, artifact: Artifact) -> None:
         "float_tensors": sorted(artifact.tensors),
         "vocab_size": len(artifact.vocab),
     }
+    if nm_linears:  # absent otherwise: artifacts without N:M layers are as before
+        manifest["nm_linears"] = nm_linears
     save_safetensors(path, tensors, {_META_KEY: json.dumps(manifest, allow_nan=True)})
 
 
@@ -337,6 +375,71 @@ class _Reader:
                 raise
             raise ArtifactError(where, str(error)) from None
 
+    def _nm_linear(self, name: str, obj: dict) -> QuantNMLinear:
+        where = f"nm_linears[{name!r}]"
+        fmt = self._format(obj, where)
+        if fmt.name == "binary":
+            raise ArtifactError(
+                f"{where}.weight_format", "bit width/format 'binary' is not one an N:M layer can "
+                "take (binary codes have no zero for the pruned weights): int8, int4, int2 or "
+                "ternary"
+            )  # fmt: skip
+        n, m = self._get(obj, "n", where, int), self._get(obj, "m", where, int)
+        try:
+            check_nm(n, m)
+        except ValueError as error:
+            raise ArtifactError(f"{where}.m", str(error)) from None
+        in_features = self._get(obj, "in_features", where, int)
+        out_features = self._get(obj, "out_features", where, int)
+        if in_features < m or in_features % m or out_features < 1:
+            raise ArtifactError(
+                f"{where}.in_features", f"{in_features} x {out_features} is not a layer of "
+                f"positive size with in_features a multiple of m = {m}"
+            )  # fmt: skip
+        shape = (out_features, in_features // m, n)
+        count = math.prod(shape)
+        data = self._tensor(f"{name}.nm_values", np.dtype(np.uint8), where)
+        if data.shape != (packed_nbytes(count, fmt),):
+            raise ArtifactError(
+                f"{name}.nm_values", f"shape mismatch: {shape} kept codes at {fmt.name} need "
+                f"{packed_nbytes(count, fmt)} bytes, found shape {data.shape}"
+            )  # fmt: skip
+        try:
+            values = unpack(data, fmt, count).reshape(shape)
+        except ValueError as error:
+            raise ArtifactError(
+                f"{name}.nm_values", f"value out of range for {fmt.name}: {error}"
+            ) from None
+        data = self._tensor(f"{name}.nm_indices", np.dtype(np.uint8), where)
+        if data.shape != (indices_nbytes(count, m),):
+            raise ArtifactError(
+                f"{name}.nm_indices", f"shape mismatch: {count} indices of {m}-groups need "
+                f"{indices_nbytes(count, m)} bytes, found shape {data.shape}"
+            )  # fmt: skip
+        indices = unpack_indices(data, m, count).reshape(shape)
+        try:
+            nm_expand(values, indices, n, m, in_features, name=f"{name}.nm_indices")
+        except ValueError as error:
+            raise ArtifactError(f"{name}.nm_indices", str(error)) from None
+        bias = None
+        if self._get(obj, "has_bias", where, bool):
+            bias = self._tensor(f"{name}.bias", np.dtype(np.int32), where)
+            if bias.shape != (out_features,):
+                raise ArtifactError(
+                    f"{name}.bias", f"shape mismatch: expected ({out_features},), found "
+                    f"{bias.shape}"
+                )  # fmt: skip
+        requant = self._requant(self._get(obj, "requant", where, list), f"{where}.requant")
+        try:
+            return QuantNMLinear(
+                values, indices, n, m, in_features, fmt, requant, bias,
+                self._scale(obj, "input_scale", where), self._scale(obj, "output_scale", where),
+            )  # fmt: skip
+        except ValueError as error:
+            if isinstance(error, ArtifactError):
+                raise
+            raise ArtifactError(where, str(error)) from None
+
     def artifact(self) -> Artifact:
         m = self.manifest
         if m.get("format") != FORMAT_NAME:
@@ -354,6 +457,12 @@ class _Reader:
         embeddings = {
             n: self._embedding(n, o) for n, o in self._get(m, "tt_embeddings", "", dict).items()
         }
+        nm_linears = {}
+        if "nm_linears" in m:  # optional: written only when the model has N:M layers
+            for n, o in self._get(m, "nm_linears", "", dict).items():
+                if n in linears:
+                    raise ArtifactError(f"nm_linears[{n!r}]", "also listed in tt_linears")
+                nm_linears[n] = self._nm_linear(n, o)
         floats = {}
         for name in self._get(m, "float_tensors", "", list):
             tensor = self._tensor(name, np.dtype(np.float32), "float_tensors")
@@ -361,7 +470,7 @@ class _Reader:
                 raise ArtifactError(name, "float tensor holds NaN or infinite values")
             floats[name] = tensor
         model = self._get(m, "model", "", dict)
-        self._heads(model, floats, linears)
+        self._heads(model, floats, {**linears, **nm_linears})
         vocab_bytes = self._tensor(_VOCAB, np.dtype(np.uint8), "the tokenizer")
         vocab = vocab_bytes.tobytes().decode("utf-8").split("\n") if vocab_bytes.size else []
         if len(vocab) != self._get(m, "vocab_size", "", int):
@@ -375,6 +484,7 @@ class _Reader:
             tensors=floats,
             vocab=vocab,
             activation_format=FORMATS[act_name],
+            nm_linears=nm_linears,
         )
 
     def _heads(self, model: dict, floats: dict, linears: dict) -> None:

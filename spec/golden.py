@@ -13,6 +13,11 @@ A quantized TT-matrix linear layer (seed 000's requantization points, generalise
 2. online, the int8 input is contracted with each merged core in turn (one GEMM each, see
    :func:`ttaccel.spec.tt.contract_core`); after every stage the accumulator is requantized to
    int8; the last stage adds the int32 bias first (:func:`tt_linear_int`).
+
+A quantized N:M sparse linear layer (seed 002, :class:`QuantNMLinear`) is the dense layer its
+compressed weight expands to (:func:`ttaccel.spec.nm.nm_expand`):
+``requantize(x @ W + bias)`` in int32 (:func:`nm_linear_int`), the same numbers as the one-core
+TT layer :meth:`QuantNMLinear.as_tt_linear`.
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .formats import ACC_BITS, NumberFormat, Requant, requantize
+from .formats import ACC_BITS, BINARY, NumberFormat, Requant, requantize
+from .nm import check_nm, nm_compress, nm_expand
 from .tt import Plan, contract_core, merge_cores, merged_shape, tt_shape_of
 
 __all__ = [
+    "QuantNMLinear",
     "QuantTTEmbedding",
     "QuantTTLinear",
     "gemm_int",
     "merge_cores_int",
+    "nm_linear_int",
     "tt_contract_int",
     "tt_embedding_int",
     "tt_linear_int",
@@ -160,6 +168,103 @@ class QuantTTLinear:
 def tt_linear_int(x: np.ndarray, layer: QuantTTLinear) -> np.ndarray:
     """Run :class:`QuantTTLinear` on int8 codes ``x`` (B, M); returns int8 codes (B, N)."""
     return tt_contract_int(x, layer.merged_cores(), layer.stage_requants, layer.bias)
+
+
+@dataclass(frozen=True)
+class QuantNMLinear:
+    """An integer N:M sparse linear layer in compressed form (see :mod:`ttaccel.spec.nm`).
+
+    ``values``: int8 codes of ``weight_format``, shape ``(out_features, in_features // m, n)``;
+    ``indices``: uint8 positions ``0 .. m-1`` inside each group of ``m`` inputs, same shape,
+    strictly ascending per group (output row, then group, then slot: the order a weight
+    buffer streams). ``requant``: the one requant of the int32 accumulator (plus ``bias``, int32
+    (out_features,) at the accumulator scale ``input_scale * weight_scale``, or None) to int8
+    codes at ``output_scale``; ``input_scale``: the scale of the int8 input codes.
+
+    Binary weights have no zero, so they cannot be pruned: ValueError. Every other check
+    (shapes, index range and order, legal codes) raises ValueError naming what is wrong.
+    """
+
+    values: np.ndarray
+    indices: np.ndarray
+    n: int
+    m: int
+    in_features: int
+    weight_format: NumberFormat
+    requant: Requant
+    bias: np.ndarray | None
+    input_scale: float
+    output_scale: float
+
+    def __post_init__(self) -> None:
+        check_nm(self.n, self.m)
+        if self.weight_format == BINARY:
+            raise ValueError(
+                "an N:M layer cannot take binary weights: binary codes {-1, +1} have no zero "
+                "for the pruned positions (use int8, int4, int2 or ternary)"
+            )
+        dense = self.dense_codes()  # checks shapes, index range and order
+        bad = ~self.weight_format.valid(self.values)
+        if bad.any():
+            raise ValueError(
+                f"values hold {int(np.asarray(self.values)[bad][0])}, not a legal "
+                f"{self.weight_format.name} code"
+            )
+        if self.bias is not None and np.shape(self.bias) != (dense.shape[0],):
+            raise ValueError(f"bias must have shape ({dense.shape[0]},), not {np.shape(self.bias)}")
+
+    @property
+    def out_features(self) -> int:
+        return int(np.shape(self.values)[0])
+
+    def dense_codes(self) -> np.ndarray:
+        """The weight as dense int8 codes ``(out_features, in_features)`` (PyTorch's
+        ``Linear.weight`` orientation), zeros at the pruned positions: :func:`nm_expand`."""
+        return nm_expand(self.values, self.indices, self.n, self.m, self.in_features)
+
+    def as_tt_linear(self) -> QuantTTLinear:
+        """The same layer as a one-core (dense) :class:`QuantTTLinear`: core ``(1, in, out, 1)``
+        = the expanded weight transposed, the same requant, bias and scales. This is what the
+        engine runs until it has a sparse GEMM mode, and what :class:`BertInference` uses."""
+        weight = self.dense_codes().T
+        return QuantTTLinear(
+            cores=(np.ascontiguousarray(weight).reshape(1, *weight.shape, 1),),
+            weight_format=self.weight_format, plan=((0, 1),), merge_requants=((),),
+            stage_requants=(self.requant,), bias=self.bias, input_scale=self.input_scale,
+            output_scale=self.output_scale,
+        )  # fmt: skip
+
+    @classmethod
+    def from_tt_linear(cls, layer: QuantTTLinear, n: int, m: int, *, name: str = "weight"):
+        """Compress a one-core (dense) :class:`QuantTTLinear` whose weight is N:M sparse.
+        Raises ValueError naming ``name`` when it has more than one core or a group of ``m``
+        inputs holds more than ``n`` nonzero codes."""
+        if len(layer.cores) != 1:
+            raise ValueError(
+                f"{name}: only a dense (one-core) layer can be stored N:M, not {len(layer.cores)} "
+                "TT cores"
+            )
+        core = np.asarray(layer.cores[0])
+        weight = core.reshape(core.shape[1], core.shape[2]).T  # (out, in)
+        values, indices = nm_compress(weight, n, m, name=name)
+        return cls(values, indices, n, m, int(core.shape[1]), layer.weight_format,
+                   layer.stage_requants[0], layer.bias, layer.input_scale,
+                   layer.output_scale)  # fmt: skip
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """int8 codes (B, in_features) -> int8 codes (B, out_features)."""
+        return nm_linear_int(x, self)
+
+
+def nm_linear_int(x: np.ndarray, layer: QuantNMLinear) -> np.ndarray:
+    """Run :class:`QuantNMLinear` on int8 codes ``x`` (B, in_features): the int32 GEMM with the
+    expanded weight (:func:`gemm_int`, overflow checked), the bias added and requantized to
+    int8 codes (B, out_features) in one step (:func:`~ttaccel.spec.formats.requantize`)."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != layer.in_features:
+        raise ValueError(f"x must have shape (B, {layer.in_features}), not {x.shape}")
+    acc = gemm_int(x, layer.dense_codes().T)
+    return requantize(acc, layer.requant, layer.bias)
 
 
 @dataclass(frozen=True)

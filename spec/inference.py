@@ -1,7 +1,8 @@
 """Whole-model inference of a BERT sequence classifier, or of a joint intent + slot model
 (``bert-joint-intent-slot``: :meth:`BertInference.joint_logits`), from an artifact (NumPy only).
 
-The integer parts are the spec's golden models: every TT linear runs
+The integer parts are the spec's golden models: every TT linear (and every N:M sparse linear,
+expanded to its dense one-core form by ``Artifact.integer_linears``) runs
 :func:`~ttaccel.spec.golden.tt_contract_int` (int8 input codes quantized with the layer's
 ``input_scale`` by :func:`~ttaccel.spec.formats.quantize`, int8 output codes at its
 ``output_scale``) and the TT word embedding :func:`~ttaccel.spec.golden.tt_embedding_int`.
@@ -184,7 +185,9 @@ class BertInference:
         self.layers = int(cfg["num_hidden_layers"])
         self.heads = int(cfg["num_attention_heads"])
         self.eps = float(cfg["layer_norm_eps"])
-        self._merged = {n: layer.merged_cores() for n, layer in artifact.tt_linears.items()}
+        # N:M layers (seed 002) run as the dense layers they expand to: one core each.
+        self._linears = artifact.integer_linears()
+        self._merged = {n: layer.merged_cores() for n, layer in self._linears.items()}
         self.t = artifact.tensors
         self._tt_linear = tt_linear or self.tt_linear_exact
         self._timer = timer or _untimed
@@ -192,7 +195,7 @@ class BertInference:
     def tt_linear_exact(self, name: str, codes: np.ndarray) -> np.ndarray:
         """The default :data:`TTLinearFn`: the golden integer contraction of TT layer
         ``name`` on int8 ``codes`` (R, in) -> int8 (R, out)."""
-        layer = self.artifact.tt_linears[name]
+        layer = self._linears[name]
         return tt_contract_exact(codes, self._merged[name], layer.stage_requants, layer.bias)
 
     def _tensor(self, name: str) -> np.ndarray:
@@ -202,7 +205,7 @@ class BertInference:
 
     def linear(self, name: str, x: np.ndarray) -> np.ndarray:
         """``x`` (R, in) float32 -> (R, out) float32 through TT layer or dense ``name``."""
-        layer = self.artifact.tt_linears.get(name)
+        layer = self._linears.get(name)
         if layer is None:
             with self._timer("dense"):
                 w = self._tensor(f"{name}.weight")
