@@ -48,6 +48,7 @@ __all__ = [
     "NMTraining",
     "gradual_keep",
     "is_admm_buffer",
+    "nm_layer_nbytes",
     "nm_mask",
     "nm_modules",
     "nm_project",
@@ -85,6 +86,18 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
 def nm_project(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """Euclidean projection onto the N:M set: ``weight * nm_mask(weight, n, m)``."""
     return weight * nm_mask(weight, n, m)
+
+
+def nm_layer_nbytes(
+    in_features: int, out_features: int, n: int, m: int, bits: int | str | None, *,
+    bias: bool = True,
+) -> int:  # fmt: skip
+    """Bytes export writes for an N:M layer: ``out * (in / m) * n`` kept values packed at
+    ``bits`` (4 bytes each when None: a float student), as many ``log2(m)``-bit indices, and
+    the int32 bias (``4 * out``) with ``bias``."""
+    count = out_features * (in_features // m) * n
+    values = 4 * count if bits is None else packed_nbytes(count, format_for_bits(bits))
+    return values + indices_nbytes(count, m) + (4 * out_features if bias else 0)
 
 
 def gradual_keep(step: int, n: int, m: int, prune_steps: int) -> int:
@@ -158,12 +171,9 @@ class NMLinear(TTLinear):
     def compressed_nbytes(self) -> int:
         """Bytes of the compressed weight (kept values at ``bits``, fp32 when float, plus
         ``log2(m)``-bit indices), bias not included: what export writes."""
-        count = self.out_features * (self.in_features // self.m) * self.n
-        if self.bits is None:
-            values = 4 * count
-        else:
-            values = packed_nbytes(count, format_for_bits(self.bits))
-        return values + indices_nbytes(count, self.m)
+        return nm_layer_nbytes(
+            self.in_features, self.out_features, self.n, self.m, self.bits, bias=False
+        )
 
     # -- ADMM state --
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "infer": "ttaccel.infer",
     "export": "ttaccel.models.cmd_export",
     "code-stats": "ttaccel.models.code_stats",
+    "nm-search": "ttaccel.models.cmd_nm_search",
 }
 
 
