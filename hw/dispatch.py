@@ -10,11 +10,13 @@ Checks (the first failure stops the run with ``error`` and the regmap's code, ``
 the instruction's index): program longer than the instruction memory (3); TLAST inside the
 program (5); unknown opcode, reserved bits set, a field out of range -- ``count``, ``m_*``,
 ``k``, ``n`` zero, ``k > max_k``, a format code above 4, LOAD buffer 3, multiplier 0, shift
-above 47, ``b_from_abuf`` where the configuration does not allow it -- or dispatch running
-past the program without END (1); any word a LOAD, STORE or GEMM would touch outside its
-buffer (2). GEMM bounds are the exact largest addresses, computed with one shared, pipelined
-17 x 16-bit multiplier (operand select, product and accumulate registers; no wrap-around, as
-the ISA requires). The first error ends dispatch (``error`` pulse); so does ``halt``.
+above 47, ``b_from_abuf`` where the configuration does not allow it, ``sparse`` without the
+build's ``sparse_nm`` (or with ``b_from_abuf``, or ``k`` not a multiple of ``M``) -- or
+dispatch running past the program without END (1); any word a LOAD, STORE or GEMM would touch
+outside its buffer (2). GEMM bounds are the exact largest addresses, computed with one shared,
+pipelined 17 x 16-bit multiplier (operand select, product and accumulate registers; no
+wrap-around, as the ISA requires). The first error ends dispatch (``error`` pulse); so does
+``halt``.
 
 Timing: the program arrives at one beat per cycle; after it, a LOAD, STORE or SYNC takes 4
 cycles to dispatch (fetch, the memory's read register, the registered checks, decode and
@@ -69,6 +71,7 @@ EXEC_LAYOUT = data.StructLayout(
         "b_from_abuf": 1,
         "bias_en": 1,
         "out_format": 3,
+        "sparse": 1,  # N:M sparse B operand (constant 0 without sparse_nm)
         "m_outer": 16,
         "m_inner": 16,
         "k": 16,
@@ -231,7 +234,7 @@ class Dispatcher(wiring.Component):
         ]
         eq = self.exec_q.payload
         for name, _ in EXEC_LAYOUT:
-            if name in ("store", "final", "pc", "multiplier", "shift", "out_format"):
+            if name in ("store", "final", "pc", "multiplier", "shift", "out_format", "sparse"):
                 continue
             m.d.comb += eq[name].eq(gemm[name])
         m.d.comb += [
@@ -240,11 +243,13 @@ class Dispatcher(wiring.Component):
             eq.out_format.eq(gemm.out_format),
             eq.final.eq(pc == last_out_pc),
             eq.pc.eq(pc),
+            eq.sparse.eq(gemm.sparse & int(cfg.sparse_nm is not None)),
         ]
         with m.If(opcode == Opcode.STORE):
             m.d.comb += [
                 eq.store.eq(1),
                 eq.fence.eq(0),
+                eq.sparse.eq(0),
                 eq.dst_stream.eq(1),
                 eq.out_format.eq(store.fmt),
                 eq.a_base.eq(store.base),
@@ -380,6 +385,7 @@ class Dispatcher(wiring.Component):
                 | (gemm.multiplier == 0)
                 | (gemm.shift > MAX_SHIFT)
                 | (gemm.b_from_abuf & int(not cfg.supports_b_from_abuf))
+                | (gemm.sparse & Dispatcher._sparse_illegal(cfg, gemm))
             ),
         }
         depth_of = Signal(17)
@@ -401,6 +407,21 @@ class Dispatcher(wiring.Component):
         return flags
 
     @staticmethod
+    def _b_steps(cfg, gemm):
+        """The last B-word step of a tile: ``k - 1``, or ``k / 2 - 1`` for a sparse GEMM."""
+        if cfg.sparse_nm is None:
+            return gemm.k - 1
+        return Mux(gemm.sparse, (gemm.k >> 1) - 1, gemm.k - 1)
+
+    @staticmethod
+    def _sparse_illegal(cfg, gemm):
+        """What makes a GEMM with ``sparse`` set illegal: no ``sparse_nm`` in the build, or
+        ``b_from_abuf``, or a ``k`` that is not a multiple of ``M``."""
+        if cfg.sparse_nm is None:
+            return 1
+        return gemm.b_from_abuf | (gemm.k & (cfg.sparse_nm[1] - 1)).any()
+
+    @staticmethod
     def _gemm_bounds(m, cfg, gemm, checking):
         """The GEMM's largest addresses, exactly (no wrap-around), through one multiplier:
         stage 1 selects the step's operands into registers, stage 2 multiplies into the
@@ -420,7 +441,7 @@ class Dispatcher(wiring.Component):
             (gemm.m_outer - 1, gemm.a_outer, acc_a, gemm.a_base),
             (gemm.m_inner - 1, gemm.a_inner, acc_a, None),
             (gemm.k - 1, gemm.a_k, acc_a, None),
-            (gemm.k - 1, gemm.b_k, acc_b, gemm.b_base),
+            (Dispatcher._b_steps(cfg, gemm), gemm.b_k, acc_b, gemm.b_base),
             (gemm.m_outer - 1, gemm.out_outer, acc_o, gemm.out_base),
             (gemm.m_inner - 1, gemm.out_inner, acc_o, None),
             (gemm.n - 1, gemm.out_col, acc_o, None),

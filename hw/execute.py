@@ -43,6 +43,7 @@ from .dispatch import EXEC_LAYOUT
 from .gearbox import BeatPacker
 from .interfaces import STREAM_BEAT, StreamFIFO, check_config
 from .requant import Requantizer
+from .sparse import GroupAssembler, SparseSelect
 from .systolic import SystolicArray
 from .transposed import transposed_provider
 
@@ -74,6 +75,7 @@ class ExecuteEngine(wiring.Component):
     def __init__(self, *, config: AccelConfig):
         self._config = check_config(config)
         self._b_from_abuf = config.supports_b_from_abuf
+        self._sparse = config.sparse_nm is not None
         a_bits, b_bits = config.a_word_bits, config.b_word_bits
         ports = {
             "q": In(stream.Signature(EXEC_LAYOUT)),
@@ -99,12 +101,18 @@ class ExecuteEngine(wiring.Component):
             "mac_fire": Out(1),
             "macs": Out(range(config.lanes + 1)),
         }
-        if self._b_from_abuf:
+        if self.has_b2:
             ports.update({"b2_addr": Out(16), "b2_en": Out(1), "b2_data": In(a_bits)})
         super().__init__(ports)
 
     config = property(lambda self: self._config)
     has_b_from_abuf = property(lambda self: self._b_from_abuf)
+
+    @property
+    def has_b2(self) -> bool:
+        """The second ABUF read port (``b2_*``) exists: for ``b_from_abuf`` or, in a
+        ``sparse_nm`` build, a sparse beat's second A-word (:mod:`.sparse`)."""
+        return self._b_from_abuf or self._sparse
 
     def elaborate(self, platform):
         m = Module()
@@ -122,6 +130,8 @@ class ExecuteEngine(wiring.Component):
         rows, cols, wf = cfg.rows, cfg.cols, cfg.weight_format
         # Datapath blocks: the array transposed (its rows are the GEMM's columns).
         provider = transposed_provider(wf, packed=cfg.dsp_packing, tokens=rows)
+        if self._sparse:  # each PE selects its activation out of an N:M group (hw/sparse.py)
+            provider = SparseSelect(inner=provider, group=cfg.sparse_nm[1])
         m.submodules.array = array = SystolicArray(
             rows=cols, cols=rows, macp=provider, k_max=cfg.max_k
         )
@@ -197,6 +207,10 @@ class ExecuteEngine(wiring.Component):
         o_p, o_pq, o_t = (Signal(17, name=n) for n in ("o_p", "o_pq", "o_t"))
         bias_p, bias_t = Signal(17, name="bias_p"), Signal(17, name="bias_t")
         kk_last = kk == g.k - 1
+        a_step = g.a_k
+        if self._sparse:  # a sparse tile is k / 2 beats of two A-words each
+            kk_last = kk == Mux(g.sparse, (g.k >> 1) - 1, g.k - 1)
+            a_step = Mux(g.sparse, g.a_k << 1, g.a_k)
         t_last = col + cols >= g.n
         q_last = qi == g.m_inner - 1
         p_last = pi == g.m_outer - 1
@@ -254,7 +268,7 @@ class ExecuteEngine(wiring.Component):
                     with m.If(~kk_last):
                         m.d.sync += [
                             kk.eq(kk + 1),
-                            a_ptr.eq(a_ptr + g.a_k),
+                            a_ptr.eq(a_ptr + a_step),
                             b_ptr.eq(b_ptr + g.b_k),
                         ]
                     with m.Elif(~t_last):  # next column tile
@@ -334,6 +348,7 @@ class ExecuteEngine(wiring.Component):
         n.in_gemm = in_gemm
         n.in_store = in_store
         n.issue = issue
+        n.kk = kk
         n.kk_last = kk_last
         n.op_b_abuf = op_b_abuf
         n.op_last = op_last
@@ -371,6 +386,15 @@ class ExecuteEngine(wiring.Component):
             self.w_addr.eq(b_ptr),
             self.w_en.eq(issue),
         ]
+        if self._sparse:  # the second A-word of a sparse beat, or a b_from_abuf B-word
+            b2_addr = a_ptr + g.a_k
+            if self._b_from_abuf:
+                b2_addr = Mux(g.sparse, b2_addr, b_ptr)
+            m.d.comb += [self.b2_addr.eq(b2_addr), self.b2_en.eq(issue)]
+            self._sparse_operands(m, n)
+            n.s_addr, n.s_adv, n.s_end, n.s_left = s_addr, s_adv, s_end, s_left
+            n.s_valid = s_valid
+            return
         if self._b_from_abuf:
             m.d.comb += [self.b2_addr.eq(b_ptr), self.b2_en.eq(issue)]
         m.d.sync += [
@@ -414,6 +438,69 @@ class ExecuteEngine(wiring.Component):
         n.s_end = s_end
         n.s_left = s_left
         n.s_valid = s_valid
+
+    def _sparse_operands(self, m, n):
+        """The operand stage of a ``sparse_nm`` build: entries of two A-words (ABUF and its
+        second read port) and one B-word with indices, through the operand FIFO (credits as
+        in :meth:`_operands`) and the :class:`~.sparse.GroupAssembler` into the array."""
+        cfg = self._config
+        rows, cols, wf = cfg.rows, cfg.cols, cfg.weight_format
+        n_keep, group = cfg.sparse_nm
+        array, g, issue = n.array, n.g, n.issue
+        m.submodules.assembler = assembler = GroupAssembler(
+            beat_layout=array.input_layout, tokens=rows, group=group, macs_shape=n.op_macs.shape()
+        )
+        op_sparse = Signal(name="op_sparse")
+        op_group_end = Signal(name="op_group_end")
+        group_end = (n.kk & (n_keep - 1)) == n_keep - 1 if n_keep > 1 else 1
+        m.d.sync += [
+            n.op_valid.eq(issue),
+            n.op_last.eq(n.kk_last),
+            n.op_macs.eq(n.valid_cols * rows),
+            n.op_b_abuf.eq(g.b_from_abuf),
+            op_sparse.eq(g.sparse),
+            op_group_end.eq(~g.sparse | group_end),
+        ]
+        a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)
+        a2_word = data.View(data.ArrayLayout(signed(8), rows), self.b2_data)
+        m.submodules.operands = operands = StreamFIFO(
+            layout=assembler.entry_layout, depth=_OPERAND_SLOTS
+        )
+        credits = Signal(range(_OPERAND_SLOTS + 1), name="operand_credits", init=_OPERAND_SLOTS)
+        popped = operands.o.valid & operands.o.ready
+        m.d.sync += credits.eq(credits - issue + popped)
+        entry = operands.i.payload
+        lane_bits = cfg.b_lane_bits
+        m.d.comb += [
+            n.advance.eq(credits != 0),
+            operands.i.valid.eq(n.op_valid),
+            entry.pair[0].eq(a_word),
+            entry.pair[1].eq(a2_word),
+            entry.sparse.eq(op_sparse),
+            entry.group_end.eq(op_group_end),
+            entry.last.eq(n.op_last),
+            entry.macs.eq(n.op_macs),
+        ]
+        for j in range(cols):
+            field = self.w_data[j * lane_bits : (j + 1) * lane_bits]
+            code, index = field[: wf.bits], field[wf.bits :]
+            if self._b_from_abuf:
+                b2_word = data.View(data.ArrayLayout(signed(8), cols), self.b2_data)
+                code = Mux(n.op_b_abuf, b2_word[j], code)
+            # A dense beat is a one-beat group whose activation sits at slot M - 2.
+            m.d.comb += [
+                entry.weights[j].a.eq(code),
+                entry.weights[j].index.eq(Mux(op_sparse, index, group - 2)),
+            ]
+        wiring.connect(m, operands.o, assembler.i)
+        m.d.comb += [
+            array.i.valid.eq(assembler.o.valid),
+            array.i.payload.eq(assembler.o.payload.beat),
+            assembler.o.ready.eq(array.i.ready),
+            self.mac_fire.eq(assembler.o.valid & array.i.ready),
+            self.macs.eq(assembler.o.payload.macs),
+        ]
+        n.a_word = a_word
 
     def _drain(self, m, n):
         """The drain: one column per cycle, bias read, into the requantizer."""

@@ -83,6 +83,12 @@ class MacProvider(abc.ABC):
     name: str
 
     @property
+    def a_shape(self) -> Shape:
+        """Shape of the ``a`` port: ``signed(8)``, an activation (a provider that selects its
+        operand, :class:`~ttaccel.hw.sparse.SparseSelect`, carries more)."""
+        return signed(ACTIVATION_BITS)
+
+    @property
     def weight_shape(self) -> Shape:
         """Shape of one weight lane: ``signed(bits)``, or ``unsigned(1)`` for binary."""
         if self.weight_format == BINARY:
@@ -301,7 +307,7 @@ class ProcessingElement(wiring.Component):
         lanes = provider.lanes
         super().__init__(
             {
-                "a": In(signed(ACTIVATION_BITS)),
+                "a": In(provider.a_shape),
                 "w": In(data.ArrayLayout(provider.weight_shape, lanes)),
                 "valid": In(1),
                 "first": In(1),

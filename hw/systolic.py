@@ -16,7 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .interfaces import positive_int
-from .pe import ACTIVATION_BITS, MacProvider, ProcessingElement
+from .pe import MacProvider, ProcessingElement
 
 __all__ = ["SystolicArray"]
 
@@ -30,7 +30,8 @@ class SystolicArray(wiring.Component):
         may have, which sets ``acc_bits`` so that accumulators never overflow.
 
     Input ``i`` (``stream``), one beat per k of a tile
-        ``a``: ``ArrayLayout(signed(8), rows)``, column k of A (lane r is ``A[r, k]``);
+        ``a``: ``ArrayLayout(macp.a_shape, rows)``, column k of A (lane r is ``A[r, k]``;
+        ``a_shape`` is ``signed(8)`` except for operand-selecting providers);
         ``w``: ``ArrayLayout(weight_shape, cols)``, row k of B (lane c is ``B[k, c]``);
         ``last``: marks k = K - 1. A tile is 1 to ``k_max`` beats; the next beat starts the
         next tile.
@@ -103,7 +104,7 @@ class SystolicArray(wiring.Component):
     def input_layout(self) -> data.StructLayout:
         return data.StructLayout(
             {
-                "a": data.ArrayLayout(signed(ACTIVATION_BITS), self._rows),
+                "a": data.ArrayLayout(self._macp.a_shape, self._rows),
                 "w": data.ArrayLayout(self._macp.weight_shape, self._cols),
                 "last": 1,
             }
@@ -187,7 +188,7 @@ class SystolicArray(wiring.Component):
                         pe.last.eq(last),
                         pe.en.eq(step),
                     ]
-                a_q = Signal(signed(ACTIVATION_BITS), name=f"a_{r}_{hop}", reset_less=True)
+                a_q = Signal(self._macp.a_shape, name=f"a_{r}_{hop}", reset_less=True)
                 valid_q = Signal(name=f"valid_{r}_{hop}")
                 first_q = Signal(name=f"first_{r}_{hop}")
                 last_q = Signal(name=f"last_{r}_{hop}")

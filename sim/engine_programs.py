@@ -32,6 +32,7 @@ from ttaccel.spec.isa import (
     Store,
     encode,
     execute,
+    gemm_beats,
     load_beats,
 )
 from ttaccel.spec.packing import pack_words
@@ -313,9 +314,13 @@ def compiled_scores_case(rng, config: AccelConfig, tokens: int, head_dim: int) -
 
 
 def compute_beats(program, config: AccelConfig) -> int:
-    """Beats a program sends into the array: ``k`` per tile (what ``STALL_CYCLES`` leaves
-    out of ``BUSY_CYCLES``)."""
-    return sum(g.row_tiles * g.col_tiles(config.cols) * g.k for g in program if isinstance(g, Gemm))
+    """Beats a program sends into the array: ``k`` per tile, ``k * N / M`` for a sparse GEMM
+    (what ``STALL_CYCLES`` leaves out of ``BUSY_CYCLES``)."""
+    return sum(
+        g.row_tiles * g.col_tiles(config.cols) * gemm_beats(g, config)
+        for g in program
+        if isinstance(g, Gemm)
+    )
 
 
 def program_words(program) -> list[int]:

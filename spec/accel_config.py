@@ -120,6 +120,11 @@ class AccelConfig:
     layer, any TT rank, any unmerged input or output mode). ``max_k``: the longest reduction
     of one GEMM; fixes :attr:`acc_bits`. ``stream_bits``: AXI4-Stream data width (64).
     ``clock_mhz``: target clock. ``device``: a key of :data:`DEVICES`; the estimates must fit.
+    ``sparse_nm``: ``(N, M)`` builds the N:M sparse GEMM mode (``GEMM.sparse``, see
+    :mod:`.isa`, "Sparse GEMMs"): B-word lanes carry a ``log2(M)``-bit index beside the code,
+    the activation buffer gets a second read port, and each PE selects one of a group's ``M``
+    activations by index. ``M`` must be 2, 4 or 8 and ``N = M / 2`` (two A-words enter per
+    array beat); weights need a zero code (not binary). None (the default) builds none of it.
     """
 
     rows: int = 16
@@ -139,6 +144,7 @@ class AccelConfig:
     stream_bits: int = 64
     clock_mhz: float = 100.0
     device: str = "xc7z020"
+    sparse_nm: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         owner = "AccelConfig"
@@ -179,6 +185,7 @@ class AccelConfig:
                 f"{owner} clock_mhz must be a number in [1, 1000], not {self.clock_mhz!r}"
             )
         object.__setattr__(self, "clock_mhz", float(self.clock_mhz))
+        self._check_sparse_nm(owner)
         if self.device not in DEVICES:
             raise ValueError(
                 f"{owner} device must be one of {sorted(DEVICES)}, not {self.device!r}"
@@ -198,6 +205,30 @@ class AccelConfig:
             raise ValueError(
                 f"{owner} needs {self.bram36_total} RAMB36 ({self.bram36_estimate}), but "
                 f"{limits.name} has {limits.bram36}"
+            )
+
+    def _check_sparse_nm(self, owner: str) -> None:
+        value = self.sparse_nm
+        if value is None:
+            return
+        if isinstance(value, list):
+            value = tuple(value)
+            object.__setattr__(self, "sparse_nm", value)
+        if (
+            not isinstance(value, tuple)
+            or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
+            or value[1] not in (2, 4, 8)
+            or value[0] * 2 != value[1]
+        ):
+            raise ValueError(
+                f"{owner} sparse_nm must be None or (N, M) with M in (2, 4, 8) and N = M / 2 "
+                f"(the array takes two A-words per beat), not {self.sparse_nm!r}"
+            )
+        if not self.weight_format.has_zero:
+            raise ValueError(
+                f"{owner} sparse_nm needs a weight format with a zero code (pruned weights), "
+                f"not {self.weight_format.name}"
             )
 
     # -- the array ---------------------------------------------------------------------------
@@ -242,9 +273,25 @@ class AccelConfig:
         return self.rows * self.activation_format.bits
 
     @property
+    def sparse_index_bits(self) -> int:
+        """Bits of a B-word lane's N:M index: ``log2(M)``, or 0 without ``sparse_nm``."""
+        return 0 if self.sparse_nm is None else (self.sparse_nm[1] - 1).bit_length()
+
+    @property
+    def b_lane_bits(self) -> int:
+        """Bits of one B-word lane: the weight code, then (``sparse_nm``) its index above it."""
+        return self.weight_format.bits + self.sparse_index_bits
+
+    @property
     def b_word_bits(self) -> int:
-        """Bits of one weight-buffer word: ``cols`` lanes of ``weight_format``."""
-        return self.cols * self.weight_format.bits
+        """Bits of one weight-buffer word: ``cols`` lanes of :attr:`b_lane_bits`."""
+        return self.cols * self.b_lane_bits
+
+    @property
+    def second_abuf_read(self) -> bool:
+        """The activation buffer is built twice (a second read port): for ``b_from_abuf``
+        (B operand) or ``sparse_nm`` (a GEMM beat's second A-word)."""
+        return self.supports_b_from_abuf or self.sparse_nm is not None
 
     @property
     def peak_gmacs(self) -> float:
@@ -301,7 +348,8 @@ class AccelConfig:
 
         When :attr:`supports_b_from_abuf`, a GEMM reads two A-words (A and B operands) and
         writes one result per cycle, so the activation buffer is built twice
-        (``act_buffer_b_operand``).
+        (``act_buffer_b_operand``); a ``sparse_nm`` build reads two A-words per beat and builds
+        it twice too (``act_buffer_second_read``, when there is no B-operand copy).
         """
         act_buffer = bram36_blocks(self.act_buffer_depth, self.a_word_bits)
         estimate = {
@@ -312,6 +360,8 @@ class AccelConfig:
         }
         if self.supports_b_from_abuf:
             estimate["act_buffer_b_operand"] = act_buffer
+        elif self.sparse_nm is not None:
+            estimate["act_buffer_second_read"] = act_buffer
         return estimate
 
     @property
@@ -339,7 +389,11 @@ class AccelConfig:
         out: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            out[field.name] = value.name if isinstance(value, NumberFormat) else value
+            if isinstance(value, NumberFormat):
+                value = value.name
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[field.name] = value
         return out
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -370,8 +424,10 @@ class AccelConfig:
 
     def summary(self) -> str:
         """One line for logs and reports."""
+        sparse = "" if self.sparse_nm is None else f" {self.sparse_nm[0]}:{self.sparse_nm[1]}"
         return (
-            f"{self.rows}x{self.cols} {self.activation_format.name}x{self.weight_format.name} "
+            f"{self.rows}x{self.cols} {self.activation_format.name}x{self.weight_format.name}"
+            f"{sparse} "
             f"@ {self.clock_mhz:g} MHz: {self.peak_gmacs:g} GMAC/s peak, acc {self.acc_bits} bit, "
             f"{self.dsp_total} DSP48E1, {self.bram36_total} RAMB36 "
             f"(weights {self.weight_buffer_bytes // 1024} KiB, activations "

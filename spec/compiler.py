@@ -53,6 +53,7 @@ from .isa import (
     Load,
     add_fences,
     check_program,
+    pack_b_words,
     pack_bias,
     result_beats,
 )
@@ -63,12 +64,15 @@ __all__ = [
     "CompiledLayer",
     "ConstantLoad",
     "LayerDoesNotFit",
+    "NMPatternError",
     "StageInfo",
     "compile_attention_scores",
     "compile_dense",
     "compile_layer",
+    "compile_sparse_linear",
     "compile_tt_linear",
     "dense_as_tt_linear",
+    "nm_compress_codes",
     "tile_tokens",
     "untile_tokens",
     "with_prefetch",
@@ -77,6 +81,11 @@ __all__ = [
 
 class LayerDoesNotFit(ValueError):
     """A layer exceeds a limit of the accelerator configuration (the message names both)."""
+
+
+class NMPatternError(ValueError):
+    """Weights that do not follow the N:M pattern a sparse layer needs (the message names the
+    tensor, the group and the column)."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +128,13 @@ class _OutputChunk:
 @dataclass(frozen=True)
 class ConstantLoad:
     """A LOAD of constant data: ``values`` are (count, lanes) codes for WBUF (of the
-    configuration's weight format) or ABUF (int8), or int32 entries (count,) for BIAS."""
+    configuration's weight format) or ABUF (int8), or int32 entries (count,) for BIAS;
+    ``index``: the WBUF lanes' N:M indices (``sparse_nm`` configurations; None: zeros)."""
 
     buffer: Buffer
     base: int
     values: np.ndarray
+    index: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -137,8 +148,9 @@ class ConstantLoad:
         """The LOAD's input-stream beats."""
         if self.buffer == Buffer.BIAS:
             return pack_bias(self.values)
-        fmt = config.weight_format if self.buffer == Buffer.WBUF else config.activation_format
-        return pack_words(self.values.reshape(-1), fmt, STREAM_BITS)
+        if self.buffer == Buffer.WBUF:
+            return pack_b_words(self.values, config, self.index)
+        return pack_words(self.values.reshape(-1), config.activation_format, STREAM_BITS)
 
     def split(self, max_words: int, config: AccelConfig) -> list[ConstantLoad]:
         """Pieces of at most ``max_words`` words (at least one beat's worth), each a whole
@@ -149,7 +161,12 @@ class ConstantLoad:
         unit = STREAM_BITS // math.gcd(STREAM_BITS, bits)  # words per whole number of beats
         step = max(unit, max_words // unit * unit)
         return [
-            ConstantLoad(self.buffer, self.base + i, self.values[i : i + step])
+            ConstantLoad(
+                self.buffer,
+                self.base + i,
+                self.values[i : i + step],
+                None if self.index is None else self.index[i : i + step],
+            )
             for i in range(0, self.count, step)
         ]
 
@@ -615,9 +632,7 @@ def compile_dense(
         run.extend(
             _loads(Buffer.WBUF, (j % 2) * slot_words, words.shape[0], wait=j >= 2, signal=True)
         )
-        inputs.append(
-            _InputSegment((), pack_words(words.reshape(-1), config.weight_format, STREAM_BITS))
-        )
+        inputs.append(_InputSegment((), pack_b_words(words, config)))
 
     for j in range(min(2, len(chunks))):
         load_w(j)
@@ -668,6 +683,171 @@ def compile_dense(
         run=tuple(run),
         stages=(StageInfo(p=1, r=1, k=m, n=n),),
         useful_macs=tokens * m * n,
+        constants=pieces,
+        _inputs=tuple(inputs),
+        _outputs=tuple(outputs),
+    )
+
+
+def nm_compress_codes(
+    weight: np.ndarray, n_keep: int, group: int, *, name: str = "weight"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ``(K, N)`` int codes whose every group of ``group`` consecutive rows (the
+    reduction dimension) holds at most ``n_keep`` non-zeros per column -> the kept codes and
+    their in-group indices, each ``(K * n_keep / group, N)``: rows ``g * n_keep ..
+    g * n_keep + n_keep - 1`` are group ``g``'s non-zeros in row order, padded with zero codes
+    at the group's unused indices. Raises :class:`NMPatternError` naming ``name``, the first
+    offending group and column, or a ``K`` that is not a multiple of ``group``."""
+    w = np.asarray(weight)
+    if w.ndim != 2 or not np.issubdtype(w.dtype, np.integer):
+        raise ValueError(f"{name} must be 2-D integer codes (K, N), not {w.dtype} {w.shape}")
+    k, n = w.shape
+    if k % group:
+        raise NMPatternError(
+            f"{name}: the reduction dimension K = {k} is not a multiple of the group size "
+            f"M = {group} of the {n_keep}:{group} pattern"
+        )
+    groups = w.reshape(k // group, group, n)
+    nonzero = groups != 0
+    counts = nonzero.sum(axis=1)  # (groups, N)
+    if (counts > n_keep).any():
+        g, c = (int(v) for v in np.argwhere(counts > n_keep)[0])
+        raise NMPatternError(
+            f"{name}: group {g} (rows {g * group}..{g * group + group - 1}) of column {c} has "
+            f"{int(counts[g, c])} non-zero weights; the {n_keep}:{group} pattern keeps at most "
+            f"{n_keep}"
+        )
+    # Kept positions first (in row order), then the zero positions: a stable sort on "is zero".
+    order = np.argsort(~nonzero, axis=1, kind="stable")[:, :n_keep, :]  # (groups, n_keep, N)
+    values = np.take_along_axis(groups, order, axis=1)
+    return (
+        values.reshape(-1, n).astype(np.int8),
+        order.reshape(-1, n).astype(np.uint8),
+    )
+
+
+def compile_sparse_linear(
+    weight: np.ndarray,
+    weight_format: NumberFormat,
+    requant: Requant,
+    tokens: int,
+    config: AccelConfig,
+    bias: np.ndarray | None = None,
+    *,
+    name: str = "weight",
+    weight_base: int = 0,
+    bias_base: int = 0,
+) -> CompiledLayer:
+    """Compile ``requantize(x @ weight (+ bias), requant)`` with N:M sparse weights as sparse
+    GEMMs (:mod:`.isa`, "Sparse GEMMs") for a configuration with ``sparse_nm = (N, M)``.
+
+    ``weight``: dense (in_features, out_features) codes of ``weight_format`` in which every
+    group of ``M`` consecutive input features holds at most ``N`` non-zeros per output column
+    (a 1:4 or 2:8 pattern is also a 2:4 one). The compiler compresses them itself
+    (:func:`nm_compress_codes`): WBUF holds ``ceil(out / cols) * in * N / M`` B-words of kept
+    codes and indices, resident (the setup program loads them and the bias). The run program
+    is the dense resident layer's (token blocks through two X slots, results streamed), each
+    GEMM ``sparse`` with ``k = in_features``, so a tile takes ``in * N / M`` array beats
+    instead of ``in``. ``useful_macs`` counts the kept weights' MACs (``tokens * in * out *
+    N / M``). Raises :class:`NMPatternError` (naming ``name``) for a pattern that is not N:M,
+    :class:`LayerDoesNotFit` for a layer beyond the configuration.
+    """
+    if config.sparse_nm is None:
+        raise LayerDoesNotFit(
+            "a sparse layer needs a configuration with sparse_nm; this one has none"
+        )
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        raise ValueError(f"tokens must be a positive integer, not {tokens!r}")
+    n_keep, group = config.sparse_nm
+    weight = np.asarray(weight)
+    _fits_format(weight_format, config)
+    values, index = nm_compress_codes(weight, n_keep, group, name=name)
+    k, n = weight.shape
+    rows, cols = config.rows, config.cols
+    _limit("the reduction K = in_features", k, config.max_k, "max_k")
+    _limit("the output features", n, 2**16 - 1, "16-bit column count")
+    beats = values.shape[0]
+    tiles = -(-n // cols)
+    w_words = _b_words(values, cols, config.weight_format)
+    i_words = _b_words(index.astype(np.int8), cols, config.weight_format).astype(np.uint8)
+    _limit(
+        "the compressed weights' B-words" + (f" from weight_base {weight_base}" if weight_base
+                                             else ""),
+        weight_base + tiles * beats,
+        config.weight_buffer_depth,
+        "weight_buffer_depth",
+    )  # fmt: skip
+    constants = [ConstantLoad(Buffer.WBUF, weight_base, w_words, i_words)]
+    if bias is not None:
+        _limit("the bias length (out_features)", bias_base + n, config.bias_buffer_depth,
+               "bias_buffer_depth")  # fmt: skip
+        constants.append(ConstantLoad(Buffer.BIAS, bias_base, np.asarray(bias, np.int32)))
+    setup, setup_stream, pieces = _constant_program(constants, config)
+
+    x_slots = 2 if 2 * k <= config.act_buffer_depth else 1
+    if k > config.act_buffer_depth:
+        raise LayerDoesNotFit(
+            f"activations: one token block needs {k} A-words, but the configuration's "
+            f"act_buffer_depth is {config.act_buffer_depth}"
+        )
+    blocks = -(-tokens // rows)
+    run: list[Instruction] = []
+    inputs: list[_InputSegment] = []
+    outputs: list[_OutputChunk] = []
+
+    def load_x(b: int) -> None:
+        run.append(Load(Buffer.ABUF, (b % x_slots) * k, k, wait=b >= x_slots, signal=True))
+        inputs.append(_InputSegment((b,)))
+
+    for b in range(min(x_slots, blocks)):
+        load_x(b)
+    for b in range(blocks):
+        run.append(
+            Gemm(
+                m_outer=1,
+                m_inner=1,
+                k=k,
+                n=n,
+                a_base=(b % x_slots) * k,
+                a_outer=k,
+                a_inner=1,
+                a_k=1,
+                b_base=weight_base,
+                b_tile=beats,
+                b_k=1,
+                requant=requant,
+                bias_en=bias is not None,
+                bias_base=bias_base,
+                bias_outer=n,
+                dst_stream=True,
+                wait=True,
+                signal=b + x_slots < blocks,
+                sparse=True,
+            )
+        )
+        outputs.append(_OutputChunk(np.full(n, b), np.arange(n)))
+        if b + x_slots < blocks:
+            load_x(b + x_slots)
+    run.append(End())
+    _limit(
+        f"the run program for {tokens} tokens ({blocks} token blocks)",
+        len(run),
+        config.instruction_depth,
+        "instruction_depth (instructions)",
+    )
+    check_program(setup, config)
+    check_program(run, config)
+    return CompiledLayer(
+        config=config,
+        tokens=tokens,
+        in_features=k,
+        out_features=n,
+        out_format=requant.out_format,
+        setup=setup,
+        setup_stream=setup_stream,
+        run=tuple(run),
+        stages=(StageInfo(p=1, r=1, k=k, n=n),),
+        useful_macs=tokens * k * n * n_keep // group,
         constants=pieces,
         _inputs=tuple(inputs),
         _outputs=tuple(outputs),

@@ -47,6 +47,7 @@ from .isa import (
     Load,
     Store,
     check_program,
+    gemm_beats,
     load_beats,
     result_beats,
 )
@@ -66,8 +67,11 @@ class Timing:
     ``gemm_issue``: gap between the last compute step of one GEMM and the first of the next
     when the next one cannot follow directly (fence, or not ready in time);
     ``load_setup``: fixed cycles of a LOAD besides its beats; ``dispatch`` / ``dispatch_gemm``:
-    cycles to dispatch one instruction / one GEMM. The defaults follow ``hw/`` (dispatcher,
-    load engine, requantizer) as documented there."""
+    cycles to dispatch one instruction / one GEMM; ``assembler_latency`` /
+    ``assembler_bypass_latency``: on a ``sparse_nm`` build, the cycles the group assembler
+    (``hw/sparse.py``) adds to a sparse / a dense GEMM's beats (a sparse tile takes
+    ``k * N / M`` beats, :func:`~ttaccel.spec.isa.gemm_beats`). The defaults follow ``hw/``
+    (dispatcher, load engine, requantizer) as documented there."""
 
     mac_latency: int = 5
     requant_latency: int = 4
@@ -77,6 +81,8 @@ class Timing:
     load_setup: int = 2
     dispatch: int = 4
     dispatch_gemm: int = 16
+    assembler_latency: int = 2
+    assembler_bypass_latency: int = 1
 
     def latency(self, config: AccelConfig) -> int:
         """Cycles from a result's drain slot to its write: skew + MAC + requantizer."""
@@ -200,6 +206,7 @@ def simulate(
                 first = True
                 bits = 0
                 lanes_out = config.rows
+                beats_per_tile = gemm_beats(instr, config)
                 for _ in range(instr.row_tiles):
                     for t in range(instr.col_tiles(config.cols)):
                         valid = min(config.cols, instr.n - t * config.cols)
@@ -215,18 +222,24 @@ def simulate(
                         if first:
                             start_gemm = c0
                             first = False
-                        c1 = c0 + instr.k
+                        c1 = c0 + beats_per_tile
                         d1 = max(c1, drain_free, out_free if instr.dst_stream else 0) + drain
                         bank_free[bank] = drain_free = d1
                         if instr.dst_stream:
                             out_free = d1
                         bank ^= 1
                         compute_free = c1
-                        compute_cycles += instr.k
-                        macs += instr.k * config.rows * valid
+                        compute_cycles += beats_per_tile
+                        macs += beats_per_tile * config.rows * valid
                         tiles += 1
                 s = start_gemm
                 end = drain_free + latency
+                if config.sparse_nm is not None:
+                    end += (
+                        timing.assembler_latency
+                        if instr.sparse
+                        else (timing.assembler_bypass_latency)
+                    )
                 written = end
                 last_exec_gemm = True
             else:  # STORE

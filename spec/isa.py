@@ -139,6 +139,8 @@ stream, each lane packed at the format's width (codes must be legal), zero padde
     293:288  shift        0 .. 47
     319:304  bias_outer   (bits 303:294 reserved)
 
+    14       sparse       1: N:M sparse B operand (needs the configuration's ``sparse_nm``)
+
 Addresses are computed exactly (no wrap-around): every word a GEMM touches must lie inside its
 buffer. Loop order is fixed: ``for p: for q: for t: tile`` (row tiles outer, so each row
 tile's results leave in natural column order). Lane ``i`` of a result word is row ``i`` of the
@@ -150,6 +152,30 @@ Semantics per output: ``requantize(sum_kk A * B (+ bias), Requant(multiplier, sh
 out_format))`` exactly as :func:`ttaccel.spec.formats.requantize` (int32 accumulator; an
 ``acc + bias`` outside int32 is an error there and here). A GEMM must not write a word it reads,
 nor write one word twice.
+
+Sparse GEMMs (``sparse``, configurations with ``sparse_nm = (N, M)``)
+=====================================================================
+
+The weights (the B operand) are the sparse operand: in every group of ``M`` consecutive
+reduction steps ``kk`` at most ``N`` weights of a column are non-zero. WBUF holds them
+compressed, one *kept* weight per lane and B-word: lane ``c`` of a B-word is the weight's code
+(the low ``weight_format.bits`` bits, as in a dense build) and, above it, its
+``log2(M)``-bit *index* ``u`` in the group (:func:`pack_b_words`; a configuration with
+``sparse_nm`` has B-word lanes of ``weight bits + log2(M)`` bits for every GEMM, the dense
+ones ignoring the index). Group ``g`` of a column is the ``N`` consecutive B-words
+``g * N .. g * N + N - 1`` (a group with fewer non-zeros pads with zero weights). A sparse
+GEMM's ``k`` is still the dense reduction length (a multiple of ``M``, at most ``max_k``); it
+sends ``beats = k * N / M`` B-words per tile into the array instead of ``k``::
+
+    acc = sum_{b < beats} A(p, q, (b // N) * M + u(t, b)[c % cols]) * v(t, b)[c % cols]
+
+with ``v(t, b)`` / ``u(t, b)`` the codes / indices of B-word ``b_base + t*b_tile + b*b_k``,
+so ``b_tile`` steps ``beats`` words per column tile. The A operand is read as in a dense
+GEMM (``k`` A-words per tile, stride ``a_k``): each beat takes two A-words (``M / N = 2``)
+and every PE selects the activation its weight's index names. ``b_from_abuf`` cannot be
+sparse. ``MACS_ISSUED`` counts ``rows * valid columns`` per beat, so a sparse GEMM issues
+``N / M`` of the dense count. Sparse on a configuration without ``sparse_nm``, ``k`` not a
+multiple of ``M``, or ``sparse`` with ``b_from_abuf`` is an illegal instruction (error 1).
 """
 
 from __future__ import annotations
@@ -194,11 +220,14 @@ __all__ = [
     "encoding_table",
     "execute",
     "execute_stream",
+    "gemm_beats",
     "happens_before",
     "load_beats",
+    "pack_b_words",
     "pack_bias",
     "render_encoding_markdown",
     "result_beats",
+    "unpack_b_words",
 ]
 
 STREAM_BITS = 64
@@ -358,6 +387,7 @@ class Gemm(Instruction):
     wait: bool = False
     signal: bool = False
     fence: bool = False
+    sparse: bool = False
 
     def __post_init__(self) -> None:
         for name in ("m_outer", "m_inner", "k", "n"):
@@ -378,7 +408,7 @@ class Gemm(Instruction):
             "bias_outer",
         ):
             _check_uint("GEMM", name, getattr(self, name), 0, _ADDR_MAX)
-        for name in ("bias_en", "dst_stream", "b_from_abuf", "wait", "signal", "fence"):
+        for name in ("bias_en", "dst_stream", "b_from_abuf", "wait", "signal", "fence", "sparse"):
             _check_flag("GEMM", name, getattr(self, name))
         if not isinstance(self.requant, Requant):
             raise ValueError(f"GEMM requant must be a Requant, not {self.requant!r}")
@@ -424,6 +454,7 @@ _LAYOUTS: dict[Opcode, tuple[tuple[str, int, int], ...]] = {
         ("b_from_abuf", 9, 1),
         ("bias_en", 10, 1),
         ("out_format", 11, 3),
+        ("sparse", 14, 1),
         ("m_outer", 16, 16),
         ("m_inner", 32, 16),
         ("k", 48, 16),
@@ -523,7 +554,7 @@ def decode(word: int) -> Instruction:
     values.pop("opcode")
     kwargs: dict[str, object] = {}
     for name, value in values.items():
-        if name in ("wait", "signal", "fence", "dst_stream", "b_from_abuf", "bias_en"):
+        if name in ("wait", "signal", "fence", "dst_stream", "b_from_abuf", "bias_en", "sparse"):
             kwargs[name] = bool(value)
         elif name in ("fmt", "out_format"):
             if value not in _FORMAT_BY_CODE:
@@ -588,6 +619,97 @@ def result_beats(words: int, lanes: int, fmt) -> int:
     return -(-words * lanes * fmt.bits // STREAM_BITS)
 
 
+def pack_b_words(
+    codes: np.ndarray, config: AccelConfig, index: np.ndarray | None = None
+) -> np.ndarray:
+    """B-words (any shape of ``(..., cols)`` codes of the weight format) -> uint64 beats,
+    back to back, lane 0 in the low bits. With ``sparse_nm`` each lane is
+    :attr:`~.accel_config.AccelConfig.b_lane_bits` wide: the code's field, then its N:M
+    ``index`` above it (zeros when None); without it this is :func:`.packing.pack_words`."""
+    codes = np.asarray(codes)
+    fmt = config.weight_format
+    if config.sparse_nm is None:
+        if index is not None and np.any(index):
+            raise ValueError("B-word indices need a configuration with sparse_nm")
+        return pack_words(codes.reshape(-1), fmt, STREAM_BITS)
+    flat = codes.reshape(-1)
+    fields = _fields(flat, fmt)
+    index = np.zeros(flat.size, np.uint64) if index is None else np.asarray(index).reshape(-1)
+    if index.size != flat.size:
+        raise ValueError(f"{index.size} B-word indices for {flat.size} codes")
+    group = config.sparse_nm[1]
+    if index.size and (index.min() < 0 or index.max() >= group):
+        raise ValueError(
+            f"B-word indices must lie in [0, {group}), found {index.min()}..{index.max()}"
+        )
+    lanes = fields | (index.astype(np.uint64) << np.uint64(fmt.bits))
+    return _pack_fields(lanes, config.b_lane_bits)
+
+
+def unpack_b_words(
+    beats: np.ndarray, config: AccelConfig, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`pack_b_words` for ``count`` B-words: ``(codes, index)``, each
+    ``(count, cols)`` (int8 codes, uint8 indices; zero indices without ``sparse_nm``)."""
+    cols, fmt = config.cols, config.weight_format
+    if config.sparse_nm is None:
+        codes = unpack_words(beats, fmt, count * cols).reshape(count, cols)
+        return codes, np.zeros((count, cols), np.uint8)
+    lanes = _unpack_fields(beats, config.b_lane_bits, count * cols)
+    field = lanes & np.uint64((1 << fmt.bits) - 1)
+    index = (lanes >> np.uint64(fmt.bits)).astype(np.uint8)
+    sign = 1 << (fmt.bits - 1)
+    codes = ((field.astype(np.int64) ^ sign) - sign).astype(np.int8)
+    bad = ~fmt.valid(codes)
+    if bad.any():
+        at = int(np.argmax(bad))
+        raise ValueError(f"illegal {fmt.name} code {int(codes[at])} in B-word lane {at}")
+    return codes.reshape(count, cols), index.reshape(count, cols)
+
+
+def _fields(codes: np.ndarray, fmt) -> np.ndarray:
+    """Legal codes -> their unsigned ``fmt.bits`` fields (two's complement; no binary here:
+    ``sparse_nm`` excludes it)."""
+    bad = ~fmt.valid(codes)
+    if bad.any():
+        at = int(np.argmax(bad))
+        raise ValueError(f"code {int(codes[at])} at index {at} is not a legal {fmt.name} code")
+    return codes.astype(np.int64).astype(np.uint64) & np.uint64((1 << fmt.bits) - 1)
+
+
+def _pack_fields(fields: np.ndarray, bits: int) -> np.ndarray:
+    """Unsigned ``bits``-wide fields -> uint64 beats, field 0 in the low bits, zero padded."""
+    total = fields.size * bits
+    out = np.zeros(-(-total // STREAM_BITS), np.uint64)
+    position = np.arange(fields.size, dtype=np.int64) * bits
+    for bit in range(bits):
+        ones = ((fields >> np.uint64(bit)) & np.uint64(1)).astype(bool)
+        at = position[ones] + bit
+        np.bitwise_or.at(
+            out,
+            at // STREAM_BITS,
+            np.left_shift(np.uint64(1), (at % STREAM_BITS).astype(np.uint64)),
+        )
+    return out
+
+
+def _unpack_fields(beats: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Inverse of :func:`_pack_fields`: the first ``count`` fields."""
+    beats = np.asarray(beats, dtype=np.uint64).reshape(-1)
+    need = -(-count * bits // STREAM_BITS)
+    if beats.size < need:
+        raise ValueError(
+            f"{count} fields of {bits} bits need {need} beats, only {beats.size} given"
+        )
+    position = np.arange(count, dtype=np.int64) * bits
+    fields = np.zeros(count, np.uint64)
+    for bit in range(bits):
+        at = position + bit
+        one = (beats[at // STREAM_BITS] >> (at % STREAM_BITS).astype(np.uint64)) & np.uint64(1)
+        fields |= one << np.uint64(bit)
+    return fields
+
+
 def pack_bias(bias: np.ndarray) -> np.ndarray:
     """int32 values -> uint64 beats (two per beat, entry ``2i`` in the low half), zero padded."""
     values = np.asarray(bias, dtype=np.int64).reshape(-1)
@@ -610,13 +732,19 @@ class Machine:
     """The persistent on-chip state: buffer contents survive between runs (resident cores).
 
     ``abuf``: int8 (act_buffer_depth, rows); ``wbuf``: int8 (weight_buffer_depth, cols) codes of
-    the weight format; ``bias``: int32 (bias_buffer_depth,). Fresh buffers hold zeros (the
-    hardware's are undefined: programs must not read what they did not load).
+    the weight format; ``bias``: int32 (bias_buffer_depth,); ``wbuf_index``: uint8, the B-word
+    lanes' N:M indices (zeros, and unused, without ``sparse_nm``). Fresh buffers hold zeros
+    (the hardware's are undefined: programs must not read what they did not load).
     """
 
     abuf: np.ndarray
     wbuf: np.ndarray
     bias: np.ndarray
+    wbuf_index: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.wbuf_index is None:
+            self.wbuf_index = np.zeros(np.shape(self.wbuf), dtype=np.uint8)
 
     @classmethod
     def empty(cls, config: AccelConfig) -> Machine:
@@ -627,7 +755,7 @@ class Machine:
         )
 
     def copy(self) -> Machine:
-        return Machine(self.abuf.copy(), self.wbuf.copy(), self.bias.copy())
+        return Machine(self.abuf.copy(), self.wbuf.copy(), self.bias.copy(), self.wbuf_index.copy())
 
 
 @dataclass(frozen=True)
@@ -636,15 +764,28 @@ class _Access:
     writes: dict[Buffer, np.ndarray]
 
 
-def _gemm_addresses(g: Gemm, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A addresses (T, k), B addresses (tiles, k), result addresses (T, n) as int64."""
+def gemm_beats(g: Gemm, config: AccelConfig) -> int:
+    """Beats (B-words) one tile of ``g`` sends into the array: ``k``, or ``k * N / M`` for a
+    sparse GEMM on a ``sparse_nm = (N, M)`` configuration."""
+    if g.sparse and config.sparse_nm is not None:
+        n, m = config.sparse_nm
+        return g.k * n // m
+    return g.k
+
+
+def _gemm_addresses(
+    g: Gemm, cols: int, beats: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A addresses (T, k), B addresses (tiles, beats), result addresses (T, n) as int64;
+    ``beats`` (B-words per tile) defaults to ``k``."""
     p = np.arange(g.m_outer, dtype=np.int64)[:, None]
     q = np.arange(g.m_inner, dtype=np.int64)[None, :]
     kk = np.arange(g.k, dtype=np.int64)
     rows = (p * g.a_outer + q * g.a_inner).reshape(-1)
     a = g.a_base + rows[:, None] + kk[None, :] * g.a_k
     t = np.arange(g.col_tiles(cols), dtype=np.int64)
-    b = g.b_base + t[:, None] * g.b_tile + kk[None, :] * g.b_k
+    bb = kk if beats is None else np.arange(beats, dtype=np.int64)
+    b = g.b_base + t[:, None] * g.b_tile + bb[None, :] * g.b_k
     out_rows = (p * g.out_outer + q * g.out_inner).reshape(-1)
     c = np.arange(g.n, dtype=np.int64)
     out = g.out_base + out_rows[:, None] + c[None, :] * g.out_col
@@ -710,7 +851,17 @@ def _access_uncached(instr: Instruction, config: AccelConfig) -> _Access:
                 f"b_from_abuf needs rows == cols and int8 weights, but the array is "
                 f"{config.rows}x{config.cols} with {config.weight_format.name} weights"
             )
-        a, b, out = _gemm_addresses(instr, config.cols)
+        if instr.sparse:
+            if config.sparse_nm is None:
+                raise ValueError("sparse needs a configuration with sparse_nm")
+            if instr.b_from_abuf:
+                raise ValueError("a sparse GEMM reads its B operand from WBUF, not b_from_abuf")
+            if instr.k % config.sparse_nm[1]:
+                raise ValueError(
+                    f"a sparse GEMM's k must be a multiple of M = {config.sparse_nm[1]}, "
+                    f"not {instr.k}"
+                )
+        a, b, out = _gemm_addresses(instr, config.cols, gemm_beats(instr, config))
         b_buffer = Buffer.ABUF if instr.b_from_abuf else Buffer.WBUF
         _check_range("A", a, Buffer.ABUF, config)
         _check_range("B", b, b_buffer, config)
@@ -931,12 +1082,32 @@ class ExecResult:
     stream_chunks: list[np.ndarray] = field(default_factory=list)
 
 
+def _sparse_b(g: Gemm, config: AccelConfig, machine: Machine, b_addr: np.ndarray) -> np.ndarray:
+    """The dense ``(k, n)`` B operand a sparse GEMM's compressed B-words stand for: beat ``b``
+    of column ``c`` adds its code at row ``(b // N) * M + index`` (scatter-add, so the sum
+    over rows equals the sum over beats exactly, whatever the indices)."""
+    n_keep, group = config.sparse_nm
+    beats = b_addr.shape[1]
+    codes = machine.wbuf[b_addr].astype(np.int64)  # (tiles, beats, cols)
+    index = machine.wbuf_index[b_addr].astype(np.int64)
+    codes = codes.transpose(1, 0, 2).reshape(beats, -1)[:, : g.n]  # (beats, n)
+    index = index.transpose(1, 0, 2).reshape(beats, -1)[:, : g.n]
+    rows = (np.arange(beats, dtype=np.int64)[:, None] // n_keep) * group + index
+    dense = np.zeros((g.k, g.n), np.int64)
+    np.add.at(dense, (rows, np.broadcast_to(np.arange(g.n), rows.shape)), codes)
+    return dense
+
+
 def _gemm(g: Gemm, config: AccelConfig, machine: Machine) -> tuple[np.ndarray | None, int]:
-    a_addr, b_addr, out_addr = _gemm_addresses(g, config.cols)
+    beats = gemm_beats(g, config)
+    a_addr, b_addr, out_addr = _gemm_addresses(g, config.cols, beats)
     a = machine.abuf[a_addr].astype(np.int64)  # (T, k, rows)
-    b_source = machine.abuf if g.b_from_abuf else machine.wbuf
-    b = b_source[b_addr].astype(np.int64)  # (tiles, k, cols)
-    b = b.transpose(1, 0, 2).reshape(g.k, -1)[:, : g.n]  # (k, n): column c = tile c // cols
+    if g.sparse:
+        b = _sparse_b(g, config, machine, b_addr)
+    else:
+        b_source = machine.abuf if g.b_from_abuf else machine.wbuf
+        b = b_source[b_addr].astype(np.int64)  # (tiles, k, cols)
+        b = b.transpose(1, 0, 2).reshape(g.k, -1)[:, : g.n]  # (k, n): column c = tile c // cols
     # float64 products of int8 x int8 codes summed over k < 2**16 stay below 2**53: exact, and
     # BLAS-fast (int64 einsum is not).
     acc = np.matmul(a.transpose(0, 2, 1).astype(np.float64), b.astype(np.float64))
@@ -946,7 +1117,7 @@ def _gemm(g: Gemm, config: AccelConfig, machine: Machine) -> tuple[np.ndarray | 
         raise OverflowError(f"GEMM accumulator leaves int32: [{int(acc.min())}, {int(acc.max())}]")
     codes = requantize(acc, g.requant, bias)  # (T, rows, n) int8
     words = codes.transpose(0, 2, 1)  # (T, n, rows): result word (p, q, c)
-    macs = g.row_tiles * g.k * config.rows * g.n
+    macs = g.row_tiles * beats * config.rows * g.n
     if g.dst_stream:
         return pack_words(words.reshape(-1), g.requant.out_format, STREAM_BITS), macs
     machine.abuf[out_addr.reshape(-1)] = words.reshape(-1, config.rows)
@@ -1005,8 +1176,9 @@ def execute(
                 codes = unpack_words(chunk, config.activation_format, instr.count * config.rows)
                 machine.abuf[span] = codes.reshape(instr.count, config.rows)
             elif instr.buffer == Buffer.WBUF:
-                codes = unpack_words(chunk, config.weight_format, instr.count * config.cols)
-                machine.wbuf[span] = codes.reshape(instr.count, config.cols)
+                codes, index = unpack_b_words(chunk, config, instr.count)
+                machine.wbuf[span] = codes
+                machine.wbuf_index[span] = index
             else:
                 machine.bias[span] = _unpack_bias(chunk, instr.count)
         elif isinstance(instr, Gemm):

@@ -56,6 +56,7 @@ SUITES = {
     "engine": ["sim/test_engine.py::test_engine_cocotb[verilator-4x4-int8]"],
     "requant": ["sim/test_requant.py"],
     "top": ["sim/test_top_engine.py::test_top_with_engine_cocotb[verilator]"],
+    "sparse": ["sim/test_sparse.py"],
 }
 """Suite name -> pytest node ids (relative to the shadow package root)."""
 
@@ -201,6 +202,20 @@ MUTANTS: tuple[Mutant, ...] = (
          (r"\(acc_a < cfg\.act_buffer_depth\)", "(acc_a < cfg.act_buffer_depth - 1)")),
         "a GEMM reading the last ABUF word is rejected (error 2)",
     ),
+    Mutant(
+        "sparse-index-swapped", "hw/sparse.py",
+        ((r"chosen\[lane\]\.eq\(w\[lane\]\[a\.index\]\)",
+          "chosen[lane].eq(w[lane][a.index ^ 1])"),),
+        "a sparse PE selects its group's neighbouring activation (index bit 0 flipped)",
+        ("sparse",),
+    ),
+    Mutant(
+        "sparse-group-order", "hw/sparse.py",
+        ((r"m\.d\.sync \+= bank\[r\]\[2 \* s \+ h\]\.eq\(pair\[h\]\[r\]\)",
+          "m.d.sync += bank[r][2 * s + h].eq(pair[1 - h][r])"),),
+        "the group assembler swaps the two A-words of each beat in the group",
+        ("sparse",),
+    ),
 )  # fmt: skip
 DEFAULT_SUITES = ("directed", "engine")
 
@@ -272,8 +287,10 @@ import hashlib, sys
 from amaranth.back import verilog
 import ttaccel.hw.engine as engine
 from ttaccel.sim.test_engine_directed import DIRECTED
+from ttaccel.sim.test_sparse import SPARSE
 assert engine.__file__.startswith(sys.argv[1]), engine.__file__
-text = verilog.convert(engine.Engine(config=DIRECTED), name="top", emit_src=False)
+text = "".join(verilog.convert(engine.Engine(config=c), name="top", emit_src=False)
+               for c in (DIRECTED, SPARSE))
 print(hashlib.sha256(text.encode()).hexdigest())
 """
 
@@ -288,8 +305,8 @@ def _env(root: Path, seed: int | None) -> dict[str, str]:
 
 
 def netlist_hash(root: Path) -> str:
-    """SHA-256 of the engine's Verilog (directed configuration) built from ``root``;
-    also asserts that the shadow, not the installed package, was imported."""
+    """SHA-256 of the engine's Verilog (the directed and the sparse configurations) built
+    from ``root``; also asserts that the shadow, not the installed package, was imported."""
     result = subprocess.run(
         [sys.executable, "-c", _PROBE, str(root)], cwd=root, env=_env(root, None),
         capture_output=True, text=True,
