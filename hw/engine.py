@@ -4,12 +4,16 @@ Blocks (all in the ``sync`` domain)::
 
     inp -> Dispatcher (program -> instruction memory; decode, check) -> load queue -> LoadEngine
      |                                                               -> exec queue -> ExecuteEngine
-     +-> (after the program, the LOADs' data) -> LoadEngine                             |
+     +-> (after the program, the LOADs' data) -> input stage -> LoadEngine             |
                                                                                         v
     ABUF (twice when b_from_abuf is possible), WBUF, BIAS: block RAM      output register -> out
 
 The load and execute engines synchronise through two 8-bit token counters (VTA style); the
-execute engine's result writes have priority on the ABUF write port over LOAD writes.
+execute engine's result writes (from registers) have priority on the ABUF write port over LOAD
+writes. The input stage (three entries, the head a register) takes the LOADs' beats as soon
+as their LOADs are queued, at most the beats those LOADs consume, so the load engine takes a
+LOAD's first beat the cycle after its start, as from the port, without a path from the port
+into its placement shift.
 ``out`` comes from a register (``TDATA``/``TVALID``/``TLAST`` never from logic).
 
 Errors (the run-stop sequence that :mod:`ttaccel.spec.isa`, "Errors", documents for the
