@@ -163,7 +163,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="start from a saved student folder with the same TT shapes "
-        "(e.g. a float student before INT8/INT4 QAT)",
+        "(e.g. a float student before INT8/INT4 QAT), or from an exported artifact "
+        "(.safetensors: its integer cores read back as float, to continue its QAT)",
     )
     add_loop_arguments(parser, steps=1000, lr=1e-4)
 

@@ -390,7 +390,9 @@ def build_student(
 ) -> tuple[nn.Module, dict]:  # fmt: skip
     """The student: the teacher's weights, compressed by ``cfg``. With ``init_from`` (a saved
     float or quantized student folder with the same TT shapes) its TT cores and other weights
-    replace the SVD initialisation before quantizers are added (float -> QAT fine-tuning).
+    replace the SVD initialisation before quantizers are added (float -> QAT fine-tuning); an
+    artifact (``.safetensors``) gives its weights read back by
+    :func:`~ttaccel.models.from_artifact.state_from_artifact` (to continue its QAT).
     ``cfg.keep_layers`` (layer reduction) first keeps those teacher layers
     (:func:`ttaccel.models.xtc.reduce_layers`); the config's layer rules then apply to the
     ``k`` student layers."""
@@ -399,7 +401,17 @@ def build_student(
         cfg.check_keep_layers(model.config.num_hidden_layers)
         reduce_layers(model, cfg.keep_layers)
     report = apply_compression(model, cfg, quantize=False)
-    if init_from is not None:
+    if init_from is not None and Path(init_from).suffix == ".safetensors":
+        from ttaccel.spec.artifact import load_artifact
+
+        from .from_artifact import state_from_artifact
+
+        try:
+            state = state_from_artifact(load_artifact(init_from), model)
+        except ValueError as error:
+            raise ValueError(f"--init-from {init_from}: {error}") from None
+        model.load_state_dict(state, strict=False)
+    elif init_from is not None:
         init_model, _, _ = load_student(init_from)
         state = {k: v for k, v in init_model.state_dict().items()
                  if "_q." not in k and not k.endswith("_q")}  # fmt: skip
