@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ttaccel.models.compress import build_student, load_student, tt_modules, train_student
+from ttaccel.models.compress import build_student, load_student, train_student, tt_modules
 from ttaccel.models.config import CompressionConfig, LayerRule
 from ttaccel.models.export import export_student
 from ttaccel.models.train import LoopConfig
@@ -57,8 +57,12 @@ def test_rebuilt_cores_multiply_to_the_quantized_matrix(exported, tiny_checkpoin
                                    atol=1e-4 * np.abs(expected).max(), err_msg=name)  # fmt: skip
         if isinstance(original, TTLinear) and original.bias is not None:
             # The bias comes back at the accumulator's scale (steps of about 1e-4 here).
-            np.testing.assert_allclose(layers[name].bias.detach().numpy(),
-                                       original.bias.detach().numpy(), atol=1e-3, err_msg=name)
+            np.testing.assert_allclose(
+                layers[name].bias.detach().numpy(),
+                original.bias.detach().numpy(),
+                atol=1e-3,
+                err_msg=name,
+            )
         checked += 1
     assert checked == 13  # 12 encoder linears and the word embedding
     rms = [float(c.detach().pow(2).mean().sqrt())
