@@ -310,3 +310,19 @@ def test_an_artifact_without_nm_layers_has_no_nm_key(tmp_path):
     _, meta = load_safetensors(tmp_path / "a.safetensors")
     assert "nm_linears" not in json.loads(meta["ttaccel"])
     assert load_artifact(tmp_path / "a.safetensors").nm_linears == {}
+
+
+def test_docs_artifact_section_10_lists_every_nm_field_and_tensor(tmp_path):
+    """docs/artifact.md section 10 against what save_artifact writes for an N:M layer."""
+    from tests.spec.test_artifact_doc import DOC, _keys, _sections, _tables
+
+    save_artifact(tmp_path / "nm.safetensors", nm_artifact())
+    tensors, meta = load_safetensors(tmp_path / "nm.safetensors")
+    manifest = json.loads(meta["ttaccel"])
+    section = _sections(DOC.read_text(encoding="utf-8"))["10"]
+    fields, names = _tables(section)[:2]
+    for entry in manifest["nm_linears"].values():
+        assert _keys(fields[1]) == set(entry)
+    documented = {key.replace("<name>.", "") for key in _keys(names[1])}
+    written = {t.rsplit(".", 1)[1] for t in tensors if t.startswith(NAME + ".")}
+    assert documented == written == {"nm_values", "nm_indices", "bias"}
