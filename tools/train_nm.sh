@@ -36,6 +36,15 @@ run() {  # run NAME PATTERN BITS: train, export, evaluate
 
 until [ -f "$(dirname "$TEACHER")/result.json" ]; do sleep 60; done
 
+reference() {  # reference NAME LIMIT: the host driver on the reference backend, first LIMIT
+    local name=$1 limit=$2                # dev sentences, logits compared with the golden model
+    if [ ! -f "$OUT/$name-reference.json" ]; then
+        "$TTACCEL" evaluate --data "$DATA" --artifact "$OUT/$name.safetensors" \
+            --backend reference --limit "$limit" --json "$OUT/$name-reference.json" > /dev/null
+    fi
+}
+
 run nm24-int8 2:4 8
 run nm24-int4 2:4 4
 run nm14-int8 1:4 8
+reference nm24-int4 20
