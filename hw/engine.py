@@ -343,17 +343,22 @@ class Engine(wiring.Component):
         with m.Elif(busy & finish):
             m.d.sync += discard.eq(1)
 
-        # Performance counters (cleared by start); array beats are counted one cycle late
-        # (registered), which no run can observe: the last beat enters long before END.
+        # Performance counters (cleared by start); array beats and the engines' retirements
+        # are counted one cycle late (registered, so no path runs from a retirement into a
+        # 64-bit adder), which no run can observe: they end before END dispatches.
         mac_fire = Signal(name="mac_fire_q")
         macs = Signal.like(execute.macs, name="macs_q")
-        m.d.sync += [mac_fire.eq(execute.mac_fire & ~begin), macs.eq(execute.macs)]
-        retired = load.retired + execute.retired + dispatcher.sync_retired + dispatcher.done
+        retired = Signal(range(4), name="retired_q")
+        m.d.sync += [
+            mac_fire.eq(execute.mac_fire & ~begin),
+            macs.eq(execute.macs),
+            retired.eq(Mux(busy, load.retired + execute.retired + dispatcher.sync_retired, 0)),
+        ]
         counters = (
             (self.busy_cycles, busy),
             (self.macs_issued, Mux(mac_fire, macs, 0)),
             (self.stall_cycles, busy & ~mac_fire),
-            (self.instructions_retired, Mux(busy, retired, 0)),
+            (self.instructions_retired, retired + Mux(busy, dispatcher.done, 0)),
         )
         for counter, increment in counters:
             value = Signal(64, name=f"{counter.name}_q")

@@ -35,7 +35,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.accel_config import AccelConfig
@@ -166,7 +166,10 @@ class ExecuteEngine(wiring.Component):
                 "pc": 16,
             }
         )
-        m.submodules.tiles = tiles = fifo.SyncFIFO(width=tile_layout.size, depth=8)
+        # Both descriptor FIFOs keep their head in a register (`registered_head`): the drain
+        # (column count, result and bias addresses) and the ABUF-or-stream choice (`dst`)
+        # read flip-flops, not a LUT-RAM read.
+        m.submodules.tiles = tiles = StreamFIFO(layout=tile_layout, depth=8, registered_head=True)
         # The result descriptors' head is a register (`registered_head`): `dst` decides the
         # ABUF write and the packer input without a LUT-RAM read in the path.
         m.submodules.results = results = StreamFIFO(
@@ -177,14 +180,12 @@ class ExecuteEngine(wiring.Component):
         n.requant = requant
         n.result_layout = result_layout
         n.results = results
-        n.tile_layout = tile_layout
         n.tiles = tiles
 
     def _sequencer(self, m, n):
         """The instruction in progress and the address generator (one beat per cycle)."""
         cfg = self._config
         cols = cfg.cols
-        tile_layout = n.tile_layout
         tiles = n.tiles
         # -- control ------------------------------------------------------------------------
         g = Signal(EXEC_LAYOUT, name="instr")  # the GEMM or STORE in progress
@@ -224,7 +225,7 @@ class ExecuteEngine(wiring.Component):
         op_b_abuf = Signal(name="op_b_abuf")
         advance = Signal()
         issue = Signal()
-        m.d.comb += issue.eq(in_gemm & advance & ((kk != 0) | tiles.w_rdy))
+        m.d.comb += issue.eq(in_gemm & advance & ((kk != 0) | tiles.i.ready))
 
         token_ok = ~head.wait | self.token_ready
         gemm_ok = (gemms_out == 0) | ((gemms_out == 1) & ~head.fence)
@@ -321,9 +322,9 @@ class ExecuteEngine(wiring.Component):
                     m.next = "IDLE"
 
         # Tile descriptors, pushed with each tile's first beat.
-        tile_in = data.View(tile_layout, tiles.w_data)
+        tile_in = tiles.i.payload
         m.d.comb += [
-            tiles.w_en.eq(issue & (kk == 0)),
+            tiles.i.valid.eq(issue & (kk == 0)),
             tile_in.out_base.eq(o_t),
             tile_in.out_col.eq(g.out_col),
             tile_in.bias_base.eq(bias_t),
@@ -509,10 +510,9 @@ class ExecuteEngine(wiring.Component):
         array = n.array
         requant = n.requant
         results = n.results
-        tile_layout = n.tile_layout
         tiles = n.tiles
         # -- drain: one column per cycle, bias read, into the requantizer ---------------------
-        tile = data.View(tile_layout, tiles.r_data)
+        tile = tiles.o.payload
         j = Signal(range(cols), name="drain_col")
         o_run = Signal(17, name="drain_addr")
         d1 = Signal(
@@ -544,7 +544,7 @@ class ExecuteEngine(wiring.Component):
             array.o.ready.eq(~valid_col | d1_adv),
             drained.eq(array.o.valid & array.o.ready),
             addr_j.eq(Mux(j == 0, tile.out_base, o_run)),
-            tiles.r_en.eq(drained & (j == cols - 1)),
+            tiles.o.ready.eq(drained & (j == cols - 1)),
             self.bias_addr.eq(tile.bias_base + j),
             self.bias_en.eq(d1_adv),
         ]
@@ -582,8 +582,8 @@ class ExecuteEngine(wiring.Component):
             result_in.final.eq(d1.final),
             result_in.pc.eq(d1.pc),
         ]
-        for n in range(rows):
-            m.d.comb += requant.i.payload.bias[n].eq(bias)
+        for lane in range(rows):
+            m.d.comb += requant.i.payload.bias[lane].eq(bias)
 
     def _outputs(self, m, n):
         """Results to ABUF or the packer, the STOREs, and retirement."""
@@ -676,5 +676,5 @@ class ExecuteEngine(wiring.Component):
             self.retired.eq(gemm_retire | store_done),
             self.signal.eq(Mux(store_done, g.signal, res.signal) & (gemm_retire | store_done)),
             self.signal_pc.eq(Mux(store_done, g.pc, res.pc)),
-            self.idle.eq(~in_gemm & ~in_store & (gemms_out == 0) & ~tiles.r_rdy & packer.idle),
+            self.idle.eq(~in_gemm & ~in_store & (gemms_out == 0) & ~tiles.o.valid & packer.idle),
         ]

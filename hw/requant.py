@@ -60,16 +60,18 @@ class Requantizer(wiring.Component):
         format's [qmin, qmax]; binary gives +1 for ``>= 0`` and -1 otherwise.
 
     Timing
-        Stages: bias add, multiply (two DSP48E1 per lane), shift (of twice the product, so
-        the rounding add moves behind it), round and saturate into an output FIFO. One beat
-        per cycle; ``latency = 4`` cycles from acceptance to ``o.valid`` without back-pressure.
+        Stages: bias add, multiply in two (two partial products of 17 and 16 bits of the
+        sum, each one DSP48E1 or MULT18X18D, registered; then their sum), shift (of twice the
+        product, so the rounding add moves behind it), round and saturate into an output
+        FIFO. One beat per cycle; ``latency = 5`` cycles from acceptance to ``o.valid``
+        without back-pressure.
         The pipeline never stalls: ``i.ready`` is a credit counter (a register) that admits at
         most ``capacity`` beats into the pipeline and its output FIFO, and ``o`` comes from
         that FIFO, so no combinational path runs from ``o.ready`` to ``i.ready`` or into the
         pipeline's registers.
     """
 
-    latency = 4
+    latency = 5
     #: Beats the unit holds at most (pipeline and output FIFO): enough credits for one beat per
     #: cycle (a credit returns one cycle after its beat leaves).
     capacity = latency + 2
@@ -150,6 +152,17 @@ class Requantizer(wiring.Component):
                 "last": 1,
             },
         )
+        low_bits = MULTIPLIER_BITS + 1  # the sum's low part: unsigned, one 18 x 18 multiply
+        partial = stage(
+            "partial",
+            {
+                "low": data.ArrayLayout(unsigned(low_bits + MULTIPLIER_BITS), lanes),
+                "high": data.ArrayLayout(signed(total_bits - low_bits + MULTIPLIER_BITS), lanes),
+                "shift": unsigned(SHIFT_BITS),
+                "out_format": OutFormat,
+                "last": 1,
+            },
+        )
         s2 = stage(
             "s2",
             {
@@ -173,14 +186,30 @@ class Requantizer(wiring.Component):
         ]
         m.d.sync += [s1.total[n].eq(inp.acc[n] + inp.bias[n]) for n in range(lanes)]
 
-        # Stage 2: multiply by the unsigned 16-bit multiplier (exact, 49 bits).
+        # Stage 2: multiply by the unsigned 16-bit multiplier (exact, 49 bits) in two steps:
+        # the partial products of the sum's low 17 bits (unsigned) and high 16 bits (signed)
+        # are registered (one multiplier each, no adder behind it), then added.
         m.d.sync += [
-            s2.valid.eq(s1.valid),
-            s2.shift.eq(s1.shift),
-            s2.out_format.eq(s1.out_format),
-            s2.last.eq(s1.last),
+            partial.valid.eq(s1.valid),
+            partial.shift.eq(s1.shift),
+            partial.out_format.eq(s1.out_format),
+            partial.last.eq(s1.last),
         ]
-        m.d.sync += [s2.product[n].eq(s1.total[n] * s1.multiplier) for n in range(lanes)]
+        for n in range(lanes):
+            total = s1.total[n]
+            m.d.sync += [
+                partial.low[n].eq(total[:low_bits] * s1.multiplier),
+                partial.high[n].eq(total[low_bits:].as_signed() * s1.multiplier),
+            ]
+        m.d.sync += [
+            s2.valid.eq(partial.valid),
+            s2.shift.eq(partial.shift),
+            s2.out_format.eq(partial.out_format),
+            s2.last.eq(partial.last),
+        ]
+        m.d.sync += [
+            s2.product[n].eq((partial.high[n] << low_bits) + partial.low[n]) for n in range(lanes)
+        ]
 
         # Stage 3: t = (2 * product) >> shift (arithmetic). With the rounding bit
         # r = 1 << (shift - 1), (p + r) >> shift == (t + 1) >> 1 for shift >= 1, and

@@ -140,7 +140,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "a-k-step-off-by-one", "hw/execute.py",
-        ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),),
+        ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),
+         (r"a_ptr\.eq\(a_ptr \+ a_step\)", "a_ptr.eq(a_ptr + a_step + 1)")),
         "the A address steps a_k + 1 per reduction step",
     ),
     Mutant(
