@@ -74,7 +74,7 @@ class Timing:
     (dispatcher, load engine, requantizer) as documented there."""
 
     mac_latency: int = 5
-    requant_latency: int = 4
+    requant_latency: int = 5
     output_latency: int = 2
     store_latency: int = 1
     gemm_issue: int = 1
