@@ -21,7 +21,7 @@ SPARSE = AccelConfig(
     sparse_nm=(2, 4),
 )  # fmt: skip
 CONFIG_NAME = "engine-4x4-int8-2of4"
-MEASURE = [[128, 16, 16]]  # in_features, out_features, tokens
+MEASURE = [[128, 16, 16], [256, 16, 32]]  # in_features, out_features, tokens
 
 
 def test_sparse_engine_cocotb():

@@ -6,26 +6,29 @@ streams at one 64-bit beat per cycle in each direction and no back-pressure from
 * Program load: the ``5 * len(program)`` instruction beats arrive first; nothing runs before.
 * Dispatch: in program order into the load or execute queue (``queue_depth`` entries; a slot
   frees when its instruction starts), ``dispatch_gemm`` cycles per GEMM (decode and bounds
-  check) and ``dispatch`` per other instruction. ``SYNC``/``END`` dispatch once everything
-  before them has completed.
+  check) and ``dispatch`` per other instruction. ``SYNC``/``END`` dispatch
+  ``barrier_latency`` after everything before them has completed.
 * Load engine: a ``LOAD`` starts when dispatched, when the previous LOAD is done and (with
   ``wait``) when its token has arrived; it takes ``load_setup`` + the larger of its beats and
   its words (one buffer write per cycle); its ``signal`` token is available when it ends.
-* Execute engine, per GEMM tile (``k`` steps, ``D`` drain cycles): with double-buffered
+* Execute engine, per GEMM tile (``k`` steps -- ``k * N / M`` array beats for a sparse GEMM
+  on a ``sparse_nm = (N, M)`` build --, ``D`` drain cycles): with double-buffered
   accumulators the array computes tile ``i`` while tile ``i - 1`` drains::
 
       compute_start(i) = max(compute_end(i - 1), drain_end(i - 2))  # accumulator bank free
       drain_end(i) = max(compute_start(i) + k, drain_end(i - 1)) + D(i)
 
-  ``D`` is the valid columns of the tile (one A-word per cycle through the requantizers),
-  or, for results sent to the output stream, the larger of that and the tile's beats. So a
-  steady run of tiles costs ``max(k, D)`` each. Results are written ``latency`` cycles after
-  their drain slot (operand skew ``rows + cols - 2`` plus the MAC and requantizer pipelines);
-  a GEMM completes (``signal``) when its last result is written. A GEMM's first tile also
-  waits ``gemm_issue`` cycles after the previous GEMM's last compute step (none when it is
-  not fenced, follows a GEMM and was ready before that GEMM's last step), for its token
-  (``wait``), and with ``fence`` for every earlier result to be written. A ``STORE`` starts
-  when every earlier result is written and takes its beats on the output stream.
+  ``D`` is the valid columns of the tile (one A-word per cycle through the requantizers), or,
+  for results sent to the output stream, the larger of that and the tile's beats; the next
+  tile's drain starts ``max(D, cols)`` after this one's (the array drains the invalid columns
+  of a last column tile too, one per cycle). So a steady run of tiles costs ``max(k, D)``
+  each. Results are written ``latency`` cycles after their drain slot (operand skew ``rows +
+  cols - 2`` plus the MAC and requantizer pipelines); a GEMM completes (``signal``) when its
+  last result is written. A GEMM's first tile also waits ``gemm_issue`` cycles after the
+  previous GEMM's last compute step (none when it is not fenced, follows a GEMM and was ready
+  before that GEMM's last step), for its token (``wait``), and with ``fence`` for every
+  earlier result to be written. A ``STORE`` starts when every earlier result is written and
+  takes its beats on the output stream.
 
 The run ends when ``END`` dispatches. Utilization is ``useful MACs / (cycles * lanes)``, with
 useful MACs those of the layer itself (no padded tokens or columns).
@@ -67,7 +70,10 @@ class Timing:
     ``gemm_issue``: gap between the last compute step of one GEMM and the first of the next
     when the next one cannot follow directly (fence, or not ready in time);
     ``load_setup``: fixed cycles of a LOAD besides its beats; ``dispatch`` / ``dispatch_gemm``:
-    cycles to dispatch one instruction / one GEMM; ``assembler_latency`` /
+    cycles to dispatch one instruction / one GEMM; ``barrier_latency``: from the completion of
+    everything before a ``SYNC`` / ``END`` (its last result written, plus ``output_latency``
+    after stream output) to its retiring, when the dispatcher had it decoded and waiting
+    (at least ``dispatch`` after the previous dispatch); ``assembler_latency`` /
     ``assembler_bypass_latency``: on a ``sparse_nm`` build, the cycles the group assembler
     (``hw/sparse.py``) adds to a sparse / a dense GEMM's beats (a sparse tile takes
     ``k * N / M`` beats, :func:`~ttaccel.spec.isa.gemm_beats`). The defaults follow ``hw/``
@@ -83,6 +89,7 @@ class Timing:
     dispatch_gemm: int = 16
     assembler_latency: int = 2
     assembler_bypass_latency: int = 1
+    barrier_latency: int = 1
 
     def latency(self, config: AccelConfig) -> int:
         """Cycles from a result's drain slot to its write: skew + MAC + requantizer."""
@@ -166,7 +173,9 @@ def simulate(
             if e is None:
                 if queues[0] or queues[1]:
                     break
-                t = max(t, all_done)
+                # decoded while the engines run; retires once everything before is done
+                t = max(t + cost, all_done + timing.barrier_latency)
+                barrier = t
             else:
                 if len(queues[e]) >= config.queue_depth:
                     break
@@ -174,9 +183,7 @@ def simulate(
                 if pos >= config.queue_depth:
                     t = max(t, start[lists[e][pos - config.queue_depth]])
                 queues[e].append(i)
-            t += cost
-            if e is None:
-                barrier = t
+                t += cost
             dispatch_time[i] = last_dispatch = t
             dispatched += 1
             progress = True
@@ -223,8 +230,10 @@ def simulate(
                             start_gemm = c0
                             first = False
                         c1 = c0 + beats_per_tile
-                        d1 = max(c1, drain_free, out_free if instr.dst_stream else 0) + drain
-                        bank_free[bank] = drain_free = d1
+                        d0 = max(c1, drain_free, out_free if instr.dst_stream else 0)
+                        d1 = last_result = d0 + drain
+                        # the array drains every column of the tile, the invalid ones too
+                        bank_free[bank] = drain_free = d0 + max(drain, config.cols)
                         if instr.dst_stream:
                             out_free = d1
                         bank ^= 1
@@ -233,7 +242,7 @@ def simulate(
                         macs += beats_per_tile * config.rows * valid
                         tiles += 1
                 s = start_gemm
-                end = drain_free + latency
+                end = last_result + latency
                 if config.sparse_nm is not None:
                     end += (
                         timing.assembler_latency

@@ -22,6 +22,7 @@ TIMING = Timing(
     dispatch_gemm=12,
     output_latency=1,
     store_latency=0,
+    barrier_latency=2,
 )
 PROGRAM = 3 * 5  # three instructions of five beats arrive before anything runs
 LOAD_QUEUED = PROGRAM + 2
