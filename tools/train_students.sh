@@ -39,6 +39,12 @@ qat() {  # qat NAME FLOAT_NAME RANK BITS STEPS [SCALE_INIT]: QAT from a float st
         --layer-steps 1 --steps "$5" --lr 1e-4 --eval-every "$5"
 }
 
+continued() {  # continued NAME ARTIFACT RANK BITS STEPS LR: more QAT of an exported student
+    step "$1" --rank "$3" --embedding-rank 64 --bits "$4" --init-from "$2" \
+        --weight-scale-init mse --activation-scale-init mse --method layerwise \
+        --layer-steps 1 --steps "$5" --lr "$6" --eval-every "$5"
+}
+
 golden() {  # golden NAME: export the quantized student and evaluate torch and golden model
     local art=$OUT/$1.safetensors
     if [ -f "$OUT/$1-eval.json" ]; then echo "== $1 evaluation: done"; return; fi
@@ -67,8 +73,14 @@ case "${1:-}" in
         float r18e64-fp32 18 1600
         qat r18e64-4 r18e64-fp32 18 4 700 && golden r18e64-4
         ;;
+    c)
+        # The bundled INT4 student (r64e64-4, 700 QAT steps) trained 1500 steps more: its
+        # float student is not kept, so it starts from the artifact's cores read back.
+        continued r64e64-4-more ttaccel/data/sst2-minilm-tt-int4.safetensors 64 4 1500 1e-4 \
+            && golden r64e64-4-more
+        ;;
     *)
-        echo "usage: $0 a|b   (the two queues of the sweep)" >&2
+        echo "usage: $0 a|b|c   (the queues of the sweep)" >&2
         exit 2
         ;;
 esac
