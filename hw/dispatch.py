@@ -41,7 +41,15 @@ from ..spec.formats import MAX_SHIFT
 from ..spec.isa import BEATS_PER_INSTRUCTION, FORMAT_CODES, STREAM_BITS, Opcode, encoding_table
 from .interfaces import STREAM_BEAT, check_config
 
-__all__ = ["ERR_ADDRESS", "ERR_ILLEGAL", "EXEC_LAYOUT", "LOAD_LAYOUT", "Dispatcher"]
+__all__ = [
+    "ERR_ADDRESS",
+    "ERR_ILLEGAL",
+    "EXEC_LAYOUT",
+    "LOAD_LAYOUT",
+    "SPARSE_EXEC_LAYOUT",
+    "Dispatcher",
+    "exec_layout",
+]
 
 ERR_ILLEGAL = 1
 ERR_ADDRESS = 2
@@ -71,7 +79,6 @@ EXEC_LAYOUT = data.StructLayout(
         "b_from_abuf": 1,
         "bias_en": 1,
         "out_format": 3,
-        "sparse": 1,  # N:M sparse B operand (constant 0 without sparse_nm)
         "m_outer": 16,
         "m_inner": 16,
         "k": 16,
@@ -96,6 +103,17 @@ EXEC_LAYOUT = data.StructLayout(
     }
 )
 """An execute-queue entry (GEMM fields as in :mod:`ttaccel.spec.isa`)."""
+
+SPARSE_EXEC_LAYOUT = data.StructLayout(
+    {**{name: field.shape for name, field in EXEC_LAYOUT}, "sparse": 1}
+)
+"""An execute-queue entry of a ``sparse_nm`` build: :data:`EXEC_LAYOUT` and ``sparse``."""
+
+
+def exec_layout(config: AccelConfig) -> data.StructLayout:
+    """The execute-queue entry of ``config``: :data:`SPARSE_EXEC_LAYOUT` with ``sparse_nm``,
+    else :data:`EXEC_LAYOUT` (so a dense build's queues are what they were)."""
+    return EXEC_LAYOUT if config.sparse_nm is None else SPARSE_EXEC_LAYOUT
 
 
 def instruction_layout(opcode: Opcode) -> data.StructLayout:
@@ -162,7 +180,7 @@ class Dispatcher(wiring.Component):
                 "inp": In(stream.Signature(STREAM_BEAT)),
                 "loading": Out(1),
                 "load_q": Out(stream.Signature(LOAD_LAYOUT)),
-                "exec_q": Out(stream.Signature(EXEC_LAYOUT)),
+                "exec_q": Out(stream.Signature(exec_layout(config))),
                 "drained": In(1),
                 "halt": In(1),
                 "sync_retired": Out(1),
@@ -234,7 +252,7 @@ class Dispatcher(wiring.Component):
         ]
         eq = self.exec_q.payload
         for name, _ in EXEC_LAYOUT:
-            if name in ("store", "final", "pc", "multiplier", "shift", "out_format", "sparse"):
+            if name in ("store", "final", "pc", "multiplier", "shift", "out_format"):
                 continue
             m.d.comb += eq[name].eq(gemm[name])
         m.d.comb += [
@@ -243,18 +261,20 @@ class Dispatcher(wiring.Component):
             eq.out_format.eq(gemm.out_format),
             eq.final.eq(pc == last_out_pc),
             eq.pc.eq(pc),
-            eq.sparse.eq(gemm.sparse & int(cfg.sparse_nm is not None)),
         ]
+        if cfg.sparse_nm is not None:
+            m.d.comb += eq.sparse.eq(gemm.sparse)
         with m.If(opcode == Opcode.STORE):
             m.d.comb += [
                 eq.store.eq(1),
                 eq.fence.eq(0),
-                eq.sparse.eq(0),
                 eq.dst_stream.eq(1),
                 eq.out_format.eq(store.fmt),
                 eq.a_base.eq(store.base),
                 eq.n.eq(store.count),
             ]
+            if cfg.sparse_nm is not None:
+                m.d.comb += eq.sparse.eq(0)
 
         check_step = Signal(range(bounds_cycles + 1), name="check_step")
         with m.FSM(name="dispatch"):

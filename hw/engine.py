@@ -6,7 +6,7 @@ Blocks (all in the ``sync`` domain)::
      |                                                               -> exec queue -> ExecuteEngine
      +-> (after the program, the LOADs' data) -> input stage -> LoadEngine             |
                                                                                         v
-    ABUF (twice when b_from_abuf is possible), WBUF, BIAS: block RAM      output register -> out
+    ABUF (twice: b_from_abuf or sparse_nm), WBUF, BIAS: block RAM        output register -> out
 
 The load and execute engines synchronise through two 8-bit token counters (VTA style); the
 execute engine's result writes (from registers) have priority on the ABUF write port over LOAD
@@ -38,7 +38,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from ..spec.isa import STREAM_BITS, TOKEN_LIMIT
-from .dispatch import ERR_TLAST, ERR_TOKENS, EXEC_LAYOUT, LOAD_LAYOUT, Dispatcher
+from .dispatch import ERR_TLAST, ERR_TOKENS, LOAD_LAYOUT, Dispatcher, exec_layout
 from .execute import ExecuteEngine
 from .interfaces import STREAM_BEAT, StreamFIFO, check_config, engine_signature
 from .load_engine import LoadEngine
@@ -118,7 +118,7 @@ class Engine(wiring.Component):
             StreamFIFO(layout=LOAD_LAYOUT, depth=cfg.queue_depth, registered_head=True)
         )
         m.submodules.exec_q = exec_q = ResetInserter(reset | flush)(
-            StreamFIFO(layout=EXEC_LAYOUT, depth=cfg.queue_depth, registered_head=True)
+            StreamFIFO(layout=exec_layout(cfg), depth=cfg.queue_depth, registered_head=True)
         )
         m.submodules.input_stage = input_stage = ResetInserter(reset | flush)(
             StreamFIFO(layout=STREAM_BEAT, depth=_INPUT_STAGE_DEPTH, registered_head=True)

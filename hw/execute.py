@@ -39,7 +39,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.accel_config import AccelConfig
-from .dispatch import EXEC_LAYOUT
+from .dispatch import exec_layout
 from .gearbox import BeatPacker
 from .interfaces import STREAM_BEAT, StreamFIFO, check_config
 from .requant import Requantizer
@@ -78,7 +78,7 @@ class ExecuteEngine(wiring.Component):
         self._sparse = config.sparse_nm is not None
         a_bits, b_bits = config.a_word_bits, config.b_word_bits
         ports = {
-            "q": In(stream.Signature(EXEC_LAYOUT)),
+            "q": In(stream.Signature(exec_layout(config))),
             "token_ready": In(1),
             "token_take": Out(1),
             "retired": Out(1),
@@ -188,7 +188,7 @@ class ExecuteEngine(wiring.Component):
         cols = cfg.cols
         tiles = n.tiles
         # -- control ------------------------------------------------------------------------
-        g = Signal(EXEC_LAYOUT, name="instr")  # the GEMM or STORE in progress
+        g = Signal(exec_layout(cfg), name="instr")  # the GEMM or STORE in progress
         head = self.q.payload
         gemms_out = Signal(range(4), name="gemms_out")  # started, not yet retired
         gemm_retire = Signal()

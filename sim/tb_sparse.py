@@ -10,8 +10,10 @@ compared with :func:`ttaccel.spec.isa.execute_stream` on the stream actually sen
 output equals the golden model (``requantize(gemm_int(x, W) + bias)`` of the dense codes).
 Runs without idle cycles or back-pressure are timed against
 :func:`ttaccel.spec.cycle_model.simulate`: array beats (``BUSY_CYCLES - STALL_CYCLES``) exactly
-``k * N / M`` per sparse tile, the measured layer's cycles off the model by the same amount
-dense and sparse, and small random layers (each next to its dense twin) within 6 cycles.
+``k * N / M`` per sparse tile, the measured layers' cycles (dense and sparse) exactly the
+model's, and small random layers (each next to its dense twin) within 6 cycles: where a
+token block's LOAD waits for an earlier GEMM's token the model can be a few cycles
+pessimistic, in both modes.
 """
 
 from __future__ import annotations
@@ -225,8 +227,8 @@ async def sparse_errors_stop_the_run(dut):
 @cocotb.test()
 async def dense_and_sparse_layer_cycles(dut):
     """``measure``: one layer with N:M weights, setup (weights resident) then a run, compiled
-    dense and sparse on this build: both bit-exact, the model off by the same cycles for
-    both; the cycles go to ``measure.json``."""
+    dense and sparse on this build: both bit-exact, both exactly the cycle model's cycles;
+    the cycles go to ``measure.json``."""
     cfg, config, seed = bench_setup(dut)
     bench = EngineBench(dut, config, seed + 3)
     await bench.start()
@@ -255,7 +257,7 @@ async def dense_and_sparse_layer_cycles(dut):
             entry[f"{kind}_macs_issued"] = counters["macs_issued"]
             entry[f"{kind}_array_beats"] = counters["busy_cycles"] - counters["stall_cycles"]
         entry["ratio"] = entry["sparse_cycles"] / entry["dense_cycles"]
-        assert entry["sparse_model_error"] == entry["dense_model_error"], entry
+        assert entry["sparse_model_error"] == entry["dense_model_error"] == 0, entry
         dut._log.info("measure %s", entry)
         report.append(entry)
     with open("measure.json", "w") as handle:
