@@ -21,7 +21,9 @@ host): the first error's code and instruction index ``e`` are registered; the di
 stops; no instruction at or after ``e`` starts (instructions before ``e`` run to completion,
 as do any after ``e`` that had already started); a load engine that saw a stray TLAST is reset.
 An error found in cycle ``t`` is pending in ``t + 1`` (no queue head starts, the dispatcher
-is halted) and bounds the queue heads from ``t + 2``: one quiet cycle, on error runs only.
+is halted) and bounds the queue heads from ``t + 2``: one quiet cycle, on error runs only (a
+token overflow is registered first: it holds the heads from ``t + 1`` and bounds them from
+``t + 3``).
 Once nothing more can run (both engines idle, every queue head after ``e`` or waiting for a
 token that cannot come, the output register empty), the engine offers one all-zero beat with
 TLAST if the run's TLAST beat has not been sent, then pulses ``error`` and drops ``busy``.
@@ -127,6 +129,8 @@ class Engine(wiring.Component):
 
         busy = Signal(name="busy_q")
         pending = Signal(name="error_pending")  # an error was found last cycle (registered)
+        token_overflow = Signal(name="token_overflow")  # a token counter overflowed (registered)
+        overflow_pc = Signal(16, name="token_overflow_pc")
         stopping = Signal(name="stopping")  # an error was seen; waiting for quiescence
         limit = Signal(16, name="stop_limit")  # no instruction at or after it starts
         begin = Signal()
@@ -138,13 +142,13 @@ class Engine(wiring.Component):
         m.d.comb += [
             dispatcher.start.eq(begin),
             dispatcher.program_length.eq(self.program_length),
-            dispatcher.halt.eq(stopping | pending),
+            dispatcher.halt.eq(stopping | pending | token_overflow),
             self.pc.eq(dispatcher.pc),
         ]
         wiring.connect(m, dispatcher.load_q, load_q.i)
         wiring.connect(m, dispatcher.exec_q, exec_q.i)
         for fifo_q, engine in ((load_q, load), (exec_q, execute)):
-            allowed = ~pending & (~stopping | (fifo_q.o.payload.pc < limit))
+            allowed = ~pending & ~token_overflow & (~stopping | (fifo_q.o.payload.pc < limit))
             m.d.comb += [
                 engine.q.payload.eq(fifo_q.o.payload),
                 engine.q.valid.eq(fifo_q.o.valid & allowed),
@@ -241,9 +245,13 @@ class Engine(wiring.Component):
         for port, addr, en, data in reads:
             m.d.comb += [port.addr.eq(addr), port.en.eq(en), data.eq(port.data)]
 
-        # Token counters: load -> execute and execute -> load (they saturate: error 4).
-        token_overflow = Signal()
-        overflow_pc = Signal(16)
+        # Token counters: load -> execute and execute -> load (they saturate: error 4). An
+        # overflow is registered (`token_overflow`, with the pushing instruction's index)
+        # before it enters the error capture, so the paths through an engine's start and its
+        # token pop end at that register; while it is set no queue head starts (as while an
+        # error is pending), so the stop sequence is that of an error found a cycle later.
+        overflow_now = Signal()
+        overflow_at = Signal(16)
         for name, push, pop, ready, pc in (
             ("tokens_to_exec", load.signal, execute.token_take, execute.token_ready, load.pc),
             ("tokens_to_load", execute.signal, load.token_take, load.token_ready,
@@ -253,13 +261,17 @@ class Engine(wiring.Component):
             m.d.comb += ready.eq(count != 0)
             full = count == TOKEN_LIMIT
             with m.If(push & ~pop & full):
-                m.d.comb += [token_overflow.eq(1), overflow_pc.eq(pc)]
+                m.d.comb += [overflow_now.eq(1), overflow_at.eq(pc)]
             with m.If(reset | begin):
                 m.d.sync += count.eq(0)
             with m.Elif(push & ~pop & ~full):
                 m.d.sync += count.eq(count + 1)
             with m.Elif(pop & ~push):
                 m.d.sync += count.eq(count - 1)
+        m.d.sync += [
+            token_overflow.eq((busy | begin) & overflow_now & ~reset),
+            overflow_pc.eq(overflow_at),
+        ]
 
         # Errors: found in one cycle (`error_now`), registered (`pending`, with its code and
         # index), and applied the next: `stopping`, `limit`, and the first one's code and
@@ -268,13 +280,13 @@ class Engine(wiring.Component):
         error_now = Signal()
         code = Signal(8)
         at = Signal(16)
-        with m.If(dispatcher.error):
+        with m.If(token_overflow):  # found a cycle before the others: first
+            m.d.comb += [error_now.eq(1), code.eq(ERR_TOKENS), at.eq(overflow_pc)]
+        with m.Elif(dispatcher.error):
             m.d.comb += [error_now.eq(1), code.eq(dispatcher.error_code),
                          at.eq(dispatcher.error_pc)]  # fmt: skip
         with m.Elif(load.error):
             m.d.comb += [error_now.eq(1), code.eq(ERR_TLAST), at.eq(load.pc)]
-        with m.Elif(token_overflow):
-            m.d.comb += [error_now.eq(1), code.eq(ERR_TOKENS), at.eq(overflow_pc)]
         error_code = Signal(8, name="error_code_q")
         error_pc = Signal(16, name="error_pc_q")
         m.d.comb += [self.error_code.eq(error_code), self.error_pc.eq(error_pc)]

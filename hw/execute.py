@@ -200,23 +200,29 @@ class ExecuteEngine(wiring.Component):
 
         # Address generator state.
         kk = Signal(16, name="kk")
-        col = Signal(17, name="col")
+        cols_left = Signal(17, name="cols_left")  # n less the tile's first column
         qi = Signal(16, name="qi")
         pi = Signal(16, name="pi")
         a_p, a_pq, a_ptr = (Signal(17, name=n) for n in ("a_p", "a_pq", "a_ptr"))
         b_t, b_ptr = Signal(17, name="b_t"), Signal(17, name="b_ptr")
         o_p, o_pq, o_t = (Signal(17, name=n) for n in ("o_p", "o_pq", "o_t"))
         bias_p, bias_t = Signal(17, name="bias_p"), Signal(17, name="bias_t")
-        kk_last = kk == g.k - 1
+        # The loops' last indices are registers, set as the instruction starts, so the loop
+        # tests are equalities of registers (no subtraction in front of the compare).
+        kk_end = Signal(16, name="kk_end")
+        inner_end = Signal(16, name="inner_end")
+        outer_end = Signal(16, name="outer_end")
+        head_kk_end = head.k - 1
         a_step = g.a_k
         if self._sparse:  # a sparse tile is k / 2 beats of two A-words each
-            kk_last = kk == Mux(g.sparse, (g.k >> 1) - 1, g.k - 1)
+            head_kk_end = Mux(head.sparse, (head.k >> 1) - 1, head.k - 1)
             a_step = Mux(g.sparse, g.a_k << 1, g.a_k)
-        t_last = col + cols >= g.n
-        q_last = qi == g.m_inner - 1
-        p_last = pi == g.m_outer - 1
+        kk_last = kk == kk_end
+        t_last = cols_left <= cols
+        q_last = qi == inner_end
+        p_last = pi == outer_end
         valid_cols = Signal(range(cols + 1))
-        m.d.comb += valid_cols.eq(Mux(g.n - col >= cols, cols, g.n - col))
+        m.d.comb += valid_cols.eq(Mux(cols_left >= cols, cols, cols_left))
 
         # Operand stage (the buffers' read registers) feeding the array.
         op_valid = Signal(name="op_valid")
@@ -240,7 +246,10 @@ class ExecuteEngine(wiring.Component):
             m.d.sync += [
                 g.eq(head),
                 kk.eq(0),
-                col.eq(0),
+                kk_end.eq(head_kk_end),
+                inner_end.eq(head.m_inner - 1),
+                outer_end.eq(head.m_outer - 1),
+                cols_left.eq(head.n),
                 qi.eq(0),
                 pi.eq(0),
                 a_p.eq(head.a_base),
@@ -275,7 +284,7 @@ class ExecuteEngine(wiring.Component):
                     with m.Elif(~t_last):  # next column tile
                         m.d.sync += [
                             kk.eq(0),
-                            col.eq(col + cols),
+                            cols_left.eq(cols_left - cols),
                             b_t.eq(b_t + g.b_tile),
                             b_ptr.eq(b_t + g.b_tile),
                             a_ptr.eq(a_pq),
@@ -285,7 +294,7 @@ class ExecuteEngine(wiring.Component):
                     with m.Elif(~q_last):  # next inner row tile
                         m.d.sync += [
                             kk.eq(0),
-                            col.eq(0),
+                            cols_left.eq(g.n),
                             qi.eq(qi + 1),
                             b_t.eq(g.b_base),
                             b_ptr.eq(g.b_base),
@@ -298,7 +307,7 @@ class ExecuteEngine(wiring.Component):
                     with m.Elif(~p_last):  # next outer row tile
                         m.d.sync += [
                             kk.eq(0),
-                            col.eq(0),
+                            cols_left.eq(g.n),
                             qi.eq(0),
                             pi.eq(pi + 1),
                             b_t.eq(g.b_base),
