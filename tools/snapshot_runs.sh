@@ -6,7 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p docs/runs/students3 docs/runs/teacher-sst2-strong
-cp build/teacher-sst2-strong/result.json docs/runs/teacher-sst2-strong/teacher-sst2-strong.result.json
+# The first teacher's record stays; a retrained teacher (a fresh machine: same command, not
+# bit-identical across machines) is kept beside it, since later students distil from it.
+teacher=docs/runs/teacher-sst2-strong/teacher-sst2-strong.result.json
+if [ ! -f "$teacher" ]; then
+    cp build/teacher-sst2-strong/result.json "$teacher"
+elif ! cmp -s build/teacher-sst2-strong/result.json "$teacher"; then
+    cp build/teacher-sst2-strong/result.json "${teacher%.result.json}.rerun.result.json"
+fi
 for dir in build/students3/*/; do
     name=$(basename "$dir")
     [ -f "$dir/result.json" ] && cp "$dir/result.json" "docs/runs/students3/$name.result.json"
