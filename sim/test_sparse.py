@@ -10,9 +10,14 @@ build (``dense_and_sparse_layer_cycles``, whose figures ``docs/results.md`` repo
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+
+from amaranth.back import verilog
 
 from ttaccel.hw.engine import Engine
 from ttaccel.sim.runner import BUILD_ROOT, run_cocotb, test_seed
+from ttaccel.sim.test_engine import LINT_WAIVERS, _verilator
 from ttaccel.spec.accel_config import AccelConfig
 
 SPARSE = AccelConfig(
@@ -31,3 +36,22 @@ def test_sparse_engine_cocotb():
     report = json.loads((BUILD_ROOT / "verilator" / CONFIG_NAME / "measure.json").read_text())
     for entry in report:
         assert entry["sparse_cycles"] <= 0.55 * entry["dense_cycles"], entry
+
+
+def test_sparse_engine_verilog_passes_verilator_lint():
+    """The sparse build's Verilog raises only the engine's waived lint classes."""
+    directory = BUILD_ROOT / "lint" / "engine-4x4-2of4"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "top.v").write_text(verilog.convert(Engine(config=SPARSE), name="top"))
+    waivers = [f"-Wno-{name}" for name in LINT_WAIVERS]
+    result = subprocess.run(
+        [str(_verilator()), "--lint-only", "-Wall", "top.v"], cwd=directory, capture_output=True,
+        text=True, env={"PATH": f"{_verilator().parent}:/usr/bin:/bin"},
+    )  # fmt: skip
+    classes = set(re.findall(r"%Warning-([A-Z0-9_]+)", result.stdout + result.stderr))
+    assert classes <= set(LINT_WAIVERS), f"unwaived: {classes - set(LINT_WAIVERS)}"
+    waived = subprocess.run(
+        [str(_verilator()), "--lint-only", "-Wall", *waivers, "top.v"], cwd=directory,
+        capture_output=True, text=True, env={"PATH": f"{_verilator().parent}:/usr/bin:/bin"},
+    )  # fmt: skip
+    assert waived.returncode == 0, (waived.stdout + waived.stderr)[-3000:]
