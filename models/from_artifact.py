@@ -7,7 +7,8 @@ that multiply to the same matrix, because a TT-matrix has a gauge freedom (scale
 layer's core scales from its constants and spreads it over the cores so that every float core
 has the same RMS. QAT then starts from these cores with freshly calibrated scales (the same
 calibration as any ``--init-from``), so the codes it starts from are the artifact's up to the
-calibration rule's choice of scale.
+calibration rule's choice of scale. A student of lower ranks starts from the TT-SVD of the
+rebuilt matrices at its ranks.
 
 Recovered, for a :class:`~ttaccel.spec.golden.QuantTTLinear` with plan segments ``j`` (merge
 ratios ``m``, stage ratios ``r_j``, input and output scales ``s_in``, ``s_out``)::
@@ -28,6 +29,7 @@ from torch import nn
 
 from ttaccel.spec.artifact import Artifact
 from ttaccel.spec.golden import QuantTTEmbedding, QuantTTLinear
+from ttaccel.spec.tt import tt_shape_of, tt_svd, tt_to_dense
 
 from .tt import TTEmbedding, TTLinear
 
@@ -63,14 +65,32 @@ def _linear_bias(layer: QuantTTLinear) -> np.ndarray | None:
     return layer.bias.astype(np.float64) * layer.stage_requants[-1].ratio * layer.output_scale
 
 
+def _at_ranks(name: str, cores: list[np.ndarray], module: TTLinear | TTEmbedding) -> list:
+    """``cores`` re-decomposed at ``module``'s ranks (TT-SVD of their dense matrix: rank
+    reduction of a trained student); ValueError naming the layer when the modes differ."""
+    shape = tt_shape_of(cores)
+    if (shape.in_modes, shape.out_modes) != (module.shape.in_modes, module.shape.out_modes):
+        raise ValueError(
+            f"TT layer {name}: the artifact's modes {list(shape.in_modes)} x "
+            f"{list(shape.out_modes)} differ from the student's {list(module.shape.in_modes)} x "
+            f"{list(module.shape.out_modes)}"
+        )
+    dense = tt_to_dense(cores)
+    return tt_svd(dense, shape.in_modes, shape.out_modes, module.shape.ranks)[0]
+
+
 def state_from_artifact(artifact: Artifact, model: nn.Module) -> dict[str, torch.Tensor]:
     """A state dict for ``model`` (a student built with the artifact's TT shapes) holding the
     artifact's weights: float cores ``codes_k * s_k`` (float32, the cores' own shapes
     ``(r, m, n, r')``), TT biases, and every float tensor by its name. Rows of a table the
     artifact trimmed (the position embeddings past ``max_length``) keep ``model``'s values.
 
+    A TT layer whose ranks differ from ``model``'s is re-decomposed at ``model``'s ranks (the
+    TT-SVD of its dense matrix: a lower-rank student starts from the trained one).
+
     Raises ValueError naming the module or tensor when the artifact lacks one of ``model``'s TT
-    layers, holds one ``model`` does not have, or a shape differs (another rank or mode).
+    layers, holds one ``model`` does not have, or a shape differs (another mode, or a float
+    tensor of another shape).
     """
     own = model.state_dict()
     tts = {n: m for n, m in model.named_modules() if isinstance(m, TTLinear | TTEmbedding)}
@@ -94,8 +114,13 @@ def state_from_artifact(artifact: Artifact, model: nn.Module) -> dict[str, torch
                 state[f"{name}.bias"] = bias
         else:
             scales = core_scales_of_embedding(layer)
-        for k, (codes, scale) in enumerate(zip(layer.cores, scales, strict=True)):
-            state[f"{name}.cores.{k}"] = np.asarray(codes, dtype=np.float64) * scale
+        cores = [np.asarray(c, dtype=np.float64) * s
+                 for c, s in zip(layer.cores, scales, strict=True)]  # fmt: skip
+        wanted = [tuple(c.shape) for c in module.cores]
+        if [c.shape for c in cores] != wanted:
+            cores = _at_ranks(name, cores, module)
+        for k, core in enumerate(cores):
+            state[f"{name}.cores.{k}"] = core
     state.update(artifact.tensors)
     result = {}
     for key, value in state.items():

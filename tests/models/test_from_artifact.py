@@ -16,7 +16,7 @@ from ttaccel.models.export import export_student
 from ttaccel.models.train import LoopConfig
 from ttaccel.models.tt import TTLinear
 from ttaccel.spec.artifact import load_artifact
-from ttaccel.spec.tt import tt_to_dense
+from ttaccel.spec.tt import tt_svd, tt_to_dense
 
 
 def _config(rank: int = 4) -> CompressionConfig:
@@ -82,8 +82,32 @@ def test_float_tensors_come_back_unchanged(exported, tiny_checkpoint):
     assert torch.equal(rebuilt[positions][:kept], trained[positions][:kept])
 
 
-def test_an_artifact_of_other_ranks_is_refused_by_name(exported, tiny_checkpoint):
+def test_a_lower_rank_student_starts_from_the_truncated_trained_matrix(exported, tiny_checkpoint):
+    student_dir, artifact_path = exported
+    trained, _, _ = load_student(student_dir)
+    rebuilt, _ = build_student(tiny_checkpoint, _config(rank=2), 2, init_from=artifact_path)
+    name = "bert.encoder.layer.1.intermediate.dense"
+    original, layer = tt_modules(trained)[name], tt_modules(rebuilt)[name]
+    assert max(layer.shape.ranks) == 2 and max(original.shape.ranks) > 2
+    expected = _dequantized_product(original)
+    best, _ = tt_svd(expected, layer.shape.in_modes, layer.shape.out_modes, 2)
+    got = tt_to_dense([c.detach().double().numpy() for c in layer.cores])
+    np.testing.assert_allclose(got, tt_to_dense(best), rtol=1e-3,
+                               atol=1e-3 * np.abs(expected).max())  # fmt: skip
+    # not the TT-SVD of the teacher's weights at rank 2
+    fresh = tt_modules(build_student(tiny_checkpoint, _config(rank=2), 2)[0])[name]
+    assert not np.allclose(tt_to_dense([c.detach().double().numpy() for c in fresh.cores]), got)
+
+
+def test_an_artifact_of_other_modes_is_refused_by_name(exported, tiny_checkpoint):
     _, artifact_path = exported
-    with pytest.raises(ValueError, match=r"--init-from .*a\.safetensors: artifact tensor "
-                       r"bert\.encoder\.layer\.0\.\S+\.cores\.\d has shape"):  # fmt: skip
-        build_student(tiny_checkpoint, _config(rank=2), 2, init_from=artifact_path)
+    other = CompressionConfig(
+        (
+            LayerRule("encoder", 4, cores_per_side=3),
+            LayerRule("word_embeddings", 4, (5, 5), (4, 6)),
+        ),
+        4,
+    )
+    with pytest.raises(ValueError, match=r"--init-from .*a\.safetensors: TT layer "
+                       r"bert\.encoder\.layer\.0\.\S+: the artifact's modes"):  # fmt: skip
+        build_student(tiny_checkpoint, other, 2, init_from=artifact_path)
