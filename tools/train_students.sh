@@ -79,8 +79,19 @@ case "${1:-}" in
         continued r64e64-4-more ttaccel/data/sst2-minilm-tt-int4.safetensors 64 4 1500 1e-4 \
             && golden r64e64-4-more
         ;;
+    d)
+        # seed 000's 45x point: rank 40 from the bundled rank-64 INT4 student (its matrices
+        # re-decomposed at rank 40, then QAT), instead of a float student from the teacher
+        continued r40e64-4-from64 ttaccel/data/sst2-minilm-tt-int4.safetensors 40 4 1000 1e-4 \
+            && golden r40e64-4-from64
+        ;;
+    e)
+        # seed 000's 88x point, the same way at rank 18
+        continued r18e64-4-from64 ttaccel/data/sst2-minilm-tt-int4.safetensors 18 4 800 1e-4 \
+            && golden r18e64-4-from64
+        ;;
     *)
-        echo "usage: $0 a|b|c   (the queues of the sweep)" >&2
+        echo "usage: $0 a|b|c|d|e   (the queues of the sweep)" >&2
         exit 2
         ;;
 esac
