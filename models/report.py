@@ -12,7 +12,9 @@ were actually run::
 
 A dense entry (no ``compression`` in its result) is the teacher that accuracy drops are measured
 from, unless it says ``"reference": true`` (e.g. a dense model trained as long as the students:
-shown in the table and as a line in the plot, not used as the baseline).
+shown in the table and as a line in the plot, not used as the baseline). A student entry with
+``"teacher": "PATH"`` (that teacher's ``result.json``) has its drop measured from that teacher
+(a student distilled from a retrained teacher).
 
 Every figure in the table is read from those files; nothing is typed in. Usage::
 
@@ -81,13 +83,16 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
             agree = ev.get("golden_torch_prediction_agreement") if ev else None
             agree_s = f"{100 * agree:.1f}%" if agree is not None else "-"
             art = f"{ex['file_bytes']:,}" if ex else "-"
-            drop = f"{teacher_acc - torch_acc['accuracy']:.2f}" if teacher_acc is not None else "-"
+            own = _load(run.get("teacher"))  # a run distilled from another (retrained) teacher
+            base = own["dev"]["accuracy"] if own else teacher_acc
+            drop = f"{base - torch_acc['accuracy']:.2f}" if base is not None else "-"
             lines.append(
                 f"| {run['name']} | {bits} | {ranks} | {_acc(torch_acc)} | {golden} | {agree_s} "
                 f"| {drop} | {sizes['whole_model_ratio']:.1f}x "
                 f"| {sizes['encoder_linear_ratio']:.1f}x | {art} |"
             )
             points.append({"name": run["name"], "bits": bits, "acc": torch_acc["accuracy"],
+                           "teacher_acc": base,
                            "enc": sizes["encoder_linear_ratio"],
                            "whole": sizes["whole_model_ratio"],
                            "dense": sizes.get("dense_bytes")})  # fmt: skip
@@ -104,9 +109,10 @@ def render(runs: list[dict]) -> tuple[str, list[dict]]:
             "artifact bytes are the exported file (`ttaccel export`)."
         )
     text += "\n\nCommands (in this order):\n\n" + "\n".join(commands)
-    if teacher_acc is not None:
-        for p in [*points, *references]:
-            p["drop"] = teacher_acc - p["acc"]
+    for p in [*points, *references]:
+        base = p.get("teacher_acc") or teacher_acc
+        if base is not None:
+            p["drop"] = base - p["acc"]
     return text, [*points, *references]
 
 

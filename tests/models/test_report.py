@@ -49,7 +49,7 @@ def test_render_reads_every_figure_from_the_run_files(tmp_path):
     assert "| 88.50 |" in rows["dense, longer (dense fp32)"]
     assert points == [
         {"name": "TT INT4", "bits": 4, "acc": 84.5, "enc": 29.9, "whole": 20.5, "dense": 1000,
-         "drop": 86.0 - 84.5},
+         "teacher_acc": 86.0, "drop": 86.0 - 84.5},
         {"name": "dense, longer", "acc": 88.5, "reference": True, "drop": 86.0 - 88.5},
     ]  # fmt: skip
 
@@ -60,3 +60,13 @@ def test_main_writes_the_plot(tmp_path):
     plot = tmp_path / "docs" / "acc.png"
     assert main([str(manifest), "--plot", str(plot), "--no-write"]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_student_of_a_retrained_teacher_drops_from_that_teacher(tmp_path):
+    runs = _runs(tmp_path)
+    other = _write(tmp_path / "teacher2.json", {"dev": {"accuracy": 85.0}})
+    runs.insert(2, {**runs[1], "name": "TT INT4 (teacher 2)", "teacher": other})
+    text, points = render(runs)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()}
+    assert "| 1.50 |" in rows["TT INT4"] and "| 0.50 |" in rows["TT INT4 (teacher 2)"]
+    assert [p["drop"] for p in points if "bits" in p] == [1.5, 0.5]
