@@ -21,4 +21,15 @@ done
 for f in build/students3/*-eval.json build/students3/*-export.json; do
     [ -f "$f" ] && cp "$f" docs/runs/students3/
 done
-ls docs/runs/students3
+# the other schemes' runs (tools/train_nm.sh, tools/train_xtc.sh): the same three records
+for scheme in nm xtc; do
+    [ -d "build/$scheme" ] || continue
+    mkdir -p "docs/runs/$scheme"
+    for dir in build/$scheme/*/; do
+        [ -f "$dir/result.json" ] && cp "$dir/result.json" "docs/runs/$scheme/$(basename "$dir").result.json"
+    done
+    for f in build/$scheme/*-eval.json build/$scheme/*-export.json build/$scheme/*-reference.json; do
+        [ -f "$f" ] && cp "$f" "docs/runs/$scheme/"
+    done
+done
+ls docs/runs/students3 docs/runs/nm 2>/dev/null
