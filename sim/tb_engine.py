@@ -414,6 +414,11 @@ async def errors_stop_the_run_with_their_code(dut):
         # (program, code, pc)
         ([load, Sync(), (gemm & ~0xF) | 7, End()], ILLEGAL, 2),  # unknown opcode 7
         ([load, gemm | (1 << 7), End()], ILLEGAL, 1),  # reserved bit 7 of a GEMM
+        *(
+            [([load, gemm | (1 << 14), End()], ILLEGAL, 1)]  # sparse without sparse_nm
+            if config.sparse_nm is None
+            else []
+        ),
         ([load, gemm | (1 << 300), End()], ILLEGAL, 1),  # reserved bit above the shift
         ([load, dataclasses.replace(ok_gemm, **{"k": config.max_k + 1}), End()], ILLEGAL, 1),
         ([load, (gemm & ~(0xFFFF << 288)) | (48 << 288), End()], ILLEGAL, 1),  # shift 48
