@@ -24,7 +24,7 @@ import json
 import cocotb
 import numpy as np
 
-from ttaccel.sim.engine_programs import Case, random_codes
+from ttaccel.sim.engine_programs import Case, attention_scores_case, dense_case, random_codes
 from ttaccel.sim.tb_engine import ADDRESS, ILLEGAL, EngineBench, bench_setup
 from ttaccel.spec.accel_config import AccelConfig
 from ttaccel.spec.compiler import compile_dense, compile_sparse_linear
@@ -132,7 +132,9 @@ async def sparse_gemms_with_any_indices(dut):
     """Hand-built sparse GEMMs over random B-words and indices (repeated indices too): row
     tiles ``m_outer x m_inner`` with strides, ``a_k`` and ``b_k`` above 1, several column
     tiles, results to ABUF and STOREd or streamed, each followed without fence by a dense GEMM
-    (the assembler switching modes): the reference executor's results, beat for beat."""
+    (the assembler switching modes); then a dense layer with streamed weights and attention
+    scores (``b_from_abuf``) on the same build: the reference executor's results, beat for
+    beat."""
     _, config, seed = bench_setup(dut)
     bench = EngineBench(dut, config, seed + 1)
     await bench.start()
@@ -190,6 +192,11 @@ async def sparse_gemms_with_any_indices(dut):
         )
         await bench.run(Case(f"sparse gemm {trial}", program, data), idle=0.2 * (trial % 2),
                         backpressure=0.3 * (trial % 3 == 2))  # fmt: skip
+    # Dense GEMMs through the same operand path: streamed weights (wide B-words with zero
+    # indices) and, where the array allows it, B-words from ABUF (attention scores).
+    await bench.run(dense_case(rng, config, 24, 3 * cols + 1, 6, resident=False), idle=0.2)
+    if config.supports_b_from_abuf:
+        await bench.run(attention_scores_case(rng, config, 7, 12, via_store=True))
 
 
 @cocotb.test()
