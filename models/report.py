@@ -123,7 +123,7 @@ def plot(points: list[dict], teacher_acc: float | None, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.6))
     markers = {32: "o", 8: "s", 4: "^", 2: "v"}
     for p in points:
         if p.get("reference"):
@@ -137,7 +137,7 @@ def plot(points: list[dict], teacher_acc: float | None, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("compression (ours: encoder-linear bytes vs dense fp32)")
     ax.set_ylabel("SST-2 dev accuracy drop from teacher (points)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
