@@ -92,6 +92,7 @@ def plot(rows: list[dict], path: Path) -> None:
                    label=f"{row['scheme']}: {row['name']}")  # fmt: skip
     ax.axvline(4e6, color="red", lw=0.8, ls="--", label="4 MB")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: legible
     ax.set_xlabel("artifact bytes (integer weights packed at their bit width)")
     ax.set_ylabel("SST-2 dev accuracy, golden model (%)")
     ax.legend(fontsize=6.5, loc="lower right")
