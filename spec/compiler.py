@@ -564,6 +564,34 @@ def dense_as_tt_linear(
     )
 
 
+def _one_stage_layer(
+    program: str, config: AccelConfig, tokens: int, k: int, n: int, requant: Requant,
+    setup, setup_stream: np.ndarray, run: list, pieces, inputs: list, outputs: list, *,
+    useful_macs: int,
+) -> CompiledLayer:  # fmt: skip
+    """The :class:`CompiledLayer` of a one-stage (``k`` -> ``n``) layer, after checking that
+    ``run`` (named ``program`` in the error) fits the instruction memory and both programs are
+    legal (:func:`~.isa.check_program`)."""
+    _limit(program, len(run), config.instruction_depth, "instruction_depth (instructions)")
+    check_program(setup, config)
+    check_program(run, config)
+    return CompiledLayer(
+        config=config,
+        tokens=tokens,
+        in_features=k,
+        out_features=n,
+        out_format=requant.out_format,
+        setup=setup,
+        setup_stream=setup_stream,
+        run=tuple(run),
+        stages=(StageInfo(p=1, r=1, k=k, n=n),),
+        useful_macs=useful_macs,
+        constants=pieces,
+        _inputs=tuple(inputs),
+        _outputs=tuple(outputs),
+    )
+
+
 def compile_dense(
     weight: np.ndarray,
     weight_format: NumberFormat,
@@ -664,29 +692,10 @@ def compile_dense(
         if j + 2 < len(chunks):
             load_w(j + 2)
     run.append(End())
-    _limit(
-        f"the streamed dense program ({len(chunks)} weight chunks)",
-        len(run),
-        config.instruction_depth,
-        "instruction_depth (instructions)",
-    )
-    check_program(setup, config)
-    check_program(run, config)
-    return CompiledLayer(
-        config=config,
-        tokens=tokens,
-        in_features=m,
-        out_features=n,
-        out_format=requant.out_format,
-        setup=setup,
-        setup_stream=setup_stream,
-        run=tuple(run),
-        stages=(StageInfo(p=1, r=1, k=m, n=n),),
-        useful_macs=tokens * m * n,
-        constants=pieces,
-        _inputs=tuple(inputs),
-        _outputs=tuple(outputs),
-    )
+    return _one_stage_layer(
+        f"the streamed dense program ({len(chunks)} weight chunks)", config, tokens, m, n,
+        requant, setup, setup_stream, run, pieces, inputs, outputs, useful_macs=tokens * m * n,
+    )  # fmt: skip
 
 
 def nm_compress_codes(
@@ -829,29 +838,11 @@ def compile_sparse_linear(
         if b + x_slots < blocks:
             load_x(b + x_slots)
     run.append(End())
-    _limit(
-        f"the run program for {tokens} tokens ({blocks} token blocks)",
-        len(run),
-        config.instruction_depth,
-        "instruction_depth (instructions)",
-    )
-    check_program(setup, config)
-    check_program(run, config)
-    return CompiledLayer(
-        config=config,
-        tokens=tokens,
-        in_features=k,
-        out_features=n,
-        out_format=requant.out_format,
-        setup=setup,
-        setup_stream=setup_stream,
-        run=tuple(run),
-        stages=(StageInfo(p=1, r=1, k=k, n=n),),
+    return _one_stage_layer(
+        f"the run program for {tokens} tokens ({blocks} token blocks)", config, tokens, k, n,
+        requant, setup, setup_stream, run, pieces, inputs, outputs,
         useful_macs=tokens * k * n * n_keep // group,
-        constants=pieces,
-        _inputs=tuple(inputs),
-        _outputs=tuple(outputs),
-    )
+    )  # fmt: skip
 
 
 def compile_attention_scores(
