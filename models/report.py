@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["main", "render"]
+__all__ = ["main", "render", "write_results_section"]
 
 # Seed 000 (BERT-base, SST-2 dev, its teacher 92.8): (size ratio, accuracy) from the paper.
 SEED000 = [(17, 89.6, "r50 INT8"), (35, 89.2, "r50 INT4"), (45, 89.2, "r30 INT8"),
@@ -167,11 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(body)
     if not args.no_write:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-        from results_doc import write_section
-
-        write_section("models-accuracy", body)
+        write_results_section("models-accuracy", body)
     return 0
+
+
+def write_results_section(name: str, body: str) -> None:
+    """Replace section ``name`` of docs/results.md by ``body`` (bench/results_doc.py's writer)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from results_doc import write_section
+
+    write_section(name, body)
 
 
 if __name__ == "__main__":

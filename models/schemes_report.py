@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from .report import _acc, _load
+from .report import _acc, _load, write_results_section
 
 __all__ = ["main", "render"]
 
@@ -115,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     body += f"\n\n![accuracy against artifact bytes, every scheme]({args.plot.name})"
     print(body)
     if not args.no_write:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-        from results_doc import write_section
-
-        write_section("schemes", body)
+        write_results_section("schemes", body)
     return 0
 
 
