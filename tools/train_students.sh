@@ -97,8 +97,17 @@ case "${1:-}" in
         continued r18e64-4-from64 "$BASE" 18 4 800 1e-4 \
             && golden r18e64-4-from64
         ;;
+    f)
+        # The bundled INT4 student of commit 4c846ba (queue c's r64e64-4-more) trained 2500
+        # steps more, from its artifact's cores read back.
+        BASE=$OUT/r64e64-4-bundled-4c846ba.safetensors
+        mkdir -p "$OUT"
+        [ -f "$BASE" ] || git show 4c846ba:ttaccel/data/sst2-minilm-tt-int4.safetensors > "$BASE"
+        continued r64e64-4-more2 "$BASE" 64 4 2500 1e-4 \
+            && golden r64e64-4-more2
+        ;;
     *)
-        echo "usage: $0 a|b|c|d|e   (the queues of the sweep)" >&2
+        echo "usage: $0 a|b|c|d|e|f   (the queues of the sweep)" >&2
         exit 2
         ;;
 esac
