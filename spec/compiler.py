@@ -43,7 +43,7 @@ import numpy as np
 
 from .accel_config import AccelConfig
 from .formats import NumberFormat, Requant
-from .golden import QuantTTLinear
+from .golden import QuantNMLinear, QuantTTLinear
 from .isa import (
     STREAM_BITS,
     Buffer,
@@ -57,6 +57,7 @@ from .isa import (
     pack_bias,
     result_beats,
 )
+from .nm import NMPatternError, check_nm, nm_compress, nm_expand
 from .packing import pack_words, unpack_words
 from .tt import merged_shape, plan_macs, tt_shape_of
 
@@ -69,10 +70,12 @@ __all__ = [
     "compile_attention_scores",
     "compile_dense",
     "compile_layer",
+    "compile_nm_linear",
     "compile_sparse_linear",
     "compile_tt_linear",
     "dense_as_tt_linear",
-    "nm_compress_codes",
+    "nm_wbuf_lanes",
+    "sparse_mode_takes",
     "tile_tokens",
     "untile_tokens",
     "with_prefetch",
@@ -81,11 +84,6 @@ __all__ = [
 
 class LayerDoesNotFit(ValueError):
     """A layer exceeds a limit of the accelerator configuration (the message names both)."""
-
-
-class NMPatternError(ValueError):
-    """Weights that do not follow the N:M pattern a sparse layer needs (the message names the
-    tensor, the group and the column)."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +211,11 @@ class CompiledLayer:
         :func:`compile_dense`): it then uses WBUF from address 0 and nothing may be prefetched
         beside it."""
         return any(isinstance(i, Load) and i.buffer == Buffer.WBUF for i in self.run)
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the run program's GEMMs are N:M sparse (:func:`compile_nm_linear`)."""
+        return any(isinstance(i, Gemm) and i.sparse for i in self.run)
 
     @property
     def blocks(self) -> int:
@@ -500,7 +503,7 @@ def compile_tt_linear(
 
 
 def compile_layer(
-    layer: QuantTTLinear,
+    layer: QuantTTLinear | QuantNMLinear,
     tokens: int,
     config: AccelConfig,
     *,
@@ -514,8 +517,23 @@ def compile_layer(
     the weights streamed through WBUF (:attr:`CompiledLayer.streams_weights`; only at
     ``weight_base = bias_base = 0``). Either way the run program computes exactly
     :func:`~ttaccel.spec.golden.tt_linear_int` (a one-core layer: ``requantize(x @ W + bias)``).
+
+    An N:M layer (:class:`~.golden.QuantNMLinear`, seed 002) runs sparse
+    (:func:`compile_nm_linear`, :attr:`CompiledLayer.sparse`) when the configuration's sparse
+    GEMM mode takes its pattern (:func:`sparse_mode_takes`) and its compressed weights fit
+    WBUF from ``weight_base``; otherwise as the one-core dense layer it expands to
+    (:meth:`~.golden.QuantNMLinear.as_tt_linear`, zeros included), as above. Both compute
+    exactly :func:`~ttaccel.spec.golden.nm_linear_int`.
     Raises :class:`LayerDoesNotFit` as those functions do.
     """
+    if isinstance(layer, QuantNMLinear):
+        if sparse_mode_takes(layer.n, layer.m, config):
+            try:
+                return compile_nm_linear(layer, tokens, config, weight_base=weight_base,
+                                         bias_base=bias_base)  # fmt: skip
+            except LayerDoesNotFit:
+                pass  # e.g. more compressed B-words than WBUF: the streamed dense layer may run
+        layer = layer.as_tt_linear()
     shape = tt_shape_of(layer.cores)
     if shape.num_cores > 1:
         return compile_tt_linear(layer, tokens, config, weight_base=weight_base,
@@ -698,41 +716,60 @@ def compile_dense(
     )  # fmt: skip
 
 
-def nm_compress_codes(
-    weight: np.ndarray, n_keep: int, group: int, *, name: str = "weight"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Dense ``(K, N)`` int codes whose every group of ``group`` consecutive rows (the
-    reduction dimension) holds at most ``n_keep`` non-zeros per column -> the kept codes and
-    their in-group indices, each ``(K * n_keep / group, N)``: rows ``g * n_keep ..
-    g * n_keep + n_keep - 1`` are group ``g``'s non-zeros in row order, padded with zero codes
-    at the group's unused indices. Raises :class:`NMPatternError` naming ``name``, the first
-    offending group and column, or a ``K`` that is not a multiple of ``group``."""
-    w = np.asarray(weight)
-    if w.ndim != 2 or not np.issubdtype(w.dtype, np.integer):
-        raise ValueError(f"{name} must be 2-D integer codes (K, N), not {w.dtype} {w.shape}")
-    k, n = w.shape
-    if k % group:
-        raise NMPatternError(
-            f"{name}: the reduction dimension K = {k} is not a multiple of the group size "
-            f"M = {group} of the {n_keep}:{group} pattern"
+def sparse_mode_takes(n: int, m: int, config: AccelConfig) -> bool:
+    """Whether every ``n:m`` weight runs on ``config``'s sparse GEMM mode: True when the
+    configuration has ``sparse_nm = (N, M)`` and any ``n:m`` weight is also ``N:M`` (each
+    group of ``M`` consecutive inputs holds at most ``N`` non-zeros): for ``m >= M`` (group
+    sizes are powers of two, so ``M`` divides ``m``) when ``min(n, M) <= N``, for ``m < M``
+    when ``n * M / m <= N``. On a 2:4 build: 2:4, 1:4, 2:8, 1:8 and 1:2 yes; 4:8 and 3:8 no
+    (they may be 2:4 by chance, which is not enough to decide from the pattern).
+    Raises ValueError for an ``n:m`` that :func:`~.nm.check_nm` refuses."""
+    n, m = check_nm(n, m)
+    if config.sparse_nm is None:
+        return False
+    keep, group = config.sparse_nm
+    most = min(n, group) if m >= group else n * (group // m)
+    return most <= keep
+
+
+def nm_wbuf_lanes(
+    values: np.ndarray, indices: np.ndarray, n: int, m: int, in_features: int,
+    config: AccelConfig, *, name: str = "weight",
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The engine's sparse WBUF lanes of an N:M weight given in :mod:`.nm`'s compressed form
+    (``values`` / ``indices`` ``(out_features, in_features // m, n)``, the artifact's), for a
+    configuration with ``sparse_nm = (N, M)``: kept codes (int8) and in-group indices (uint8),
+    each ``(in_features * N / M, out_features)``. Row ``g * N + j`` of column ``o`` is slot
+    ``j`` of group ``g`` of output row ``o``: ``values[o, g, j]`` / ``indices[o, g, j]``
+    transposed to the engine's (reduction, column) order, ascending indices and the canonical
+    padding of :mod:`.nm` kept (a padded slot's code is 0, so its index adds nothing).
+
+    This is the one derivation of the hardware's N:M layout: when ``(n, m) = (N, M)`` the
+    lanes are the given arrays themselves; another pattern the engine takes
+    (:func:`sparse_mode_takes`: 1:4, 2:8 on a 2:4 build) is first recompressed to ``N:M`` by
+    :func:`~.nm.nm_compress` of its :func:`~.nm.nm_expand` (the same canonical form).
+    Raises :class:`LayerDoesNotFit` without ``sparse_nm``, :class:`NMPatternError` naming
+    ``name`` for a pattern the engine cannot take, ValueError (naming ``name``) for arrays
+    that are not a valid compressed ``n:m`` weight (:func:`~.nm.nm_expand`'s checks).
+    """
+    if config.sparse_nm is None:
+        raise LayerDoesNotFit(
+            "a sparse layer needs a configuration with sparse_nm; this one has none"
         )
-    groups = w.reshape(k // group, group, n)
-    nonzero = groups != 0
-    counts = nonzero.sum(axis=1)  # (groups, N)
-    if (counts > n_keep).any():
-        g, c = (int(v) for v in np.argwhere(counts > n_keep)[0])
+    keep, group = config.sparse_nm
+    if not sparse_mode_takes(n, m, config):
         raise NMPatternError(
-            f"{name}: group {g} (rows {g * group}..{g * group + group - 1}) of column {c} has "
-            f"{int(counts[g, c])} non-zero weights; the {n_keep}:{group} pattern keeps at most "
-            f"{n_keep}"
+            f"{name}: a {n}:{m} weight is not always {keep}:{group} sparse, the pattern of the "
+            f"configuration's sparse GEMM mode (sparse_nm = ({keep}, {group}))"
         )
-    # Kept positions first (in row order), then the zero positions: a stable sort on "is zero".
-    order = np.argsort(~nonzero, axis=1, kind="stable")[:, :n_keep, :]  # (groups, n_keep, N)
-    values = np.take_along_axis(groups, order, axis=1)
-    return (
-        values.reshape(-1, n).astype(np.int8),
-        order.reshape(-1, n).astype(np.uint8),
-    )
+    dense = nm_expand(values, indices, n, m, in_features, name=name)  # checks the arrays
+    if (n, m) != (keep, group):
+        values, indices = nm_compress(dense, keep, group, name=name)
+    out = dense.shape[0]
+    beats = in_features // group * keep
+    lanes = np.asarray(values).reshape(out, beats).T  # (G, N) row major = g * N + j
+    index = np.asarray(indices).reshape(out, beats).T
+    return np.ascontiguousarray(lanes, np.int8), np.ascontiguousarray(index, np.uint8)
 
 
 def compile_sparse_linear(
@@ -747,37 +784,82 @@ def compile_sparse_linear(
     weight_base: int = 0,
     bias_base: int = 0,
 ) -> CompiledLayer:
-    """Compile ``requantize(x @ weight (+ bias), requant)`` with N:M sparse weights as sparse
-    GEMMs (:mod:`.isa`, "Sparse GEMMs") for a configuration with ``sparse_nm = (N, M)``.
-
-    ``weight``: dense (in_features, out_features) codes of ``weight_format`` in which every
-    group of ``M`` consecutive input features holds at most ``N`` non-zeros per output column
-    (a 1:4 or 2:8 pattern is also a 2:4 one). The compiler compresses them itself
-    (:func:`nm_compress_codes`): WBUF holds ``ceil(out / cols) * in * N / M`` B-words of kept
-    codes and indices, resident (the setup program loads them and the bias). The run program
-    is the dense resident layer's (token blocks through two X slots, results streamed), each
-    GEMM ``sparse`` with ``k = in_features``, so a tile takes ``in * N / M`` array beats
-    instead of ``in``. ``useful_macs`` counts the kept weights' MACs (``tokens * in * out *
-    N / M``). Raises :class:`NMPatternError` (naming ``name``) for a pattern that is not N:M,
-    :class:`LayerDoesNotFit` for a layer beyond the configuration.
+    """Compile ``requantize(x @ weight (+ bias), requant)`` with N:M sparse weights given as
+    dense codes: ``weight`` (in_features, out_features) codes of ``weight_format`` in which
+    every group of ``M`` consecutive input features holds at most ``N`` non-zeros per output
+    column, for a configuration with ``sparse_nm = (N, M)``. The weight is compressed once by
+    :func:`~.nm.nm_compress` (of ``weight.T``: the artifact's form) and compiled by
+    :func:`compile_nm_linear`'s code; see there for the programs. Raises
+    :class:`NMPatternError` (naming ``name``, the output column as "output row" and the input
+    group) for a weight that is not ``N:M``, :class:`LayerDoesNotFit` for a layer beyond the
+    configuration.
     """
     if config.sparse_nm is None:
         raise LayerDoesNotFit(
             "a sparse layer needs a configuration with sparse_nm; this one has none"
         )
+    weight = np.asarray(weight)
+    if weight.ndim != 2 or not np.issubdtype(weight.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be 2-D integer codes (in_features, out_features), not "
+            f"{weight.dtype} {weight.shape}"
+        )
+    keep, group = config.sparse_nm
+    values, indices = nm_compress(weight.T, keep, group, name=name)
+    return _compile_nm(values, indices, keep, group, weight.shape[0], weight_format, requant,
+                       bias, tokens, config, name=name, weight_base=weight_base,
+                       bias_base=bias_base)  # fmt: skip
+
+
+def compile_nm_linear(
+    layer: QuantNMLinear,
+    tokens: int,
+    config: AccelConfig,
+    *,
+    name: str = "weight",
+    weight_base: int = 0,
+    bias_base: int = 0,
+) -> CompiledLayer:
+    """Compile an artifact's N:M layer (:class:`~.golden.QuantNMLinear`, weights in
+    :mod:`.nm`'s compressed form, used as they are) as sparse GEMMs (:mod:`.isa`, "Sparse
+    GEMMs") for a configuration with ``sparse_nm = (N, M)`` whose mode takes the layer's
+    pattern (:func:`sparse_mode_takes`). The run program computes exactly
+    :func:`~.golden.nm_linear_int`.
+
+    WBUF holds the lanes of :func:`nm_wbuf_lanes`, ``ceil(out / cols) * in * N / M``
+    B-words of kept codes and indices from ``weight_base``, resident (the setup program loads
+    them and the bias from ``bias_base``). The run program is the dense resident layer's
+    (token blocks through two X slots, results streamed), each GEMM ``sparse`` with ``k =
+    in_features``, so a tile takes ``in * N / M`` array beats instead of ``in``.
+    ``useful_macs`` counts the engine's kept slots' MACs (``tokens * in * out * N / M``).
+    Raises :class:`NMPatternError` (naming ``name``) for a pattern the mode does not take,
+    :class:`LayerDoesNotFit` for a layer beyond the configuration (or one without
+    ``sparse_nm``).
+    """
+    if not isinstance(layer, QuantNMLinear):
+        raise TypeError(f"{name}: expected a QuantNMLinear, not {type(layer).__name__}")
+    return _compile_nm(layer.values, layer.indices, layer.n, layer.m, layer.in_features,
+                       layer.weight_format, layer.requant, layer.bias, tokens, config,
+                       name=name, weight_base=weight_base, bias_base=bias_base)  # fmt: skip
+
+
+def _compile_nm(
+    values: np.ndarray, indices: np.ndarray, n_pattern: int, m_pattern: int, k: int,
+    weight_format: NumberFormat, requant: Requant, bias: np.ndarray | None, tokens: int,
+    config: AccelConfig, *, name: str, weight_base: int, bias_base: int,
+) -> CompiledLayer:  # fmt: skip
+    """:func:`compile_nm_linear` on the compressed arrays."""
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
         raise ValueError(f"tokens must be a positive integer, not {tokens!r}")
-    n_keep, group = config.sparse_nm
-    weight = np.asarray(weight)
     _fits_format(weight_format, config)
-    values, index = nm_compress_codes(weight, n_keep, group, name=name)
-    k, n = weight.shape
+    lanes, index = nm_wbuf_lanes(values, indices, n_pattern, m_pattern, k, config, name=name)
+    n_keep, group = config.sparse_nm
+    beats, n = lanes.shape
     rows, cols = config.rows, config.cols
     _limit("the reduction K = in_features", k, config.max_k, "max_k")
     _limit("the output features", n, 2**16 - 1, "16-bit column count")
-    beats = values.shape[0]
     tiles = -(-n // cols)
-    w_words = _b_words(values, cols, config.weight_format)
+    w_words = _b_words(lanes, cols, config.weight_format)
     i_words = _b_words(index.astype(np.int8), cols, config.weight_format).astype(np.uint8)
     _limit(
         "the compressed weights' B-words" + (f" from weight_base {weight_base}" if weight_base

@@ -225,7 +225,8 @@ class QuantNMLinear:
     def as_tt_linear(self) -> QuantTTLinear:
         """The same layer as a one-core (dense) :class:`QuantTTLinear`: core ``(1, in, out, 1)``
         = the expanded weight transposed, the same requant, bias and scales. This is what the
-        engine runs until it has a sparse GEMM mode, and what :class:`BertInference` uses."""
+        engine runs where its sparse GEMM mode cannot take the layer
+        (:func:`ttaccel.spec.compiler.compile_layer`), and what :class:`BertInference` uses."""
         weight = self.dense_codes().T
         return QuantTTLinear(
             cores=(np.ascontiguousarray(weight).reshape(1, *weight.shape, 1),),

@@ -24,8 +24,11 @@ Index packing (:func:`pack_indices`)
     ``m = 8`` (3 bits) an index may straddle two bytes.
 
 The dense weight is recovered by :func:`nm_expand` (zeros at the pruned positions). That is the
-one decompression step every consumer uses: the golden model, the host and, until the engine
-has a sparse GEMM mode, the compiler (an N:M layer runs as the dense layer it expands to).
+one decompression step the golden model uses, and the host where the engine has no sparse
+GEMM mode (an N:M layer then runs as the dense layer it expands to). This compressed form is
+the only definition of an N:M weight: the engine's sparse WBUF lanes are derived from it by
+:func:`ttaccel.spec.compiler.nm_wbuf_lanes` (the same arrays, transposed to the engine's
+``(reduction, column)`` order), never compressed a second way.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 
 __all__ = [
     "NM_GROUP_SIZES",
+    "NMPatternError",
     "check_nm",
     "index_bits",
     "indices_nbytes",
@@ -46,6 +50,12 @@ __all__ = [
     "parse_nm",
     "unpack_indices",
 ]
+
+
+class NMPatternError(ValueError):
+    """A weight that does not follow the N:M pattern asked for (the message names the tensor,
+    the output row and the input group)."""
+
 
 NM_GROUP_SIZES = (2, 4, 8, 16)
 """The group sizes ``m`` the format takes: powers of two, so an index is ``log2(m)`` bits."""
@@ -102,7 +112,7 @@ def _groups(weight_codes: np.ndarray, m: int, name: str) -> np.ndarray:
             f"{name}: expected a 2-D (out_features, in_features) weight, not {w.shape}"
         )
     if w.shape[1] % m:
-        raise ValueError(
+        raise NMPatternError(
             f"{name}: in_features {w.shape[1]} is not a multiple of the group size m = {m}"
         )
     return w.reshape(w.shape[0], w.shape[1] // m, m)
@@ -115,9 +125,10 @@ def nm_compress(
 
     Returns ``(values, indices)``, int8 and uint8 arrays of shape ``(out_features,
     in_features // m, n)`` in the canonical order of the module docstring (nonzero positions
-    ascending, padded with the lowest zero positions). Raises ValueError naming ``name``, the
-    output row and the input group when a group holds more than ``n`` nonzero codes, or when
-    ``in_features`` is not a multiple of ``m``.
+    ascending, padded with the lowest zero positions). Raises :class:`NMPatternError` (a
+    ValueError) naming ``name``, the output row and the input group when a group holds more
+    than ``n`` nonzero codes, or when ``in_features`` is not a multiple of ``m``; ValueError for
+    a weight that is not 2-D integer codes.
     """
     n, m = check_nm(n, m, name=name)
     groups = _groups(weight_codes, m, name)
@@ -127,7 +138,7 @@ def nm_compress(
     counts = nonzero.sum(-1)
     if (counts > n).any():
         row, group = (int(v[0]) for v in np.nonzero(counts > n))
-        raise ValueError(
+        raise NMPatternError(
             f"{name} is not {n}:{m} sparse: output row {row}, input group {group} (inputs "
             f"{group * m}..{group * m + m - 1}) holds {int(counts[row, group])} nonzero codes, "
             f"more than {n}"

@@ -13,12 +13,15 @@ from ttaccel.spec.compiler import (
     LayerDoesNotFit,
     NMPatternError,
     compile_dense,
+    compile_layer,
+    compile_nm_linear,
     compile_sparse_linear,
-    nm_compress_codes,
+    nm_wbuf_lanes,
+    sparse_mode_takes,
 )
 from ttaccel.spec.cycle_model import simulate
 from ttaccel.spec.formats import INT4, INT8, Requant, requantize
-from ttaccel.spec.golden import gemm_int
+from ttaccel.spec.golden import QuantNMLinear, gemm_int, nm_linear_int
 from ttaccel.spec.isa import (
     Buffer,
     End,
@@ -33,6 +36,7 @@ from ttaccel.spec.isa import (
     pack_b_words,
     unpack_b_words,
 )
+from ttaccel.spec.nm import nm_compress, nm_expand
 
 SPARSE = AccelConfig(
     rows=4, cols=4, weight_buffer_depth=1024, act_buffer_depth=1024, bias_buffer_depth=256,
@@ -163,18 +167,71 @@ def test_compiled_sparse_layer_equals_the_golden_model(keep, group):
     assert sparse_model.cycles < dense_model.cycles
 
 
-def test_compress_keeps_nonzeros_in_order_and_names_bad_groups():
+def test_wbuf_lanes_are_the_artifact_form_transposed_and_bad_patterns_are_named():
+    # dense (K, N) = (4, 2): column 0 keeps inputs 1, 3; column 1 keeps 0, 3
     w = np.array([[0, 5], [3, 0], [0, 0], [-2, 7]], np.int8)
-    values, index = nm_compress_codes(w, 2, 4)
-    np.testing.assert_array_equal(values, [[3, 5], [-2, 7]])
+    values, indices = nm_compress(w.T, 2, 4)  # the artifact's (out, G, n) form
+    lanes, index = nm_wbuf_lanes(values, indices, 2, 4, 4, SPARSE)
+    np.testing.assert_array_equal(lanes, [[3, 5], [-2, 7]])
     np.testing.assert_array_equal(index, [[1, 0], [3, 3]])
-    w[2, 1] = 1
-    with pytest.raises(NMPatternError, match=r"q_proj: group 0 \(rows 0\.\.3\) of column 1 has 3"):
-        nm_compress_codes(w, 2, 4, name="q_proj")
-    with pytest.raises(NMPatternError, match="K = 6 is not a multiple of the group size M = 4"):
-        nm_compress_codes(np.zeros((6, 2), np.int8), 2, 4, name="q_proj")
+    # a group with one non-zero (at 2) pads with the lowest unused position, sorted: (0, 2)
+    lanes, index = nm_wbuf_lanes(*nm_compress(np.array([[0, 0, 4, 0]]), 2, 4), 2, 4, 4, SPARSE)
+    np.testing.assert_array_equal(lanes, [[0], [4]])
+    np.testing.assert_array_equal(index, [[0], [2]])
+    # a 1:4 / 2:8 weight on the 2:4 build: recompressed to 2:4 (two slots per group of 4)
+    rng = np.random.default_rng(7)
+    for n, m in ((1, 4), (2, 8)):
+        dense = nm_weights(rng, 16, 3, n, m).T  # (out, in)
+        lanes, index = nm_wbuf_lanes(*nm_compress(dense, n, m), n, m, 16, SPARSE)
+        assert lanes.shape == index.shape == (8, 3)
+        rows = (np.arange(8)[:, None] // 2) * 4 + index  # the input each lane multiplies
+        back = np.zeros((16, 3), np.int64)
+        np.add.at(back, (rows, np.broadcast_to(np.arange(3), rows.shape)), lanes)
+        np.testing.assert_array_equal(back, dense.T)
+    assert [sparse_mode_takes(n, m, SPARSE) for n, m in ((2, 4), (1, 4), (2, 8), (1, 8),
+            (1, 2), (4, 8), (3, 8), (2, 2), (4, 16))] == [1, 1, 1, 1, 1, 0, 0, 0, 0]  # fmt: skip
+    assert not sparse_mode_takes(2, 4, DENSE)
+    with pytest.raises(NMPatternError, match=r"q_proj: a 4:8 weight is not always 2:4 sparse"):
+        nm_wbuf_lanes(*nm_compress(np.zeros((1, 8), np.int8), 4, 8), 4, 8, 8, SPARSE,
+                      name="q_proj")  # fmt: skip
+    w[2, 1] = 1  # column 1's group now holds 3 non-zeros
+    with pytest.raises(NMPatternError, match=r"q_proj is not 2:4 sparse: output row 1, input "
+                       r"group 0 \(inputs 0\.\.3\) holds 3"):  # fmt: skip
+        compile_sparse_linear(w, INT8, Requant(1, 0, INT8), 1, SPARSE, name="q_proj")
+    with pytest.raises(NMPatternError, match="in_features 6 is not a multiple of the group"):
+        compile_sparse_linear(np.zeros((6, 2), np.int8), INT8, Requant(1, 0, INT8), 1, SPARSE)
     with pytest.raises(LayerDoesNotFit, match="needs a configuration with sparse_nm"):
         compile_sparse_linear(np.zeros((8, 2), np.int8), INT8, Requant(1, 0, INT8), 1, DENSE)
+
+
+@pytest.mark.parametrize(("n", "m"), [(2, 4), (1, 4), (2, 8), (4, 8)])
+def test_an_artifact_nm_layer_compiles_from_its_compressed_form(n, m):
+    """compile_layer on a QuantNMLinear: sparse GEMMs with the artifact's own lanes where the
+    2:4 mode takes the pattern, the dense expansion (4:8) otherwise; golden either way."""
+    rng = np.random.default_rng(n * 10 + m)
+    k, out, tokens = 32, 6, 5
+    dense = nm_weights(rng, k, out, n, m).T
+    values, indices = nm_compress(dense, n, m)
+    bias = rng.integers(-3000, 3000, size=out).astype(np.int32)
+    layer = QuantNMLinear(values, indices, n, m, k, INT8, Requant(20000, 17, INT8), bias,
+                          1.0, 1.0)  # fmt: skip
+    x = rng.integers(-128, 128, size=(tokens, k)).astype(np.int8)
+    compiled = compile_layer(layer, tokens, SPARSE)
+    assert compiled.sparse == ((n, m) != (4, 8))
+    out_codes = execute(compiled.cold(), SPARSE, compiled.cold_stream(x)).output
+    np.testing.assert_array_equal(compiled.decode_output(out_codes), nm_linear_int(x, layer))
+    assert not compile_layer(layer, tokens, DENSE).sparse
+    if compiled.sparse:
+        (wbuf,) = [c for c in compiled.constants if c.buffer == Buffer.WBUF]
+        lanes, index = nm_wbuf_lanes(values, indices, n, m, k, SPARSE)
+        np.testing.assert_array_equal(wbuf.values[: k // 2, :4], lanes[:, :4])  # column tile 0
+        np.testing.assert_array_equal(wbuf.index[: k // 2, :4], index[:, :4])
+        if (n, m) == (2, 4):  # the artifact's arrays themselves, transposed
+            np.testing.assert_array_equal(lanes, values.reshape(out, -1).T)
+    else:
+        with pytest.raises(NMPatternError, match=r"layer\.q: a 4:8 weight is not always 2:4"):
+            compile_nm_linear(layer, tokens, SPARSE, name="layer.q")
+    np.testing.assert_array_equal(nm_expand(values, indices, n, m, k), dense)
 
 
 def test_dense_layers_run_unchanged_on_a_sparse_build():
