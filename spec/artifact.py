@@ -13,6 +13,11 @@ Tensor names
                            (output row, input group, slot) C order (:mod:`.nm`)
     ``<layer>.nm_indices`` uint8, N:M linears: their positions in the group, ``log2(M)`` bits
                            each, same order (:func:`.nm.pack_indices`)
+    ``<bank>.tucker_in_factor`` / ``.tucker_out_factor`` / ``.tucker_cores``  uint8, a shared
+                           Tucker bank's V (d, r), U (d, r) and C (l, r, r) packed at its weight
+                           format, C order (:mod:`.tucker`)
+    ``<layer>.tucker_mix``      uint8, Tucker linears: the mix codes (B, k) packed at int8
+    ``<layer>.tucker_core_ids`` uint16 (k,), Tucker linears: the bank cores the layer mixes
     ``tokenizer.vocab``    uint8, the UTF-8 bytes of ``vocab.txt`` (one token per line)
     any other name         float32, listed in the manifest's ``float_tensors``
 
@@ -36,6 +41,14 @@ from .nm import check_nm, indices_nbytes, nm_expand, pack_indices, unpack_indice
 from .packing import pack, packed_nbytes, unpack
 from .safetensors_io import SafetensorsError, load_safetensors, save_safetensors
 from .tt import TTShape
+from .tucker import (
+    TUCKER_WEIGHT_FORMATS,
+    QuantTuckerLinear,
+    TuckerBank,
+    check_tucker,
+    tucker_as_tt_linear,
+    tucker_modes,
+)
 
 __all__ = [
     "FORMAT_NAME",
@@ -75,8 +88,11 @@ class Artifact:
     free form for the model's inference code); ``tt_linears`` / ``tt_embeddings``: integer layers
     keyed by module name; ``tensors``: float32 arrays by name; ``vocab``: tokens in id order;
     ``activation_format``: format of the activations between layers (int8). ``nm_linears``:
-    N:M sparse integer linears (seed 002) keyed by module name, stored compressed; a name is in
-    ``tt_linears`` or ``nm_linears``, never both (:meth:`integer_linears` gives them all).
+    N:M sparse integer linears (seed 002) keyed by module name, stored compressed.
+    ``tucker_banks``: shared Tucker matrix banks (seed 001) by bank name; ``tucker_linears``:
+    Tucker linears by module name, each naming its bank. A module name is in only one of
+    ``tt_linears``, ``nm_linears`` and ``tucker_linears`` (:meth:`integer_linears` gives them
+    all).
     """
 
     model_config: dict[str, Any]
@@ -86,18 +102,24 @@ class Artifact:
     vocab: list[str] = field(default_factory=list)
     activation_format: NumberFormat = INT8
     nm_linears: dict[str, QuantNMLinear] = field(default_factory=dict)
+    tucker_banks: dict[str, TuckerBank] = field(default_factory=dict)
+    tucker_linears: dict[str, QuantTuckerLinear] = field(default_factory=dict)
 
     def integer_linears(self) -> dict[str, QuantTTLinear]:
         """Every integer linear as a :class:`QuantTTLinear`, by module name: the TT layers as
         they are, then each N:M layer as the dense one-core layer it expands to
-        (:meth:`QuantNMLinear.as_tt_linear`, computed on each call). Inference and the host
-        run these."""
+        (:meth:`QuantNMLinear.as_tt_linear`), then each Tucker layer as its 3-core TT
+        expansion (:func:`.tucker.tucker_as_tt_linear` with its bank), computed on each call.
+        Inference and the host run these."""
         return {**self.tt_linears,
-                **{n: layer.as_tt_linear() for n, layer in self.nm_linears.items()}}  # fmt: skip
+                **{n: layer.as_tt_linear() for n, layer in self.nm_linears.items()},
+                **{n: tucker_as_tt_linear(layer, self.tucker_banks[layer.bank])
+                   for n, layer in self.tucker_linears.items()}}  # fmt: skip
 
     def nbytes(self) -> int:
-        """Payload bytes: packed cores, N:M values and indices, biases, float tensors and
-        vocabulary."""
+        """Payload bytes: packed cores, N:M values and indices, each Tucker bank once (packed
+        V, U, C) plus every Tucker layer's packed mix, uint16 core ids and bias, the other
+        biases, float tensors and vocabulary."""
         total = sum(
             _packed_core_bytes(layer.cores, layer.weight_format)
             for layer in self.tt_linears.values()
@@ -111,6 +133,12 @@ class Artifact:
         for layer in self.nm_linears.values():
             count = int(np.size(layer.values))
             total += packed_nbytes(count, layer.weight_format) + indices_nbytes(count, layer.m)
+            total += 0 if layer.bias is None else np.asarray(layer.bias, np.int32).nbytes
+        for bank in self.tucker_banks.values():
+            for tensor in (bank.in_factor, bank.out_factor, bank.cores):
+                total += packed_nbytes(tensor.size, bank.weight_format)
+        for layer in self.tucker_linears.values():
+            total += packed_nbytes(layer.mix.size, layer.mix_format) + 2 * layer.core_ids.size
             total += 0 if layer.bias is None else np.asarray(layer.bias, np.int32).nbytes
         total += sum(np.asarray(t, dtype=np.float32).nbytes for t in self.tensors.values())
         return total + len("\n".join(self.vocab).encode())
@@ -170,6 +198,7 @@ def save_artifact(path: str | Path, artifact: Artifact) -> None:
             "input_scale": float(layer.input_scale), "output_scale": float(layer.output_scale),
             "has_bias": layer.bias is not None,
         }  # fmt: skip
+    tucker_banks, tucker_linears = _save_tucker(artifact, tensors)
     for name, tensor in artifact.tensors.items():
         if name in tensors or name == _VOCAB:
             raise ValueError(f"float tensor name {name!r} collides with an integer tensor")
@@ -187,7 +216,60 @@ def save_artifact(path: str | Path, artifact: Artifact) -> None:
     }
     if nm_linears:  # absent otherwise: artifacts without N:M layers are as before
         manifest["nm_linears"] = nm_linears
+    if tucker_banks or tucker_linears:  # likewise for Tucker
+        manifest["tucker_banks"] = tucker_banks
+        manifest["tucker_linears"] = tucker_linears
     save_safetensors(path, tensors, {_META_KEY: json.dumps(manifest, allow_nan=True)})
+
+
+_TUCKER_BANK_TENSORS = ("in_factor", "out_factor", "cores")
+_MAX_TUCKER_BANK = 2**16  # core ids are stored as uint16
+
+
+def _save_tucker(artifact: Artifact, tensors: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Add the Tucker banks' and layers' tensors to ``tensors``; return their manifest entries.
+    Raises ValueError for a layer name used twice, a missing bank, a layer that does not fit
+    its bank (:func:`.tucker.check_tucker`) or a tensor name that collides."""
+    banks, linears = {}, {}
+
+    def put(name: str, tensor: np.ndarray) -> None:
+        if name in tensors:
+            raise ValueError(f"Tucker tensor name {name!r} collides with another tensor")
+        tensors[name] = tensor
+
+    for name, bank in artifact.tucker_banks.items():
+        if bank.size > _MAX_TUCKER_BANK:
+            raise ValueError(
+                f"Tucker bank {name!r} has {bank.size} cores; core ids are uint16 (at most "
+                f"{_MAX_TUCKER_BANK})"
+            )
+        for part in _TUCKER_BANK_TENSORS:
+            put(f"{name}.tucker_{part}", pack(getattr(bank, part), bank.weight_format))
+        banks[name] = {"weight_format": bank.weight_format.name, "d": bank.d, "r": bank.r,
+                       "size": bank.size}  # fmt: skip
+    for name, layer in artifact.tucker_linears.items():
+        for kind, other in (("TT", artifact.tt_linears), ("N:M", artifact.nm_linears)):
+            if name in other:
+                raise ValueError(f"layer {name!r} is both a {kind} linear and a Tucker linear")
+        if layer.bank not in artifact.tucker_banks:
+            raise ValueError(
+                f"Tucker linear {name!r} names bank {layer.bank!r}, not in the artifact's "
+                f"tucker_banks {sorted(artifact.tucker_banks)}"
+            )
+        check_tucker(layer, artifact.tucker_banks[layer.bank], name)
+        put(f"{name}.tucker_mix", pack(layer.mix, layer.mix_format))
+        put(f"{name}.tucker_core_ids", layer.core_ids.astype(np.uint16))
+        if layer.bias is not None:
+            put(f"{name}.bias", np.asarray(layer.bias, dtype=np.int32))
+        linears[name] = {
+            "bank": layer.bank, "in_features": layer.in_features,
+            "out_features": layer.out_features, "num_core_ids": int(layer.core_ids.size),
+            "mix_format": layer.mix_format.name, "mix_requant": _requant_json(layer.mix_requant),
+            "stage_requants": [_requant_json(r) for r in layer.stage_requants],
+            "input_scale": float(layer.input_scale), "output_scale": float(layer.output_scale),
+            "has_bias": layer.bias is not None,
+        }  # fmt: skip
+    return banks, linears
 
 
 def _encode_vocab(vocab: list[str]) -> bytes:
@@ -463,6 +545,16 @@ class _Reader:
                 if n in linears:
                     raise ArtifactError(f"nm_linears[{n!r}]", "also listed in tt_linears")
                 nm_linears[n] = self._nm_linear(n, o)
+        banks, tucker_linears = {}, {}
+        if "tucker_banks" in m or "tucker_linears" in m:  # optional, as nm_linears
+            bank_entries = self._get(m, "tucker_banks", "", dict)
+            banks = {n: self._tucker_bank(n, o) for n, o in bank_entries.items()}
+            for n, o in self._get(m, "tucker_linears", "", dict).items():
+                where = f"tucker_linears[{n!r}]"
+                if n in linears or n in nm_linears:
+                    kind = "tt_linears" if n in linears else "nm_linears"
+                    raise ArtifactError(where, f"also listed in {kind}")
+                tucker_linears[n] = self._tucker_linear(n, o, banks)
         floats = {}
         for name in self._get(m, "float_tensors", "", list):
             tensor = self._tensor(name, np.dtype(np.float32), "float_tensors")
@@ -470,7 +562,7 @@ class _Reader:
                 raise ArtifactError(name, "float tensor holds NaN or infinite values")
             floats[name] = tensor
         model = self._get(m, "model", "", dict)
-        self._heads(model, floats, {**linears, **nm_linears})
+        self._heads(model, floats, {**linears, **nm_linears, **tucker_linears})
         vocab_bytes = self._tensor(_VOCAB, np.dtype(np.uint8), "the tokenizer")
         vocab = vocab_bytes.tobytes().decode("utf-8").split("\n") if vocab_bytes.size else []
         if len(vocab) != self._get(m, "vocab_size", "", int):
@@ -485,7 +577,108 @@ class _Reader:
             vocab=vocab,
             activation_format=FORMATS[act_name],
             nm_linears=nm_linears,
+            tucker_banks=banks,
+            tucker_linears=tucker_linears,
         )
+
+    def _packed(self, name: str, owner: str, fmt: NumberFormat, shape: tuple[int, ...]):
+        """A packed uint8 tensor of ``shape`` codes of ``fmt``, size and codes checked."""
+        data = self._tensor(name, np.dtype(np.uint8), owner)
+        count = math.prod(shape)
+        if data.shape != (packed_nbytes(count, fmt),):
+            raise ArtifactError(
+                name, f"shape mismatch: {shape} codes at {fmt.name} need "
+                f"{packed_nbytes(count, fmt)} bytes, found shape {data.shape}"
+            )  # fmt: skip
+        try:
+            return unpack(data, fmt, count).reshape(shape)
+        except ValueError as error:
+            raise ArtifactError(name, f"value out of range for {fmt.name}: {error}") from None
+
+    def _positive(self, obj: dict, key: str, where: str) -> int:
+        value = self._get(obj, key, where, int)
+        if value < 1:
+            raise ArtifactError(f"{where}.{key}", f"must be a positive integer, found {value}")
+        return value
+
+    def _tucker_bank(self, name: str, obj: dict) -> TuckerBank:
+        where = f"tucker_banks[{name!r}]"
+        fmt = self._format(obj, where)
+        if fmt not in TUCKER_WEIGHT_FORMATS:
+            raise ArtifactError(
+                f"{where}.weight_format", f"bit width/format {fmt.name!r} is not one a Tucker "
+                f"bank can take: {[f.name for f in TUCKER_WEIGHT_FORMATS]}"
+            )  # fmt: skip
+        d, r = self._positive(obj, "d", where), self._positive(obj, "r", where)
+        size = self._positive(obj, "size", where)
+        shapes = {"in_factor": (d, r), "out_factor": (d, r), "cores": (size, r, r)}
+        parts = {
+            part: self._packed(f"{name}.tucker_{part}", where, fmt, shape)
+            for part, shape in shapes.items()
+        }
+        try:
+            return TuckerBank(weight_format=fmt, **parts)
+        except ValueError as error:
+            raise ArtifactError(where, str(error)) from None
+
+    def _tucker_linear(self, name: str, obj: dict, banks: dict) -> QuantTuckerLinear:
+        where = f"tucker_linears[{name!r}]"
+        bank_name = self._get(obj, "bank", where, str)
+        if bank_name not in banks:
+            raise ArtifactError(
+                f"{where}.bank", f"bank {bank_name!r} is not in tucker_banks {sorted(banks)}"
+            )
+        bank = banks[bank_name]
+        in_features = self._positive(obj, "in_features", where)
+        out_features = self._positive(obj, "out_features", where)
+        k = self._positive(obj, "num_core_ids", where)
+        try:
+            _, _, blocks = tucker_modes(in_features, out_features, bank.d)
+        except ValueError as error:
+            raise ArtifactError(f"{where}.in_features", f"{error} (bank {bank_name!r})") from None
+        ids_name = f"{name}.tucker_core_ids"
+        ids = self._tensor(ids_name, np.dtype(np.uint16), where)
+        if ids.shape != (k,):
+            raise ArtifactError(ids_name, f"shape mismatch: expected ({k},), found {ids.shape}")
+        if (ids >= bank.size).any():
+            at = int(np.argmax(ids >= bank.size))
+            raise ArtifactError(
+                ids_name, f"core_ids[{at}] = {int(ids[at])} is outside bank {bank_name!r} of "
+                f"{bank.size} cores"
+            )  # fmt: skip
+        if len(np.unique(ids)) != k:
+            raise ArtifactError(ids_name, f"core ids repeat: {ids.tolist()}")
+        mix_name = self._get(obj, "mix_format", where, str)
+        if mix_name not in FORMATS:
+            raise ArtifactError(f"{where}.mix_format", f"{mix_name!r} not one of {sorted(FORMATS)}")
+        mix = self._packed(f"{name}.tucker_mix", where, FORMATS[mix_name], (blocks, k))
+        bias = None
+        if self._get(obj, "has_bias", where, bool):
+            bias = self._tensor(f"{name}.bias", np.dtype(np.int32), where)
+            if bias.shape != (out_features,):
+                raise ArtifactError(
+                    f"{name}.bias", f"shape mismatch: expected ({out_features},), found "
+                    f"{bias.shape}"
+                )  # fmt: skip
+        mix_requant = self._requant(
+            self._get(obj, "mix_requant", where, list), f"{where}.mix_requant"
+        )
+        stages = tuple(
+            self._requant(r, f"{where}.stage_requants[{s}]")
+            for s, r in enumerate(self._get(obj, "stage_requants", where, list))
+        )
+        try:
+            layer = QuantTuckerLinear(
+                bank_name, ids.astype(np.int64), mix, FORMATS[mix_name], mix_requant, stages,
+                bias, in_features, out_features, self._scale(obj, "input_scale", where),
+                self._scale(obj, "output_scale", where),
+            )  # fmt: skip
+            check_tucker(layer, bank, where)
+        except ValueError as error:
+            if isinstance(error, ArtifactError):
+                raise
+            raise ArtifactError(where, str(error).removeprefix(f"{where}: ")) from None
+        return layer
 
     def _heads(self, model: dict, floats: dict, linears: dict) -> None:
         """The float classifier heads agree with the model description's label counts.

@@ -6,11 +6,17 @@ FFN-out blocks interleaved over the inputs), not from spec/tucker.py's TT reshap
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
+from ttaccel.spec.artifact import Artifact, ArtifactError, load_artifact, save_artifact
 from ttaccel.spec.formats import INT2, INT4, INT8, TERNARY, Requant, quantize, requantize
 from ttaccel.spec.golden import tt_linear_int
+from ttaccel.spec.inference import BertInference
+from ttaccel.spec.safetensors_io import load_safetensors, save_safetensors
 from ttaccel.spec.tt import tt_to_dense
 from ttaccel.spec.tucker import (
     TUCKER_PLAN,
@@ -288,3 +294,204 @@ def test_bank_merge_saturates_to_the_weight_format():
     )  # fmt: skip
     # -128 * 127 * 2 fits int32 and saturates to -128: no overflow for legal codes.
     assert int(tucker_block_cores(layer, bank)[0, 0, 0]) == -128
+
+
+# --- the artifact ----------------------------------------------------------------------------
+
+H, FFN_BLOCKS, VOCAB = 16, 4, 20
+BANK = "bert.encoder.tucker_bank"
+
+
+def tucker_artifact(seed=0, fmt=INT4, layers=1, rank=4, size=12) -> Artifact:
+    """A tiny BERT (hidden 16, FFN 64) whose ``6 * layers`` encoder linears are Tucker layers
+    of one shared bank; random codes, requants set from random inputs (see random_layer)."""
+    from ttaccel.spec.inference import LINEAR_NAMES
+
+    rng = np.random.default_rng(seed)
+    f32 = lambda *s: rng.normal(0, 0.5, s).astype(np.float32)  # noqa: E731
+    bank = random_bank(rng, fmt, d=H, r=rank, size=size)
+    shapes = {"intermediate.dense": (H, FFN_BLOCKS * H), "output.dense": (FFN_BLOCKS * H, H)}
+    linears, tensors = {}, {}
+    for index in range(layers):
+        p = f"bert.encoder.layer.{index}."
+        for name in LINEAR_NAMES:
+            layer = random_layer(rng, bank, *shapes.get(name, (H, H)), k=int(rng.integers(1, 5)))
+            linears[p + name] = dataclasses.replace(layer, bank=BANK)
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            tensors[f"{p}{ln}.weight"] = np.ones(H, np.float32)
+            tensors[f"{p}{ln}.bias"] = f32(H)
+    e = "bert.embeddings."
+    tensors.update({
+        f"{e}word_embeddings.weight": f32(VOCAB, H), f"{e}position_embeddings.weight": f32(32, H),
+        f"{e}token_type_embeddings.weight": f32(2, H), f"{e}LayerNorm.weight": np.ones(H, "f4"),
+        f"{e}LayerNorm.bias": f32(H), "bert.pooler.dense.weight": f32(H, H),
+        "bert.pooler.dense.bias": f32(H), "classifier.weight": f32(2, H),
+        "classifier.bias": f32(2),
+    })  # fmt: skip
+    model = {
+        "architecture": "bert-sequence-classification", "hidden_size": H,
+        "num_hidden_layers": layers, "num_attention_heads": 2,
+        "intermediate_size": FFN_BLOCKS * H, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
+        "num_labels": 2,
+    }  # fmt: skip
+    return Artifact(model, {}, {}, tensors, [f"t{i}" for i in range(VOCAB)],
+                    tucker_banks={BANK: bank}, tucker_linears=linears)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", [INT4, INT8])
+def test_the_artifact_stores_tucker_banks_once_and_reads_them_back(fmt, tmp_path):
+    art = tucker_artifact(fmt=fmt, layers=2)
+    path = tmp_path / "tucker.safetensors"
+    save_artifact(path, art)
+    tensors, meta = load_safetensors(path)
+    manifest = json.loads(meta["ttaccel"])
+    assert manifest["tt_linears"] == {} and "nm_linears" not in manifest
+    assert manifest["tucker_banks"] == {BANK: {"weight_format": fmt.name, "d": H, "r": 4,
+                                               "size": 12}}  # fmt: skip
+    # the bank: packed at the weight bits, once
+    per_byte = 8 // fmt.bits
+    assert tensors[f"{BANK}.tucker_in_factor"].shape == (H * 4 // per_byte,)
+    assert tensors[f"{BANK}.tucker_cores"].shape == (12 * 4 * 4 // per_byte,)
+    assert sum(".tucker_in_factor" in n for n in tensors) == 1
+    name = "bert.encoder.layer.1.output.dense"
+    entry = manifest["tucker_linears"][name]
+    layer = art.tucker_linears[name]
+    assert (entry["bank"], entry["in_features"], entry["out_features"]) == (BANK, 4 * H, H)
+    assert entry["num_core_ids"] == layer.core_ids.size and entry["mix_format"] == "int8"
+    assert tensors[f"{name}.tucker_mix"].shape == (4 * layer.core_ids.size,)
+    assert tensors[f"{name}.tucker_core_ids"].dtype == np.uint16
+    assert not any(n.endswith(".core0") for n in tensors)
+    back = load_artifact(path)
+    got = back.tucker_banks[BANK]
+    for part in ("in_factor", "out_factor", "cores"):
+        np.testing.assert_array_equal(getattr(got, part), getattr(art.tucker_banks[BANK], part))
+    assert got.weight_format == fmt
+    for n, layer in art.tucker_linears.items():
+        other = back.tucker_linears[n]
+        for f in ("core_ids", "mix", "bias"):
+            np.testing.assert_array_equal(getattr(other, f), getattr(layer, f))
+        assert (other.mix_requant, other.stage_requants, other.bank) == (
+            layer.mix_requant, layer.stage_requants, layer.bank)  # fmt: skip
+        assert (other.input_scale, other.output_scale) == (layer.input_scale, layer.output_scale)
+    payload = sum(t.nbytes for n, t in tensors.items() if n != "tokenizer.vocab")
+    assert back.nbytes() == payload + len("\n".join(back.vocab).encode())
+
+
+def test_nbytes_counts_the_bank_once():
+    one, two = tucker_artifact(layers=1), tucker_artifact(layers=2)
+    bank = one.tucker_banks[BANK]
+    bank_bytes = (2 * H * 4 + 12 * 16) // 2  # int4: two codes a byte
+    per_layer = {
+        n: layer.mix.size + 2 * layer.core_ids.size + 4 * layer.out_features
+        for n, layer in two.tucker_linears.items()
+    }
+    floats = sum(t.nbytes for t in two.tensors.values())
+    vocab = len("\n".join(two.vocab).encode())
+    assert two.nbytes() == bank_bytes + sum(per_layer.values()) + floats + vocab
+    assert bank.size == 12 and one.nbytes() < two.nbytes()
+
+
+def test_integer_linears_and_inference_run_the_tt_expansion():
+    art = tucker_artifact(layers=2)
+    expanded = art.integer_linears()
+    assert set(expanded) == set(art.tucker_linears)
+    for name, layer in art.tucker_linears.items():
+        tt = expanded[name]
+        assert len(tt.cores) == 3 and tt.plan == TUCKER_PLAN
+        dense = tt_to_dense([c.astype(np.int64) for c in tt.cores])
+        np.testing.assert_array_equal(dense, reference_dense(layer, art.tucker_banks[BANK]))
+    ids = [[2, 7, 9, 12, 3], [2, 5, 3]]
+    plain = Artifact(art.model_config, expanded, {}, art.tensors, art.vocab)
+    logits = BertInference(art).logits(ids)
+    np.testing.assert_array_equal(logits, BertInference(plain).logits(ids))
+    assert np.isfinite(logits).all() and np.ptp(logits) > 0
+
+
+def _doctor(path, out, edit):
+    tensors, meta = load_safetensors(path)
+    manifest = json.loads(meta["ttaccel"])
+    edit(tensors, manifest)
+    save_safetensors(out, tensors, {"ttaccel": json.dumps(manifest)})
+    return out
+
+
+LAYER = "bert.encoder.layer.0.attention.self.query"
+
+
+def _bad_core_id(tensors, manifest):
+    ids = tensors[f"{LAYER}.tucker_core_ids"].copy()
+    ids[-1] = 80
+    tensors[f"{LAYER}.tucker_core_ids"] = ids
+
+
+def _repeat_core_id(tensors, manifest):
+    ids = tensors[f"{LAYER}.tucker_core_ids"].copy()
+    ids[:] = ids[0]
+    tensors[f"{LAYER}.tucker_core_ids"] = ids
+
+
+def _entry(key, value, kind="tucker_linears", name=LAYER):
+    def edit(tensors, manifest):
+        manifest[kind][name][key] = value
+
+    return edit
+
+
+def _short_mix(tensors, manifest):
+    tensors[f"{LAYER}.tucker_mix"] = tensors[f"{LAYER}.tucker_mix"][:-1]
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (_bad_core_id, f"{LAYER}.tucker_core_ids", "= 80 is outside bank .* of 12 cores"),
+        (_repeat_core_id, f"{LAYER}.tucker_core_ids", "core ids repeat"),
+        (_entry("bank", "nope"), f"tucker_linears['{LAYER}'].bank", "not in tucker_banks"),
+        (_entry("in_features", 24), f"tucker_linears['{LAYER}'].in_features",
+         "must map d -> d"),
+        (_entry("num_core_ids", 9), f"{LAYER}.tucker_core_ids", "shape mismatch"),
+        (_short_mix, f"{LAYER}.tucker_mix", "shape mismatch"),
+        (_entry("weight_format", "int2", "tucker_banks", BANK),
+         f"tucker_banks['{BANK}'].weight_format", "not one a Tucker bank can take"),
+        (_entry("r", 5, "tucker_banks", BANK), f"{BANK}.tucker_in_factor", "shape mismatch"),
+        (_entry("mix_requant", [1, 0, "int8"]), f"tucker_linears['{LAYER}']",
+         "mix_requant: out_format int8 is not bank"),
+    ],
+)  # fmt: skip
+def test_a_bad_tucker_layer_is_refused_naming_the_tensor(edit, field, message, tmp_path):
+    path = tmp_path / "tucker.safetensors"
+    save_artifact(path, tucker_artifact())
+    bad = _doctor(path, tmp_path / "bad.safetensors", edit)
+    with pytest.raises(ArtifactError, match=message) as info:
+        load_artifact(bad)
+    assert info.value.field == field
+
+
+def test_a_layer_name_is_in_one_kind_only(tmp_path):
+    art = tucker_artifact()
+    art.tt_linears[LAYER] = art.integer_linears()[LAYER]
+    with pytest.raises(ValueError, match="query' is both a TT linear and a Tucker linear"):
+        save_artifact(tmp_path / "both.safetensors", art)
+    art = tucker_artifact()
+    art.tucker_linears[LAYER] = dataclasses.replace(art.tucker_linears[LAYER], bank="other")
+    with pytest.raises(ValueError, match="names bank 'other', not in the artifact"):
+        save_artifact(tmp_path / "nobank.safetensors", art)
+
+
+def test_docs_artifact_section_11_lists_every_tucker_field_and_tensor(tmp_path):
+    """docs/artifact.md section 11 against what save_artifact writes for a Tucker model."""
+    from tests.spec.test_artifact_doc import DOC, _keys, _sections, _tables
+
+    save_artifact(tmp_path / "tucker.safetensors", tucker_artifact())
+    tensors, meta = load_safetensors(tmp_path / "tucker.safetensors")
+    manifest = json.loads(meta["ttaccel"])
+    tables = _tables(_sections(DOC.read_text(encoding="utf-8"))["11"])
+    bank_fields, bank_tensors, layer_fields, layer_tensors = (rows for _, rows in tables[:4])
+    assert _keys(bank_fields) == set(manifest["tucker_banks"][BANK])
+    for entry in manifest["tucker_linears"].values():
+        assert _keys(layer_fields) == set(entry)
+    documented = {key.replace("<bank>.", "") for key in _keys(bank_tensors)}
+    assert documented == {t.rsplit(".", 1)[1] for t in tensors if t.startswith(BANK + ".")}
+    documented = {key.replace("<name>.", "") for key in _keys(layer_tensors)}
+    written = {t.rsplit(".", 1)[1] for t in tensors if t.startswith(LAYER + ".")}
+    assert documented == written == {"tucker_mix", "tucker_core_ids", "bias"}
