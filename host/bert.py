@@ -33,6 +33,11 @@ N:M sparse layers (seed 002)
     compressed weights expand to (``Artifact.integer_linears``, zeros at the pruned positions):
     the engine has no sparse GEMM mode yet, so they cost what a dense layer costs.
 
+Tucker layers (seed 001)
+    An artifact's Tucker layers (``Artifact.tucker_linears``) run as their 3-core TT expansions
+    (``Artifact.integer_linears``: ``V``, the merged ``S_b``, ``U^T``), each streaming its whole
+    expansion, the shared factors included, like a TT layer.
+
 Every program run is recorded (:class:`ProgramRecord`) with the hardware counters and the
 compiler's count of the MACs it issues, so a caller can check ``MACS_ISSUED`` against it.
 """
@@ -107,11 +112,11 @@ class StepTimer:
 
 
 def tt_layer_order(artifact: Artifact) -> list[str]:
-    """The artifact's integer linears (TT and N:M) in the order :class:`BertInference` calls
-    them."""
+    """The artifact's integer linears (TT, N:M and Tucker) in the order :class:`BertInference`
+    calls them."""
     layers = int(artifact.model_config.get("num_hidden_layers", 0))
     names = [f"bert.encoder.layer.{i}.{n}" for i in range(layers) for n in LINEAR_NAMES]
-    linears = {**artifact.tt_linears, **artifact.nm_linears}
+    linears = {**artifact.tt_linears, **artifact.nm_linears, **artifact.tucker_linears}
     ordered = [n for n in names if n in linears]
     return ordered + [n for n in linears if n not in ordered]
 

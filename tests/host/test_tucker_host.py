@@ -1,0 +1,41 @@
+"""A Tucker BERT with a shared matrix bank (seed 001) through the host driver: its layers run on
+the engine as their 3-core TT expansions, and the logits on the reference backend equal the
+golden model's bit for bit, resident (prefetched) and without prefetch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.spec.test_tucker import tucker_artifact
+from ttaccel.host.backends import open_device
+from ttaccel.host.bert import DeviceBert, tt_layer_order
+from ttaccel.host.driver import Accelerator
+from ttaccel.spec.accel_config import AccelConfig
+from ttaccel.spec.artifact import load_artifact, save_artifact
+from ttaccel.spec.formats import INT4, INT8
+from ttaccel.spec.inference import LINEAR_NAMES, BertInference
+
+IDS = [[2, 7, 9, 12, 3], [2, 5, 6, 3], [2, *range(4, 19), 3]]
+CONFIG = AccelConfig(rows=4, cols=4, weight_buffer_depth=1024, act_buffer_depth=1024,
+                     bias_buffer_depth=256)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", [INT8, INT4])
+@pytest.mark.parametrize("prefetch", [True, False], ids=["prefetch", "no-prefetch"])
+def test_reference_backend_logits_equal_the_golden_model(fmt, prefetch, tmp_path):
+    path = tmp_path / "tucker.safetensors"
+    save_artifact(path, tucker_artifact(seed=2, fmt=fmt, layers=2))
+    artifact = load_artifact(path)
+    assert not artifact.tt_linears and len(artifact.tucker_linears) == 12
+    names = [f"bert.encoder.layer.{i}.{n}" for i in range(2) for n in LINEAR_NAMES]
+    assert tt_layer_order(artifact) == names
+    golden = BertInference(artifact).logits(IDS)
+    model = DeviceBert(artifact, Accelerator(open_device("reference", config=CONFIG)),
+                       prefetch=prefetch)  # fmt: skip
+    np.testing.assert_array_equal(model.logits(IDS), golden)
+    records = model.linears.records
+    assert all(r.counters.macs_issued == r.expected_macs for r in records)
+    assert {r.layer for r in records if r.kind == "run"} == set(artifact.tucker_linears)
+    setups = sum(r.kind == "setup" for r in records)
+    assert setups == (1 if prefetch else 12)
