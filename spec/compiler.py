@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +75,7 @@ __all__ = [
     "compile_tt_linear",
     "dense_as_tt_linear",
     "nm_wbuf_lanes",
+    "resident_cores_setup",
     "sparse_mode_takes",
     "tile_tokens",
     "untile_tokens",
@@ -337,9 +338,17 @@ def compile_tt_linear(
     *,
     weight_base: int = 0,
     bias_base: int = 0,
+    resident_cores: Mapping[int, int] | None = None,
 ) -> CompiledLayer:
     """Compile ``layer`` (its plan's segments merged offline with
     :func:`~ttaccel.spec.golden.merge_cores_int`) for ``tokens`` tokens per run.
+
+    ``resident_cores``: ``{stage: wbuf_base}`` for merged cores that are already in WBUF at
+    that base (loaded once by :func:`resident_cores_setup`, e.g. a Tucker bank's shared ``V``
+    and ``U^T``, the same for every layer of the bank): the run program reads them there and
+    the setup program (and :attr:`CompiledLayer.constants`, so a prefetch) loads only the other
+    cores, placed from ``weight_base``, and the bias. A resident region that leaves WBUF or
+    overlaps the placed cores raises :class:`LayerDoesNotFit`.
 
     The run program computes exactly :func:`~ttaccel.spec.golden.tt_linear_int` on the codes
     given to :meth:`CompiledLayer.input_stream`. ``weight_base`` / ``bias_base``: where the
@@ -371,19 +380,30 @@ def compile_tt_linear(
         stages.append(info)
     out_format = layer.stage_requants[-1].out_format
 
-    # Weight buffer: merged cores back to back.
+    # Weight buffer: merged cores back to back (resident ones where they already are).
+    resident = _check_resident(resident_cores, len(stages))
     w_bases, w_words, cursor = [], [], weight_base
-    for core, info in zip(cores, stages, strict=True):
+    for s, (core, info) in enumerate(zip(cores, stages, strict=True)):
         words = _b_words(np.asarray(core).reshape(info.k, info.n), cols, config.weight_format)
-        w_bases.append(cursor)
+        w_bases.append(resident.get(s, cursor))
         w_words.append(words)
-        cursor += words.shape[0]
+        if s not in resident:
+            cursor += words.shape[0]
     _limit(
         "the merged cores' B-words" + (f" from weight_base {weight_base}" if weight_base else ""),
         cursor,
         config.weight_buffer_depth,
         "weight_buffer_depth",
     )
+    for s, base in resident.items():
+        end = base + w_words[s].shape[0]
+        _limit(f"resident core {s}'s B-words from base {base}", end,
+               config.weight_buffer_depth, "weight_buffer_depth")  # fmt: skip
+        if cursor > weight_base and base < cursor and weight_base < end:
+            raise LayerDoesNotFit(
+                f"resident core {s} at WBUF [{base}, {end}) overlaps the layer's own cores at "
+                f"[{weight_base}, {cursor})"
+            )
     n_out = shape.out_features
     if layer.bias is not None:
         _limit(
@@ -415,7 +435,9 @@ def compile_tt_linear(
 
     # Setup program: cores and bias.
     constants = [
-        ConstantLoad(Buffer.WBUF, base, words) for base, words in zip(w_bases, w_words, strict=True)
+        ConstantLoad(Buffer.WBUF, base, words)
+        for s, (base, words) in enumerate(zip(w_bases, w_words, strict=True))
+        if s not in resident
     ]
     if layer.bias is not None:
         constants.append(ConstantLoad(Buffer.BIAS, bias_base, np.asarray(layer.bias, np.int32)))
@@ -500,6 +522,43 @@ def compile_tt_linear(
         _inputs=tuple(inputs),
         _outputs=tuple(outputs),
     )
+
+
+def _check_resident(resident_cores: Mapping[int, int] | None, stages: int) -> dict[int, int]:
+    resident = dict(resident_cores or {})
+    for s, base in resident.items():
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < stages:
+            raise ValueError(f"resident_cores: stage {s!r} is not one of the {stages} stages")
+        if isinstance(base, bool) or not isinstance(base, int) or base < 0:
+            raise ValueError(f"resident_cores[{s}]: base must be a non-negative int, not {base!r}")
+    return resident
+
+
+def resident_cores_setup(
+    layer: QuantTTLinear, config: AccelConfig, resident_cores: Mapping[int, int]
+) -> tuple[tuple[Instruction, ...], np.ndarray]:
+    """The setup program and input stream that load only the merged cores ``resident_cores``
+    (``{stage: wbuf_base}``) of ``layer`` into WBUF, as :func:`compile_tt_linear` lays them out:
+    load these once, then run any layer compiled with the same ``resident_cores`` whose
+    merged cores at those stages are the same (every Tucker layer of one bank: ``V`` at stage
+    0, ``U^T`` at stage 2). Raises :class:`LayerDoesNotFit` when a core leaves WBUF."""
+    resident = _check_resident(resident_cores, len(layer.plan))
+    _fits_format(layer.weight_format, config)
+    merged = merged_shape(tt_shape_of(layer.cores), layer.plan)
+    constants = []
+    for s, core in enumerate(layer.merged_cores()):
+        if s not in resident:
+            continue
+        r, m, n, r_next = merged.core_shapes[s]
+        words = _b_words(np.asarray(core).reshape(r * m, n * r_next), config.cols,
+                         config.weight_format)  # fmt: skip
+        _limit(f"resident core {s}'s B-words from base {resident[s]}",
+               resident[s] + words.shape[0], config.weight_buffer_depth,
+               "weight_buffer_depth")  # fmt: skip
+        constants.append(ConstantLoad(Buffer.WBUF, resident[s], words))
+    program, stream, _ = _constant_program(constants, config)
+    check_program(program, config)
+    return program, stream
 
 
 def compile_layer(

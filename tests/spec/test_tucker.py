@@ -495,3 +495,61 @@ def test_docs_artifact_section_11_lists_every_tucker_field_and_tensor(tmp_path):
     documented = {key.replace("<name>.", "") for key in _keys(layer_tensors)}
     written = {t.rsplit(".", 1)[1] for t in tensors if t.startswith(LAYER + ".")}
     assert documented == written == {"tucker_mix", "tucker_core_ids", "bias"}
+
+
+# --- the engine: shared factors resident in WBUF ---------------------------------------------
+
+
+def _resident_bases(bank, config):
+    """V (stage 0: K = d, N = r) and U^T (stage 2: K = r, N = d) at the top of WBUF."""
+    cols = config.cols
+    v_words, u_words = bank.d * -(-bank.r // cols), bank.r * -(-bank.d // cols)
+    top = config.weight_buffer_depth
+    return {0: top - v_words - u_words, 2: top - u_words}
+
+
+@pytest.mark.parametrize("fmt", [INT4, INT8])
+def test_resident_factors_load_once_and_every_layer_of_the_bank_runs_exactly(fmt):
+    from ttaccel.spec.accel_config import AccelConfig
+    from ttaccel.spec.compiler import compile_tt_linear, resident_cores_setup
+    from ttaccel.spec.cycle_model import simulate
+    from ttaccel.spec.isa import Machine, execute
+
+    config = AccelConfig(rows=4, cols=4, weight_buffer_depth=1024, act_buffer_depth=1024,
+                         bias_buffer_depth=256)  # fmt: skip
+    rng = np.random.default_rng([SEED, 21, fmt.bits])
+    bank = random_bank(rng, fmt, d=16, r=4, size=10)
+    layers = [random_layer(rng, bank, *shape) for shape in [(16, 16), (16, 64), (64, 16)]]
+    resident = _resident_bases(bank, config)
+    machine = Machine.empty(config)
+    program, stream = resident_cores_setup(tucker_as_tt_linear(layers[0], bank), config, resident)
+    execute(program, config, stream, machine)  # V and U^T, once
+    for layer in layers:
+        tt = tucker_as_tt_linear(layer, bank)
+        plain = compile_tt_linear(tt, 8, config)
+        compiled = compile_tt_linear(tt, 8, config, resident_cores=resident)
+        assert compiled.setup_stream.size < plain.setup_stream.size
+        assert compiled.setup_stream.size + stream.size == plain.setup_stream.size
+        execute(compiled.setup, config, compiled.setup_stream, machine)  # S_b and bias only
+        x = rng.integers(-128, 128, size=(8, layer.in_features))
+        out = execute(compiled.run, config, compiled.input_stream(x), machine).output
+        np.testing.assert_array_equal(
+            compiled.decode_output(out), tucker_linear_int(x, layer, bank)
+        )
+        assert simulate(compiled.run, config).cycles == simulate(plain.run, config).cycles
+
+
+def test_resident_cores_that_overlap_the_layer_are_refused():
+    from ttaccel.spec.accel_config import AccelConfig
+    from ttaccel.spec.compiler import LayerDoesNotFit, compile_tt_linear
+
+    config = AccelConfig(rows=4, cols=4, weight_buffer_depth=1024)
+    rng = np.random.default_rng(5)
+    bank = random_bank(rng, INT4, d=16, r=4, size=10)
+    tt = tucker_as_tt_linear(random_layer(rng, bank, 16, 64), bank)
+    with pytest.raises(LayerDoesNotFit, match=r"resident core 0 at WBUF \[0, 16\) overlaps"):
+        compile_tt_linear(tt, 4, config, resident_cores={0: 0, 2: 900})
+    with pytest.raises(LayerDoesNotFit, match="resident core 2's B-words from base 1020"):
+        compile_tt_linear(tt, 4, config, resident_cores={0: 900, 2: 1020})
+    with pytest.raises(ValueError, match="stage 3 is not one of the 3 stages"):
+        compile_tt_linear(tt, 4, config, resident_cores={3: 0})
