@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.spec.test_tucker import tucker_artifact
+from tests.spec.test_tucker import BANK, tucker_artifact
 from ttaccel.host.backends import open_device
 from ttaccel.host.bert import DeviceBert, tt_layer_order
 from ttaccel.host.driver import Accelerator
@@ -39,3 +39,33 @@ def test_reference_backend_logits_equal_the_golden_model(fmt, prefetch, tmp_path
     assert {r.layer for r in records if r.kind == "run"} == set(artifact.tucker_linears)
     setups = sum(r.kind == "setup" for r in records)
     assert setups == (1 if prefetch else 12)
+
+
+@pytest.mark.parametrize("fmt", [INT8, INT4])
+@pytest.mark.parametrize("prefetch", [True, False], ids=["prefetch", "no-prefetch"])
+def test_resident_factors_logits_equal_the_golden_model(fmt, prefetch):
+    from ttaccel.host.tucker import ResidentTuckerBert
+
+    artifact = tucker_artifact(seed=3, fmt=fmt, layers=2)
+    golden = BertInference(artifact).logits(IDS)
+    device = Accelerator(open_device("reference", config=CONFIG))
+    plain = DeviceBert(artifact, device, prefetch=prefetch)
+    resident = ResidentTuckerBert(artifact, device, prefetch=prefetch)
+    for _ in range(2):  # two batches: the factors are loaded again for the second
+        np.testing.assert_array_equal(resident.logits(IDS), golden)
+    np.testing.assert_array_equal(plain.logits(IDS), golden)
+    records = resident.linears.records
+    assert all(r.counters.macs_issued == r.expected_macs for r in records)
+    assert [r.layer for r in records if r.kind == "tucker-factors"] == [BANK, BANK]
+    bank = artifact.tucker_banks[BANK]
+    factor_beats = {r.beats_in for r in records if r.kind == "tucker-factors"}
+    assert factor_beats == {(bank.d * bank.r * 2) * 8 // 64}  # int8 lanes on the int8 array
+    streamed = sum(r.beats_in for r in plain.linears.records if r.kind == "setup")
+    once = sum(r.beats_in for r in records[: len(records) // 2] if r.kind != "run")
+    runs_plain = sum(r.beats_in for r in plain.linears.records if r.kind == "run")
+    runs_resident = sum(r.beats_in for r in records[: len(records) // 2] if r.kind == "run")
+    if not prefetch:  # every layer's own setup: the factors 12 times, against once
+        assert once < streamed
+        assert streamed - once == 11 * factor_beats.pop()
+    else:  # prefetched constants ride in the run programs' streams
+        assert runs_resident + once < runs_plain + streamed
