@@ -4,8 +4,8 @@ Nothing from ``ttaccel.spec`` is imported: the container is parsed by hand (sect
 unpacked (section 2), cores merged and contracted (sections 3-4) and the forward pass run as
 section 7 says. Its logits must equal ``spec/inference.py``'s bit for bit (one example at a
 time); leaving out one of the float details the page spells out (float64 activation
-quantization, the float32 ``dh ** -0.5`` multiply) changes logits or the int8 codes the TT
-layers see, so the page's detail is needed, not decoration.
+quantization, the float32 ``dh ** -0.5`` multiply) changes logits or the float32 scores the
+softmax sees, so the page's detail is needed, not decoration.
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ class DocBert:
         self.tt = {n: TTLinear(n, e, self.t) for n, e in self.manifest["tt_linears"].items()}
         self.f64, self.multiply = quantize_in_float64, multiply_scores
         self.codes_seen: list[np.ndarray] = []  # every TT layer's int8 input codes, in order
+        self.scores_seen: list[np.ndarray] = []  # every layer's float32 softmax inputs, in order
 
     def linear(self, name: str, x: np.ndarray) -> np.ndarray:
         layer = self.tt.get(name)
@@ -181,6 +182,7 @@ class DocBert:
                        .transpose(1, 0, 2) for n in ("query", "key", "value"))  # fmt: skip
             raw = q @ k.transpose(0, 2, 1)
             scores = raw * np.float32(dh**-0.5) if self.multiply else raw / np.float32(dh**0.5)
+            self.scores_seen.append(scores.ravel())
             ex = np.exp(scores - scores.max(-1, keepdims=True))
             ctx = ((ex / ex.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(len(ids), -1)
             x = self.layer_norm(self.linear(p + "attention.output.dense", ctx) + x,
@@ -249,10 +251,22 @@ def test_quantizing_in_float32_changes_logits(reference, from_the_page):
 
 
 @pytest.mark.slow
-def test_dividing_scores_by_sqrt_dh_changes_codes_the_accelerator_sees(reference, from_the_page):
-    """Dividing instead of multiplying moves scores by an ulp; on these few sentences that
-    flips some int8 input codes of attention.output.dense (logits may survive it here; an
-    earlier reader's SST-2 dev logits did not)."""
-    _, codes = _run(DocBert(BUNDLED_ARTIFACT, multiply_scores=False), reference[0])
-    assert codes.shape == from_the_page[1].shape
-    assert np.sum(codes != from_the_page[1]) > 0
+def test_dividing_scores_by_sqrt_dh_changes_the_softmax_inputs(reference):
+    """Dividing instead of multiplying moves some float32 scores by an ulp. Whether that reaches
+    the int8 codes of attention.output.dense depends on the artifact and the sentences (an
+    earlier bundled artifact's SST-2 dev logits changed; on the current one and these few
+    sentences no code flips), so the check is on the softmax inputs themselves."""
+    ids = reference[0][:6]
+    multiplied, divided = (
+        DocBert(BUNDLED_ARTIFACT),
+        DocBert(BUNDLED_ARTIFACT, multiply_scores=False),
+    )
+    for i in ids:
+        multiplied.logits(i)
+        divided.logits(i)
+    a, b = np.concatenate(multiplied.scores_seen), np.concatenate(divided.scores_seen)
+    assert a.dtype == b.dtype == np.float32 and a.shape == b.shape
+    differ = a != b
+    assert differ.sum() > 0
+    # by float32 rounding only: one or two ulps where they differ
+    assert np.all(np.abs(a[differ] - b[differ]) <= 2 * np.spacing(np.abs(a[differ])))
