@@ -29,17 +29,24 @@ Dense layers (seed 003, XTC)
     cannot represent (ternary codes on a binary array) is refused before any transfer.
 
 N:M sparse layers (seed 002)
-    An artifact's N:M layers (``Artifact.nm_linears``) run as the dense one-core layers their
-    compressed weights expand to (``Artifact.integer_linears``, zeros at the pruned positions):
-    the engine has no sparse GEMM mode yet, so they cost what a dense layer costs.
+    An artifact's N:M layers (``Artifact.nm_linears``) run sparse on an accelerator whose
+    ``CONFIG_MAX_MODE`` advertises an N:M sparse GEMM mode (``AccelConfig.sparse_nm``, read
+    back by the driver) that takes the layer's pattern (a 2:4 build takes 2:4, 1:4 and 2:8):
+    the artifact's compressed values and indices go to WBUF as they are
+    (:func:`ttaccel.spec.compiler.compile_nm_linear`), resident, and each tile takes ``N / M``
+    of the dense array beats. Elsewhere (no sparse mode, a pattern it does not take, or
+    compressed weights beyond WBUF) a layer runs as the dense one-core layer its weights expand
+    to (zeros at the pruned positions), costing what a dense layer costs. Either way the codes
+    are the golden model's (:func:`ttaccel.spec.golden.nm_linear_int`).
 
 Tucker layers (seed 001)
     An artifact's Tucker layers (``Artifact.tucker_linears``) run as their 3-core TT expansions
     (``Artifact.integer_linears``: ``V``, the merged ``S_b``, ``U^T``), each streaming its whole
     expansion, the shared factors included, like a TT layer.
 
-Every program run is recorded (:class:`ProgramRecord`) with the hardware counters and the
-compiler's count of the MACs it issues, so a caller can check ``MACS_ISSUED`` against it.
+Every program run is recorded (:class:`ProgramRecord`) with the hardware counters, the
+compiler's count of the MACs it issues, so a caller can check ``MACS_ISSUED`` against it, and
+the way the layer was compiled (``mode``: ``tt``, ``dense``, ``nm-sparse`` or ``nm-dense``).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ import numpy as np
 
 from ..spec.artifact import Artifact
 from ..spec.compiler import CompiledLayer, LayerDoesNotFit, compile_layer, with_prefetch
+from ..spec.golden import QuantNMLinear, QuantTTLinear
 from ..spec.inference import LINEAR_NAMES, BertInference
 from .driver import Accelerator, RunCounters, program_macs
 
@@ -64,6 +72,7 @@ __all__ = [
     "DeviceTTLinears",
     "ProgramRecord",
     "StepTimer",
+    "layer_mode",
     "tt_layer_order",
 ]
 
@@ -76,7 +85,10 @@ class ArtifactDoesNotFit(ValueError):
 class ProgramRecord:
     """One program run: which layer, ``kind`` (``setup`` or ``run``), tokens, the counters
     read from the hardware, the compiler's MAC count (``expected_macs``), stream sizes, the
-    layer's useful MACs (no padding) and host wall seconds of the run."""
+    layer's useful MACs (no padding), host wall seconds of the run and ``mode``, how the layer
+    was compiled (:func:`layer_mode`): ``tt`` (a TT layer of several cores), ``dense`` (a
+    one-core layer, resident or with streamed weights), ``nm-sparse`` (an N:M layer as sparse
+    GEMMs) or ``nm-dense`` (an N:M layer as its dense expansion)."""
 
     layer: str
     kind: str
@@ -87,6 +99,15 @@ class ProgramRecord:
     beats_out: int
     useful_macs: int
     wall_s: float
+    mode: str = ""
+
+
+def layer_mode(layer: QuantTTLinear | QuantNMLinear, compiled: CompiledLayer) -> str:
+    """How ``layer`` was compiled into ``compiled``: ``nm-sparse``, ``nm-dense``, ``tt`` or
+    ``dense`` (see :class:`ProgramRecord`)."""
+    if isinstance(layer, QuantNMLinear):
+        return "nm-sparse" if compiled.sparse else "nm-dense"
+    return "tt" if len(compiled.stages) > 1 or len(layer.cores) > 1 else "dense"
 
 
 class StepTimer:
@@ -156,7 +177,9 @@ class DeviceTTLinears:
         self._cache: dict[tuple, CompiledLayer] = {}
         self._sizes: dict[str, tuple[int, int]] = {}
         self._max_tokens: dict[str, int] = {}
-        self._linears = artifact.integer_linears()  # N:M layers expanded: run dense for now
+        # N:M layers in their compressed form: compile_layer runs them sparse where the
+        # configuration's sparse mode takes them, as their dense expansion otherwise
+        self._linears = {**artifact.integer_linears(), **artifact.nm_linears}
         for name in self.order:
             layer = self._linears[name]
             try:
@@ -244,6 +267,7 @@ class DeviceTTLinears:
             beats_out=out_beats,
             useful_macs=compiled.useful_macs if kind == "run" else 0,
             wall_s=result.wall_s,
+            mode=layer_mode(self._linears[name], compiled),
         )
         self.records.append(record)
         return result

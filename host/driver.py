@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..spec.accel_config import AccelConfig
-from ..spec.isa import Gemm, Instruction, encode_program
+from ..spec.isa import Gemm, Instruction, encode_program, gemm_beats
 from ..spec.regmap import ERROR_CODES, IP_IDENTIFIER, IP_VERSION, REGMAP, config_from_registers
 from .device import Device
 
@@ -86,8 +86,14 @@ class RunResult:
 
 def program_macs(program: Sequence[Instruction], config: AccelConfig) -> int:
     """Lane-MACs the compiled ``program`` issues, counted from its GEMMs as ``MACS_ISSUED``
-    counts them: ``rows * n * k`` per row tile (padded tokens included, padded columns not)."""
-    return sum(g.row_tiles * g.k * config.rows * g.n for g in program if isinstance(g, Gemm))
+    counts them: ``rows * n * beats`` per row tile (padded tokens included, padded columns
+    not), ``beats`` = ``k``, or ``k * N / M`` for a sparse GEMM
+    (:func:`~ttaccel.spec.isa.gemm_beats`)."""
+    return sum(
+        g.row_tiles * gemm_beats(g, config) * config.rows * g.n
+        for g in program
+        if isinstance(g, Gemm)
+    )
 
 
 def format_dump(dump: dict) -> str:

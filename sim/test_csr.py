@@ -30,6 +30,7 @@ CONFIGS = [
         max_k=1000,
         act_buffer_depth=2048,
         instruction_depth=77,
+        sparse_nm=(4, 8),
     ),
 ]
 
@@ -122,7 +123,7 @@ def make(config):
     return CsrBank(constants=constant_words(config))
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=["default", "8x4-int4"])
+@pytest.mark.parametrize("config", CONFIGS, ids=["default", "8x4-int4-4of8"])
 def test_every_register_reads_its_reset_or_config_value(config):
     dut, model = make(config), RegisterModel(config)
     got = {}
@@ -142,6 +143,11 @@ def test_every_register_reads_its_reset_or_config_value(config):
     assert REGMAP.field("CONFIG_IMEM", "depth").extract(got["CONFIG_IMEM"]) == (
         config.instruction_depth
     )
+    sparse = tuple(
+        REGMAP.field("CONFIG_MAX_MODE", f).extract(got["CONFIG_MAX_MODE"])
+        for f in ("sparse_n", "sparse_m")
+    )
+    assert sparse == (config.sparse_nm or (0, 0))  # the N:M mode is advertised
 
 
 def test_rw_round_trip_with_strobes_and_read_only_writes_ignored():

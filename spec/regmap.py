@@ -378,8 +378,25 @@ REGMAP = RegisterMap(
             (
                 Field("max_mode", 0, 16, "RO", None, "largest unmerged TT input or output mode"),
                 Field("dsp_packing", 16, 1, "RO", None, "1: two int8 MACs per DSP48E1"),
+                Field(
+                    "sparse_n",
+                    17,
+                    4,
+                    "RO",
+                    None,
+                    "N of the N:M sparse GEMM mode (AccelConfig.sparse_nm); 0: no sparse mode",
+                ),
+                Field(
+                    "sparse_m",
+                    21,
+                    4,
+                    "RO",
+                    None,
+                    "M (group size) of the N:M sparse GEMM mode; 0: no sparse mode",
+                ),
             ),
-            "The largest TT mode and the DSP packing of the MAC lanes.",
+            "The largest TT mode, the DSP packing of the MAC lanes and the N:M sparse GEMM mode "
+            "(GEMM bit 14 is legal only where sparse_m is not 0).",
         ),
         Register(
             "CONFIG_CLOCK",
@@ -417,7 +434,12 @@ def config_register_values(config: AccelConfig) -> dict[str, int]:
             "max_cores": config.max_cores,
             "queue_depth": config.queue_depth % 256,
         },
-        "CONFIG_MAX_MODE": {"max_mode": config.max_mode, "dsp_packing": int(config.dsp_packing)},
+        "CONFIG_MAX_MODE": {
+            "max_mode": config.max_mode,
+            "dsp_packing": int(config.dsp_packing),
+            "sparse_n": 0 if config.sparse_nm is None else config.sparse_nm[0],
+            "sparse_m": 0 if config.sparse_nm is None else config.sparse_nm[1],
+        },
         "CONFIG_CLOCK": {"khz": round(config.clock_mhz * 1000)},
     }
     words = {}
@@ -445,7 +467,14 @@ def config_from_registers(words: Mapping[str, int], device: str = "xc7z020") -> 
     code = get("CONFIG_ARRAY", "weight_format")
     if code not in codes:
         raise ValueError(f"CONFIG_ARRAY.weight_format {code} is not a format code ({codes})")
+    sparse = (get("CONFIG_MAX_MODE", "sparse_n"), get("CONFIG_MAX_MODE", "sparse_m"))
+    if sparse != (0, 0) and (sparse[1] not in (2, 4, 8) or 2 * sparse[0] != sparse[1]):
+        raise ValueError(
+            f"CONFIG_MAX_MODE.sparse_n / sparse_m {sparse[0]} / {sparse[1]} describe no sparse "
+            "GEMM mode (0 / 0, or N / M with M in 2, 4, 8 and N = M / 2)"
+        )
     return AccelConfig(
+        sparse_nm=None if sparse == (0, 0) else sparse,
         rows=get("CONFIG_ARRAY", "rows") or 256,
         cols=get("CONFIG_ARRAY", "cols") or 256,
         weight_format=codes[code],

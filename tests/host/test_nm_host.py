@@ -1,14 +1,16 @@
-"""An N:M sparse BERT (seed 002) through the host driver: its N:M layers run on the engine as
-the dense one-core layers they expand to (zeros included: no sparse GEMM mode yet), and the
-logits on the reference backend equal the golden model's bit for bit, resident and with the
-weights streamed through WBUF."""
+"""An N:M sparse BERT (seed 002) through the host driver: without a sparse GEMM mode its N:M
+layers run as the dense one-core layers they expand to (zeros included), on a 2:4 build as
+sparse GEMMs where the mode takes their pattern; the logits on the reference backend equal the
+golden model's bit for bit, resident, with the weights streamed through WBUF, and sparse."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
-from tests.spec.test_nm import nm_artifact
+from tests.spec.test_nm import H, nm_artifact, nm_layer
 from ttaccel.host.backends import open_device
 from ttaccel.host.bert import DeviceBert, tt_layer_order
 from ttaccel.host.driver import Accelerator
@@ -40,3 +42,38 @@ def test_reference_backend_logits_equal_the_golden_model(fmt, config, tmp_path):
     assert all(r.counters.macs_issued == r.expected_macs for r in records)
     runs = {r.layer for r in records if r.kind == "run"}
     assert runs == set(artifact.nm_linears)
+
+
+SPARSE = dataclasses.replace(RESIDENT, sparse_nm=(2, 4))
+
+
+@pytest.mark.parametrize("fmt", [INT8, TERNARY])
+def test_a_sparse_build_runs_the_nm_layers_sparse_with_the_golden_logits(fmt, tmp_path):
+    """On a 2:4 build (found through CONFIG_MAX_MODE) the 2:4, 1:4 and 2:8 layers run as
+    sparse GEMMs and a 4:8 layer (which the mode cannot take) as its dense expansion; logits
+    equal the golden model's, and every sparse run issues exactly half the MACs of the same
+    layer on the dense build (counted from the layer's shape, not from the compiler)."""
+    art = nm_artifact(seed=2, fmt=fmt)
+    wide = "bert.encoder.layer.0.attention.output.dense"
+    art.nm_linears[wide] = nm_layer(np.random.default_rng(9), 4, 8, H, H, fmt)
+    path = tmp_path / "nm.safetensors"
+    save_artifact(path, art)
+    artifact = load_artifact(path)
+    golden = BertInference(artifact).logits(IDS)
+    accel = Accelerator(open_device("reference", config=SPARSE))
+    assert accel.config.sparse_nm == (2, 4)  # read back from the registers, not passed in
+    sparse = DeviceBert(artifact, accel)
+    np.testing.assert_array_equal(sparse.logits(IDS), golden)
+    dense = DeviceBert(artifact, Accelerator(open_device("reference", config=RESIDENT)))
+    np.testing.assert_array_equal(dense.logits(IDS), golden)
+    runs = {m: {r.layer: r for r in m.linears.records if r.kind == "run"} for m in (sparse, dense)}
+    want = {n: "nm-dense" if n == wide else "nm-sparse" for n in artifact.nm_linears}
+    assert {n: r.mode for n, r in runs[sparse].items()} == want
+    assert {r.mode for r in runs[dense].values()} == {"nm-dense"}
+    padded = -(-sum(map(len, IDS)) // SPARSE.rows) * SPARSE.rows  # one batch, 4-token blocks
+    for name, layer in artifact.nm_linears.items():
+        full = padded * layer.in_features * layer.out_features
+        assert runs[dense][name].counters.macs_issued == full
+        assert runs[sparse][name].counters.macs_issued == (full if name == wide else full // 2)
+    for model in (sparse, dense):
+        assert all(r.counters.macs_issued == r.expected_macs for r in model.linears.records)

@@ -159,6 +159,25 @@ def test_config_rebuilt_from_its_registers(config):
     assert config_from_registers(config_register_values(config)) == config
 
 
+@pytest.mark.parametrize(("nm", "fmt"), [((2, 4), "int8"), ((4, 8), "int4"), ((1, 2), "ternary")])
+def test_the_sparse_gemm_mode_is_advertised_in_config_max_mode(nm, fmt):
+    """A host must find the N:M mode in the registers (GEMM bit 14 is illegal without it):
+    CONFIG_MAX_MODE.sparse_n / sparse_m are N and M, 0 / 0 without the mode."""
+    config = AccelConfig(rows=4, cols=4, weight_format=fmt, sparse_nm=nm)
+    word = config_register_values(config)["CONFIG_MAX_MODE"]
+    reg = REGMAP["CONFIG_MAX_MODE"]
+    assert (reg.field("sparse_n").extract(word), reg.field("sparse_m").extract(word)) == nm
+    assert reg.field("sparse_n").access == reg.field("sparse_m").access == "RO"
+    assert config_from_registers(config_register_values(config)).sparse_nm == nm
+    plain = config_register_values(AccelConfig(rows=4, cols=4))["CONFIG_MAX_MODE"]
+    assert reg.field("sparse_n").extract(plain) == reg.field("sparse_m").extract(plain) == 0
+    assert config_from_registers(config_register_values(AccelConfig())).sparse_nm is None
+    words = config_register_values(config)
+    words["CONFIG_MAX_MODE"] = reg.field("sparse_n").insert(words["CONFIG_MAX_MODE"], 3)
+    with pytest.raises(ValueError, match=r"CONFIG_MAX_MODE\.sparse_n / sparse_m 3 / "):
+        config_from_registers(words)
+
+
 def test_config_from_registers_names_what_is_wrong():
     words = config_register_values(AccelConfig())
     del words["CONFIG_TT"]
