@@ -18,6 +18,12 @@ compressed linear dense (a one-core TT-matrix) at ``--bits ternary`` or ``binary
 with layer reduction ``--keep-layers 0,2,4`` (student layer i starts as, and is distilled
 against, the i-th listed teacher layer) and one-stage distillation by default.
 
+``--scheme tucker`` (seed 001) makes every encoder linear ``d x d`` blocks of a shared Tucker
+matrix bank: ``--rank R`` (at most 64), ``--bank-size L`` cores per bank, ``--bank-scope model``
+(one bank for the encoder, the default) or ``layer``, ``--bits 8|4`` (or float); the word
+embedding is a TT embedding with ``--embedding-rank``; one-stage distillation by default (every
+layer shares the bank, so all are distilled from the first step).
+
 ``--scheme nm`` (seed 002, NxMiFormer) keeps every encoder linear dense, pruned to N:M sparsity
 along its input dimension (``--nm 2:4``, ``1:4``, ``2:8``; per-layer patterns and bits through
 ``--config``, e.g. the one ``ttaccel nm-search`` writes) and quantized at ``--bits 8|4|2|ternary``;
@@ -69,10 +75,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scheme",
         default="tt",
-        choices=["tt", "xtc", "nm"],
+        choices=["tt", "xtc", "nm", "tucker"],
         help="shorthand config: tt (TT-matrices, default), xtc (dense ternary/binary layers "
-        "+ layer reduction, seed 003) or nm (N:M sparse low-bit layers, seed 002)",
+        "+ layer reduction, seed 003), nm (N:M sparse low-bit layers, seed 002) or tucker "
+        "(blocks of a shared Tucker matrix bank, seed 001)",
     )
+    parser.add_argument(
+        "--bank-size", type=int, default=None,
+        help="shorthand config, --scheme tucker: cores per bank (at most the bank's blocks)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bank-scope", default=None, choices=["model", "layer"],
+        help="shorthand config, --scheme tucker: one bank for the encoder (model, default) or "
+        "one per encoder layer",
+    )  # fmt: skip
     parser.add_argument(
         "--nm",
         default=None,
@@ -204,6 +220,19 @@ def config_from_args(args: argparse.Namespace):
         )  # fmt: skip
     if args.nm is not None:
         raise ValueError("--nm is for --scheme nm")
+    if args.scheme == "tucker":
+        if args.rank is None or args.bank_size is None:
+            raise ValueError("--scheme tucker needs --rank R and --bank-size L, or --config FILE")
+        if args.xtc_embedding:
+            raise ValueError("--xtc-embedding is for --scheme xtc (tucker: --embedding-rank)")
+        return CompressionConfig.tucker(
+            args.rank, args.bank_size, args.bits, bank_scope=args.bank_scope or "model",
+            embedding_rank=args.embedding_rank, keep_layers=args.keep_layers,
+            power_of_two=args.power_of_two, weight_scale_init=args.weight_scale_init or "max",
+            activation_scale_init=args.activation_scale_init or "max",
+        )  # fmt: skip
+    if args.bank_size is not None or args.bank_scope is not None:
+        raise ValueError("--bank-size and --bank-scope are for --scheme tucker")
     if args.scheme == "xtc":
         if args.rank is not None or args.embedding_rank is not None:
             raise ValueError("--scheme xtc keeps layers dense: no --rank or --embedding-rank")
@@ -237,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     from .compress import train_student
 
     cfg = config_from_args(args)
-    method = args.method or ("onestage" if cfg.scheme == "xtc" else "layerwise")
+    method = args.method or ("onestage" if cfg.scheme in ("xtc", "tucker") else "layerwise")
     nm_training = None
     if cfg.scheme == "nm":
         from .nm import NMTraining

@@ -16,6 +16,10 @@
 Scheme ``nm`` (seed 002) makes :class:`~ttaccel.models.nm.NMLinear` layers (dense, masked N:M,
 each at its rule's bits); ``train_student(..., nm_training=...)`` chooses how the pattern is
 reached (one-shot or gradual magnitude pruning, or ADMM: :class:`~ttaccel.models.nm.NMTraining`).
+
+Scheme ``tucker`` (seed 001) makes :class:`~ttaccel.models.tucker.TuckerLinear` layers from
+shared banks (one for the encoder or one per encoder layer, ``model.tucker_banks``),
+initialised from the teacher's weights by :func:`~ttaccel.models.tucker.build_banks`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,16 @@ from .quant import LsqQuantizer, format_for_bits
 from .teacher import check_checkpoint_dir, classification_loss, load_bert_classifier, make_eval_fn
 from .train import LoopConfig, dist_info, train_loop
 from .tt import TTEmbedding, TTLinear, tt_layer_modes
+from .tucker import (
+    TuckerBank,
+    TuckerLinear,
+    attach_banks,
+    bank_nbytes,
+    build_banks,
+    tucker_banks,
+    tucker_layer_nbytes,
+    tucker_modules,
+)
 from .xtc import reduce_layers, teacher_layer_map
 
 __all__ = [
@@ -75,9 +89,16 @@ def apply_compression(model: nn.Module, cfg: CompressionConfig, *, quantize: boo
     names = {n for n, _ in model.named_modules()}
     num_layers = model.config.num_hidden_layers
     report = {}
+    tucker_linears = []
     for item in cfg.resolve(names, num_layers):
+        if cfg.scheme == "tucker" and item.kind == "linear":
+            tucker_linears.append(item.module)  # built together: they share banks
+            continue
         module = model.get_submodule(item.module)
         report[item.module] = _compress_one(model, item, module, cfg)
+    if tucker_linears:
+        report.update(build_banks(model, tucker_linears, cfg.tucker_rank, cfg.bank_size,
+                                  cfg.bank_scope))  # fmt: skip
     if quantize and cfg.weight_bits is not None:
         enable_quantization(model, cfg)
     return report
@@ -87,12 +108,15 @@ def enable_quantization(model: nn.Module, cfg: CompressionConfig) -> None:
     """Add LSQ quantizers (``cfg.weight_bits`` cores, int8 activations) to every TT module; an
     N:M layer's weight gets its own ``bits`` (its rule's, default the config's)."""
     fmt = format_for_bits(cfg.weight_bits)
-    for layer in tt_modules(model).values():
+    for layer in [*tt_modules(model).values(), *tucker_modules(model).values()]:
         own = format_for_bits(layer.bits) if isinstance(layer, NMLinear) and layer.bits else fmt
         layer.enable_quantization(
             own, power_of_two=cfg.power_of_two, weight_init=cfg.weight_scale_init,
             activation_init=cfg.activation_scale_init,
         )  # fmt: skip
+    for bank in tucker_banks(model).values():
+        bank.enable_quantization(fmt, power_of_two=cfg.power_of_two,
+                                 weight_init=cfg.weight_scale_init)  # fmt: skip
 
 
 def _compress_one(
@@ -258,8 +282,10 @@ def size_report(student: nn.Module, teacher: nn.Module, weight_bits: int | None)
 
     Student TT cores count at ``weight_bits`` packed (32 bits when float), TT biases at 4
     bytes (int32 or fp32), every other parameter at fp32; quantizer scales are not counted
-    (a few floats per layer). ``encoder_linear_*`` counts the six linears of every encoder layer
-    (weights and biases).
+    (a few floats per layer). A Tucker bank (scheme ``tucker``) counts once, its V, U and C
+    packed at ``weight_bits`` (:func:`~ttaccel.models.tucker.bank_nbytes`), in the encoder
+    linears; each Tucker linear adds its int8 mix, uint16 core ids and bias. ``encoder_linear_*``
+    counts the six linears of every encoder layer (weights and biases).
     """
     fmt = format_for_bits(weight_bits) if weight_bits is not None else None
 
@@ -281,6 +307,14 @@ def size_report(student: nn.Module, teacher: nn.Module, weight_bits: int | None)
             if ".encoder.layer." in name:
                 enc += b
             skip.update(f"{name}.{p}" for p, _ in layer.named_parameters())
+        for name, layer in tucker_modules(model).items():
+            b = tucker_layer_nbytes(layer, weight_bits)
+            whole, enc = whole + b, enc + b
+            skip.update(f"{name}.{p}" for p, _ in layer.named_parameters())
+        for key, bank in tucker_banks(model).items():  # counted once, however many layers use it
+            b = bank_nbytes(bank, weight_bits)
+            whole, enc = whole + b, enc + b
+            skip.update(f"tucker_banks.{key}.{p}" for p, _ in bank.named_parameters())
         for name, p in model.named_parameters():
             if name in skip:
                 continue
@@ -326,6 +360,14 @@ def save_student(
         }  # fmt: skip
         if isinstance(layer, NMLinear):
             shapes[name].update(nm=[layer.n, layer.m], bits=layer.bits)
+    banks = tucker_banks(model)
+    if banks:
+        extra = {**(extra or {}), "tucker": {
+            "banks": {k: {"d": b.d, "rank": b.rank, "size": b.size} for k, b in banks.items()},
+            "linears": {n: {"in_features": m.in_features, "out_features": m.out_features,
+                            "bank": m.bank_name, "bias": m.bias is not None}
+                        for n, m in tucker_modules(model).items()},
+        }}  # fmt: skip
     meta = {
         "compression": cfg.to_dict(), "tt_shapes": shapes, "hf_config": model.config.to_dict(),
         "teacher": str(Path(teacher_dir).resolve()), "task": task, "max_length": max_length,
@@ -373,6 +415,19 @@ def load_student(
                               padding_idx=hf.pad_token_id)  # fmt: skip
         parent, attr = _parent(model, name)
         setattr(parent, attr, new)
+    if "tucker" in meta:
+        banks = {k: TuckerBank(b["d"], b["rank"], b["size"])
+                 for k, b in meta["tucker"]["banks"].items()}  # fmt: skip
+        for name, s in meta["tucker"]["linears"].items():
+            parent, attr = _parent(model, name)
+            setattr(
+                parent,
+                attr,
+                TuckerLinear(
+                    s["in_features"], s["out_features"], banks[s["bank"]], s["bank"], bias=s["bias"]
+                ),
+            )
+        attach_banks(model, banks)
     if cfg.weight_bits is not None:
         enable_quantization(model, cfg)
     state = torch.load(folder / "student.pt", map_location="cpu", weights_only=True)

@@ -55,6 +55,19 @@ writes it::
        {"name": "encoder", "nm": "2:4"},
        {"name": "bert.encoder.layer.5.output.dense", "nm": "1:4", "weight_bits": 4}]}
 
+Scheme ``tucker`` (seed 001) stores every named linear as ``d x d`` blocks ``V S_b U^T`` of a
+shared Tucker matrix bank (:mod:`ttaccel.models.tucker`): its linear rules give the bank's
+``rank`` (one int, at most 64 and the hidden size; the same for every linear rule), without
+modes; ``bank_size`` is the number of cores ``l`` in each bank (at most the blocks of the bank's
+scope) and ``bank_scope`` ``"model"`` (one bank for the whole encoder, the default) or
+``"layer"`` (one per encoder layer). ``weight_bits`` 8 or 4 (the bank's codes; the mix is int8)
+or null. A ``word_embeddings`` rule stays a TT embedding (rank and modes as scheme ``tt``)::
+
+    {"scheme": "tucker", "bank_size": 24, "bank_scope": "model", "weight_bits": 4,
+     "layers": [{"name": "encoder", "rank": 64}, {"name": "word_embeddings", "rank": 64}]}
+
+``bank_size`` and ``bank_scope`` are written for scheme ``tucker`` only.
+
 A config of scheme ``tt`` without ``keep_layers`` writes neither key in :meth:`to_dict`, so
 older configs (and artifacts) read and write unchanged; nor do rules without ``nm`` or
 ``weight_bits`` write those keys.
@@ -71,7 +84,9 @@ from pathlib import Path
 from ttaccel.spec.nm import parse_nm
 
 __all__ = [
+    "BANK_SCOPES",
     "LAYER_GROUPS",
+    "MAX_TUCKER_RANK",
     "SCHEMES",
     "SCHEME_WEIGHT_BITS",
     "CompressionConfig",
@@ -96,7 +111,9 @@ LAYER_GROUPS: dict[str, tuple[str, ...]] = {
 }
 _WORD = "bert.embeddings.word_embeddings"
 _SCALE_INITS = ("max", "lsq", "mse", "percentile", "twn")  # models.quant.SCALE_INITS (no torch)
-SCHEMES = ("tt", "xtc", "nm")
+SCHEMES = ("tt", "xtc", "nm", "tucker")
+BANK_SCOPES = ("model", "layer")  # models.tucker.BANK_SCOPES (no torch)
+MAX_TUCKER_RANK = 64  # models.tucker.MAX_TUCKER_RANK
 SCHEME_WEIGHT_BITS: dict[str, tuple] = {
     # TT merges its cores and requantizes every product back to the weight format: a binary
     # merge keeps only the sign of each product, which no TT scale can undo.
@@ -104,6 +121,9 @@ SCHEME_WEIGHT_BITS: dict[str, tuple] = {
     "xtc": (8, 4, 2, "ternary", "binary", None),
     # N:M stores the pruned weights as zeros: binary codes {-1, +1} have none.
     "nm": (8, 4, 2, "ternary", None),
+    # The bank's factors and cores, and the S_b the engine merges from them: INT8 or INT4
+    # (spec.tucker.TUCKER_WEIGHT_FORMATS).
+    "tucker": (8, 4, None),
 }
 """The weight formats (``weight_bits`` values) each scheme takes; null is a float student."""
 
@@ -187,6 +207,8 @@ class CompressionConfig:
     activation_scale_init: str = "max"
     scheme: str = "tt"
     keep_layers: tuple[int, ...] | None = None
+    bank_size: int | None = None
+    bank_scope: str | None = None
 
     def __post_init__(self) -> None:
         layers = tuple(
@@ -236,6 +258,8 @@ class CompressionConfig:
                     raise ValueError(
                         f"{where}: a float config (weight_bits null) takes no per-layer weight_bits"
                     )
+            if self.scheme == "tucker":
+                self._check_tucker_rule(where, rule)
             if self.scheme == "tt" and rule.rank is None:
                 raise ValueError(f"layers[{i}] ({rule.name!r}): scheme 'tt' needs a rank")
             if self.scheme == "xtc" and (rule.rank is not None or rule.in_modes is not None):
@@ -243,6 +267,7 @@ class CompressionConfig:
                     f"layers[{i}] ({rule.name!r}): scheme 'xtc' keeps every layer dense (one "
                     "core): leave rank, in_modes and out_modes out"
                 )
+        self._check_bank()
         if self.keep_layers is not None:
             keep = self.keep_layers
             if (
@@ -263,6 +288,58 @@ class CompressionConfig:
                 raise ValueError(
                     f"{key} must be one of {list(_SCALE_INITS)}, not {getattr(self, key)!r}"
                 )
+
+    def _check_tucker_rule(self, where: str, rule: LayerRule) -> None:
+        if rule.rank is None:
+            raise ValueError(f"{where}: scheme 'tucker' needs a rank")
+        if rule.name in ("word_embeddings", _WORD):
+            return  # a TT embedding
+        if rule.in_modes is not None:
+            raise ValueError(
+                f"{where}: scheme 'tucker' cuts every linear into hidden x hidden blocks: leave "
+                "in_modes and out_modes out"
+            )
+        if not isinstance(rule.rank, int):
+            raise ValueError(f"{where}: scheme 'tucker' takes one rank (an int), not {rule.rank}")
+        if rule.rank > MAX_TUCKER_RANK:
+            raise ValueError(
+                f"{where}: a Tucker rank is at most {MAX_TUCKER_RANK}, not {rule.rank}"
+            )
+
+    def _check_bank(self) -> None:
+        if self.scheme != "tucker":
+            if self.bank_size is not None or self.bank_scope is not None:
+                raise ValueError(
+                    f"bank_size and bank_scope are for scheme 'tucker', not {self.scheme!r}"
+                )
+            return
+        size = self.bank_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(
+                f"bank_size must be a positive integer (the cores per bank) for scheme "
+                f"'tucker', not {size!r}"
+            )
+        if self.bank_scope is None:
+            object.__setattr__(self, "bank_scope", "model")
+        if self.bank_scope not in BANK_SCOPES:
+            raise ValueError(
+                f"bank_scope must be one of {list(BANK_SCOPES)}, not {self.bank_scope!r}"
+            )
+        ranks = {rule.rank for rule in self.layers if rule.name not in ("word_embeddings", _WORD)}
+        if not ranks:
+            raise ValueError("scheme 'tucker' needs at least one linear rule (e.g. 'encoder')")
+        if len(ranks) > 1:
+            raise ValueError(
+                f"scheme 'tucker': every linear rule needs the same rank (one bank rank), "
+                f"found {sorted(ranks)}"
+            )
+
+    @property
+    def tucker_rank(self) -> int:
+        """The bank rank of a scheme ``tucker`` config (its linear rules' rank)."""
+        if self.scheme != "tucker":
+            raise ValueError(f"tucker_rank is for scheme 'tucker', not {self.scheme!r}")
+        return next(r.rank for r in self.layers if r.name not in ("word_embeddings", _WORD))
 
     # -- JSON --
 
@@ -287,6 +364,13 @@ class CompressionConfig:
                     del rule[key]
             if "nm" in rule:
                 rule["nm"] = f"{rule['nm'][0]}:{rule['nm'][1]}"
+        if self.scheme != "tucker":
+            del data["bank_size"], data["bank_scope"]
+        else:
+            for rule in data["layers"]:
+                if rule["name"] not in ("word_embeddings", _WORD):
+                    for key in ("in_modes", "out_modes", "cores_per_side"):
+                        rule.pop(key, None)
         if self.scheme in ("xtc", "nm"):
             for rule in data["layers"]:
                 for key in ("rank", "in_modes", "out_modes", "cores_per_side"):
@@ -379,6 +463,24 @@ class CompressionConfig:
                    weight_scale_init=weight_scale_init,
                    activation_scale_init=activation_scale_init, scheme="nm",
                    keep_layers=None if keep_layers is None else tuple(keep_layers))  # fmt: skip
+
+    @classmethod
+    def tucker(
+        cls, rank: int, bank_size: int, weight_bits: int | None, *, bank_scope: str = "model",
+        embedding_rank: int | None = None, keep_layers: Sequence[int] | None = None,
+        power_of_two: bool = False, weight_scale_init: str = "max",
+        activation_scale_init: str = "max",
+    ) -> CompressionConfig:  # fmt: skip
+        """Scheme ``tucker``: all six encoder linears from banks of ``rank`` and ``bank_size``
+        cores per ``bank_scope``, at ``weight_bits`` (8, 4 or None); the word embedding as a TT
+        embedding at ``embedding_rank`` when given."""
+        rules = [LayerRule("encoder", rank)]
+        if embedding_rank is not None:
+            rules.append(LayerRule("word_embeddings", embedding_rank))
+        return cls(tuple(rules), weight_bits, power_of_two, weight_scale_init=weight_scale_init,
+                   activation_scale_init=activation_scale_init, scheme="tucker",
+                   keep_layers=None if keep_layers is None else tuple(keep_layers),
+                   bank_size=bank_size, bank_scope=bank_scope)  # fmt: skip
 
     def check_keep_layers(self, teacher_layers: int) -> None:
         """Raise ValueError when ``keep_layers`` names a layer the teacher (``teacher_layers``

@@ -26,6 +26,7 @@ from .nm import NMLinear
 from .quant import LsqQuantizer
 from .train import evaluate_logits, predictions, task_metrics
 from .tt import TTEmbedding, TTLinear
+from .tucker import tucker_banks, tucker_modules
 
 __all__ = [
     "evaluate_student",
@@ -62,16 +63,27 @@ def student_artifact(
     The position table keeps only its first ``max_length`` rows (the tokenizer never reaches the
     others; ``max_position_embeddings`` says so). An N:M layer
     (:class:`~ttaccel.models.nm.NMLinear`, scheme ``nm``) goes to ``nm_linears``, compressed
-    (ValueError naming it if its integer weight is not N:M). Raises ValueError for a float
-    student (the artifact holds integer TT layers only).
+    (ValueError naming it if its integer weight is not N:M). Tucker linears (scheme ``tucker``)
+    go to ``tucker_linears`` and their banks, once each, to ``tucker_banks`` under their module
+    path (``tucker_banks.<name>``). Raises ValueError for a float student (the artifact holds
+    integer layers only).
     """
     tts = tt_modules(model)
-    if not tts or not all(m.quantized for m in tts.values()):
+    tuckers, banks = tucker_modules(model), tucker_banks(model)
+    layers = [*tts.values(), *tuckers.values(), *banks.values()]
+    if not layers or not all(m.quantized for m in layers):
         raise ValueError(
             "only quantized students can be exported (the artifact holds integer TT layers): "
             "train the student with --bits 8, 4, 2, ternary or binary"
         )
     linears, embeddings, nm_linears, owned = {}, {}, {}, set()
+    tucker_linears = {name: layer.to_int() for name, layer in tuckers.items()}
+    owned.update(f"{name}.{p}" for name, layer in tuckers.items()
+                 for p, _ in layer.named_parameters())  # fmt: skip
+    quant_banks = {}
+    for key, bank in banks.items():
+        quant_banks[f"tucker_banks.{key}"] = bank.to_int()
+        owned.update(f"tucker_banks.{key}.{p}" for p, _ in bank.named_parameters())
     for name, layer in tts.items():
         if isinstance(layer, NMLinear):
             nm_linears[name] = QuantNMLinear.from_tt_linear(layer.to_int(), layer.n, layer.m,
@@ -108,7 +120,8 @@ def student_artifact(
         "compression": meta.get("compression"), "tokenizer": tokenizer or {"do_lower_case": True},
         "training": {k: result[k] for k in ("method", "dev", "loop", "init_from") if k in result},
     }  # fmt: skip
-    return Artifact(model_config, linears, embeddings, tensors, vocab, nm_linears=nm_linears)
+    return Artifact(model_config, linears, embeddings, tensors, vocab, nm_linears=nm_linears,
+                    tucker_banks=quant_banks, tucker_linears=tucker_linears)  # fmt: skip
 
 
 def write_artifact(artifact: Artifact, out_path: str | Path) -> Path:
@@ -176,10 +189,11 @@ def evaluate_student(
     }  # fmt: skip
     quantized = cfg.weight_bits is not None
     if quantized and int_sim:
-        for m in tt_modules(model).values():
+        simulated = [*tt_modules(model).values(), *tucker_modules(model).values()]
+        for m in simulated:
             m.int_mode = True
         sim_logits, _ = evaluate_logits(forward, enc, 64)
-        for m in tt_modules(model).values():
+        for m in simulated:
             m.int_mode = False
         result["torch_int_sim"] = task_metrics(predictions(sim_logits, regression), labels,
                                                regression)  # fmt: skip
