@@ -7,12 +7,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p docs/runs/students3 docs/runs/teacher-sst2-strong
 # The first teacher's record stays; a retrained teacher (a fresh machine: same command, not
-# bit-identical across machines) is kept beside it, since later students distil from it.
-teacher=docs/runs/teacher-sst2-strong/teacher-sst2-strong.result.json
-if [ ! -f "$teacher" ]; then
-    cp build/teacher-sst2-strong/result.json "$teacher"
-elif ! cmp -s build/teacher-sst2-strong/result.json "$teacher"; then
-    cp build/teacher-sst2-strong/result.json "${teacher%.result.json}.rerun.result.json"
+# bit-identical across machines) is kept beside it as the next free .rerunN record, since later
+# students distil from it (a record equal to one already kept is not copied again).
+teacher=build/teacher-sst2-strong/result.json
+if [ -f "$teacher" ]; then
+    kept=docs/runs/teacher-sst2-strong/teacher-sst2-strong
+    new=1
+    for f in "$kept".result.json "$kept".rerun*.result.json; do
+        [ -f "$f" ] && cmp -s "$teacher" "$f" && new=0
+    done
+    if [ "$new" = 1 ]; then
+        if [ ! -f "$kept.result.json" ]; then dest=$kept.result.json
+        elif [ ! -f "$kept.rerun.result.json" ]; then dest=$kept.rerun.result.json
+        else n=2; while [ -f "$kept.rerun$n.result.json" ]; do n=$((n + 1)); done
+             dest=$kept.rerun$n.result.json
+        fi
+        cp "$teacher" "$dest"
+    fi
 fi
 for dir in build/students3/*/; do
     name=$(basename "$dir")
@@ -21,8 +32,8 @@ done
 for f in build/students3/*-eval.json build/students3/*-export.json; do
     [ -f "$f" ] && cp "$f" docs/runs/students3/
 done
-# the other schemes' runs (tools/train_nm.sh, tools/train_xtc.sh): the same three records
-for scheme in nm xtc; do
+# the other schemes' runs (tools/train_nm.sh, train_xtc.sh, train_tucker.sh): the same records
+for scheme in nm xtc tucker; do
     [ -d "build/$scheme" ] || continue
     mkdir -p "docs/runs/$scheme"
     for dir in build/$scheme/*/; do
