@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.models.resume import kill_and_resume
 from ttaccel.cli import main
 from ttaccel.models.compress import build_student, load_student, train_student
 from ttaccel.models.config import CompressionConfig, LayerRule
@@ -273,15 +274,9 @@ def test_a_weight_that_is_not_nm_is_refused_at_export_naming_it(nm_student):
         student_artifact(model, meta, ["[PAD]"] * model.config.vocab_size)
 
 
-class _Killed(Exception):
-    pass
-
-
 def test_a_killed_admm_run_resumes_to_the_uninterrupted_state(
     tmp_path, tiny_checkpoint, tiny_data, monkeypatch
 ):
-    import ttaccel.models.compress as compress
-
     cfg = CompressionConfig.nm("2:4", 4)
     loop = LoopConfig(steps=5, batch_size=8, lr=1e-3, eval_every=5, save_every=2)
     training = NMTraining("admm", prune_steps=3, admm_every=1, rho=0.1)
@@ -290,28 +285,9 @@ def test_a_killed_admm_run_resumes_to_the_uninterrupted_state(
         return train_student(tiny_checkpoint, tiny_data, out, cfg, method="onestage", loop=loop,
                              progress=False, nm_training=training)  # fmt: skip
 
-    whole = run(tmp_path / "whole")
-    real, calls = compress.logits_kd, []
-
-    def dies_at_step_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise _Killed  # after the step-2 checkpoint (ADMM Z and U updated twice)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(compress, "logits_kd", dies_at_step_3)
-    with pytest.raises(_Killed):
-        run(tmp_path / "killed")
-    assert torch.load(tmp_path / "killed" / "state.pt", weights_only=False)["step"] == 2
-    monkeypatch.setattr(compress, "logits_kd", real)
-    resumed = run(tmp_path / "killed")
-    assert resumed["dev"] == whole["dev"]
-    a = torch.load(tmp_path / "whole" / "state.pt", weights_only=False)
-    b = torch.load(tmp_path / "killed" / "state.pt", weights_only=False)
-    assert a["step"] == b["step"] == 5 and a["model"].keys() == b["model"].keys()
-    assert any(k.endswith("admm_u") for k in a["model"])
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
+    # killed after the step-2 checkpoint (ADMM Z and U updated twice)
+    state = kill_and_resume(monkeypatch, tmp_path, run, steps=5)
+    assert any(k.endswith("admm_u") for k in state["model"])
     saved = torch.load(tmp_path / "whole" / "student" / "student.pt", weights_only=True)
     assert not any(k.endswith(("admm_z", "admm_u")) for k in saved)  # training state only
 

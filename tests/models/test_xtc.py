@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.models.resume import kill_and_resume
 from ttaccel.cli import main
 from ttaccel.models.compress import build_student, distill_losses, load_student, train_student
 from ttaccel.models.config import CompressionConfig, LayerRule
@@ -212,15 +213,9 @@ def test_xtc_student_round_trips_through_its_folder(xtc_student):
         assert torch.equal(model(input_ids=ids).logits, again(input_ids=ids).logits)
 
 
-class _Killed(Exception):
-    pass
-
-
 def test_a_killed_xtc_run_resumes_to_the_uninterrupted_state(
     tmp_path, tiny_checkpoint, tiny_data, monkeypatch
 ):
-    import ttaccel.models.compress as compress
-
     cfg = CompressionConfig.xtc("ternary", [1])
     loop = LoopConfig(steps=4, batch_size=8, lr=1e-3, eval_every=4, save_every=2)
 
@@ -228,27 +223,7 @@ def test_a_killed_xtc_run_resumes_to_the_uninterrupted_state(
         return train_student(tiny_checkpoint, tiny_data, out, cfg, method="onestage", loop=loop,
                              progress=False)  # fmt: skip
 
-    whole = run(tmp_path / "whole")
-    real, calls = compress.logits_kd, []
-
-    def dies_at_step_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise _Killed  # after the step-2 checkpoint, as a kill would
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(compress, "logits_kd", dies_at_step_3)
-    with pytest.raises(_Killed):
-        run(tmp_path / "killed")
-    assert torch.load(tmp_path / "killed" / "state.pt", weights_only=False)["step"] == 2
-    monkeypatch.setattr(compress, "logits_kd", real)
-    resumed = run(tmp_path / "killed")
-    assert resumed["dev"] == whole["dev"]
-    a = torch.load(tmp_path / "whole" / "state.pt", weights_only=False)
-    b = torch.load(tmp_path / "killed" / "state.pt", weights_only=False)
-    assert a["step"] == b["step"] == 4 and a["model"].keys() == b["model"].keys()
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
+    kill_and_resume(monkeypatch, tmp_path, run, steps=4)
 
 
 def test_cli_compress_scheme_xtc(tmp_path, tiny_checkpoint, tiny_data):
