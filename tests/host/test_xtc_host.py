@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.spec.tiny_bert import tiny_bert_frame
 from ttaccel.host.backends import open_device
 from ttaccel.host.bert import ArtifactDoesNotFit, DeviceBert
 from ttaccel.host.driver import Accelerator
@@ -36,29 +37,12 @@ def _dense(rng, fmt, m, n) -> QuantTTLinear:
 
 def xtc_artifact(fmt, seed=0) -> Artifact:
     rng = np.random.default_rng(seed)
-    f32 = lambda *s: rng.normal(0, 0.5, s).astype(np.float32)  # noqa: E731
-    linears, tensors = {}, {}
+    linears = {}
     for layer in range(LAYERS):
-        p = f"bert.encoder.layer.{layer}."
         for name in LINEAR_NAMES:
             m, n = {"intermediate.dense": (H, FFN), "output.dense": (FFN, H)}.get(name, (H, H))
-            linears[p + name] = _dense(rng, fmt, m, n)
-        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
-            tensors[f"{p}{ln}.weight"] = np.ones(H, np.float32)
-            tensors[f"{p}{ln}.bias"] = f32(H)
-    e = "bert.embeddings."
-    tensors.update({
-        f"{e}word_embeddings.weight": f32(V, H), f"{e}position_embeddings.weight": f32(32, H),
-        f"{e}token_type_embeddings.weight": f32(2, H), f"{e}LayerNorm.weight": np.ones(H, "f4"),
-        f"{e}LayerNorm.bias": f32(H), "bert.pooler.dense.weight": f32(H, H),
-        "bert.pooler.dense.bias": f32(H), "classifier.weight": f32(2, H),
-        "classifier.bias": f32(2),
-    })  # fmt: skip
-    model = {
-        "architecture": "bert-sequence-classification", "hidden_size": H,
-        "num_hidden_layers": LAYERS, "num_attention_heads": 2, "intermediate_size": FFN,
-        "layer_norm_eps": 1e-12, "hidden_act": "gelu", "num_labels": 2,
-    }  # fmt: skip
+            linears[f"bert.encoder.layer.{layer}.{name}"] = _dense(rng, fmt, m, n)
+    model, tensors = tiny_bert_frame(rng, hidden=H, ffn=FFN, vocab=V, layers=LAYERS)
     return Artifact(model, linears, {}, tensors, [f"t{i}" for i in range(V)])
 
 

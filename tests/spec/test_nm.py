@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.spec.tiny_bert import tiny_bert_frame
 from ttaccel.spec.artifact import Artifact, ArtifactError, load_artifact, save_artifact
 from ttaccel.spec.formats import BINARY, INT4, INT8, TERNARY, Requant
 from ttaccel.spec.golden import QuantNMLinear, gemm_int, nm_linear_int, tt_linear_int
@@ -182,32 +183,15 @@ H, FFN, V = 16, 32, 20
 def nm_artifact(seed=0, fmt=INT4) -> Artifact:
     """A tiny 1-layer BERT whose six encoder linears are N:M layers (2:4, 1:4, 2:8 mixed)."""
     rng = np.random.default_rng(seed)
-    f32 = lambda *s: rng.normal(0, 0.5, s).astype(np.float32)  # noqa: E731
     patterns = [(2, 4), (1, 4), (2, 8), (2, 4), (2, 4), (1, 4)]
     shapes = {"intermediate.dense": (H, FFN), "output.dense": (FFN, H)}
     from ttaccel.spec.inference import LINEAR_NAMES
 
-    nm, tensors = {}, {}
-    p = "bert.encoder.layer.0."
+    nm = {}
     for name, (n, m) in zip(LINEAR_NAMES, patterns, strict=True):
         k, out = shapes.get(name, (H, H))
-        nm[p + name] = nm_layer(rng, n, m, k, out, fmt)
-    for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
-        tensors[f"{p}{ln}.weight"] = np.ones(H, np.float32)
-        tensors[f"{p}{ln}.bias"] = f32(H)
-    e = "bert.embeddings."
-    tensors.update({
-        f"{e}word_embeddings.weight": f32(V, H), f"{e}position_embeddings.weight": f32(32, H),
-        f"{e}token_type_embeddings.weight": f32(2, H), f"{e}LayerNorm.weight": np.ones(H, "f4"),
-        f"{e}LayerNorm.bias": f32(H), "bert.pooler.dense.weight": f32(H, H),
-        "bert.pooler.dense.bias": f32(H), "classifier.weight": f32(2, H),
-        "classifier.bias": f32(2),
-    })  # fmt: skip
-    model = {
-        "architecture": "bert-sequence-classification", "hidden_size": H,
-        "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": FFN,
-        "layer_norm_eps": 1e-12, "hidden_act": "gelu", "num_labels": 2,
-    }  # fmt: skip
+        nm["bert.encoder.layer.0." + name] = nm_layer(rng, n, m, k, out, fmt)
+    model, tensors = tiny_bert_frame(rng, hidden=H, ffn=FFN, vocab=V, layers=1)
     return Artifact(model, {}, {}, tensors, [f"t{i}" for i in range(V)], nm_linears=nm)
 
 

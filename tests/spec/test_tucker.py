@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.spec.tiny_bert import tiny_bert_frame
 from ttaccel.spec.artifact import Artifact, ArtifactError, load_artifact, save_artifact
 from ttaccel.spec.formats import INT2, INT4, INT8, TERNARY, Requant, quantize, requantize
 from ttaccel.spec.golden import tt_linear_int
@@ -308,32 +309,15 @@ def tucker_artifact(seed=0, fmt=INT4, layers=1, rank=4, size=12) -> Artifact:
     from ttaccel.spec.inference import LINEAR_NAMES
 
     rng = np.random.default_rng(seed)
-    f32 = lambda *s: rng.normal(0, 0.5, s).astype(np.float32)  # noqa: E731
     bank = random_bank(rng, fmt, d=H, r=rank, size=size)
     shapes = {"intermediate.dense": (H, FFN_BLOCKS * H), "output.dense": (FFN_BLOCKS * H, H)}
-    linears, tensors = {}, {}
+    linears = {}
     for index in range(layers):
         p = f"bert.encoder.layer.{index}."
         for name in LINEAR_NAMES:
             layer = random_layer(rng, bank, *shapes.get(name, (H, H)), k=int(rng.integers(1, 5)))
             linears[p + name] = dataclasses.replace(layer, bank=BANK)
-        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
-            tensors[f"{p}{ln}.weight"] = np.ones(H, np.float32)
-            tensors[f"{p}{ln}.bias"] = f32(H)
-    e = "bert.embeddings."
-    tensors.update({
-        f"{e}word_embeddings.weight": f32(VOCAB, H), f"{e}position_embeddings.weight": f32(32, H),
-        f"{e}token_type_embeddings.weight": f32(2, H), f"{e}LayerNorm.weight": np.ones(H, "f4"),
-        f"{e}LayerNorm.bias": f32(H), "bert.pooler.dense.weight": f32(H, H),
-        "bert.pooler.dense.bias": f32(H), "classifier.weight": f32(2, H),
-        "classifier.bias": f32(2),
-    })  # fmt: skip
-    model = {
-        "architecture": "bert-sequence-classification", "hidden_size": H,
-        "num_hidden_layers": layers, "num_attention_heads": 2,
-        "intermediate_size": FFN_BLOCKS * H, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
-        "num_labels": 2,
-    }  # fmt: skip
+    model, tensors = tiny_bert_frame(rng, hidden=H, ffn=FFN_BLOCKS * H, vocab=VOCAB, layers=layers)
     return Artifact(model, {}, {}, tensors, [f"t{i}" for i in range(VOCAB)],
                     tucker_banks={BANK: bank}, tucker_linears=linears)  # fmt: skip
 
