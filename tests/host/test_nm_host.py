@@ -1,7 +1,9 @@
 """An N:M sparse BERT (seed 002) through the host driver: without a sparse GEMM mode its N:M
 layers run as the dense one-core layers they expand to (zeros included), on a 2:4 build as
 sparse GEMMs where the mode takes their pattern; the logits on the reference backend equal the
-golden model's bit for bit, resident, with the weights streamed through WBUF, and sparse."""
+golden model's bit for bit, resident, with the weights streamed through WBUF, and sparse; on
+the sim backend (the generated RTL in Verilator) the 2:4 build runs them sparse and the plain
+4 x 4 board dense, with the golden logits."""
 
 from __future__ import annotations
 
@@ -77,3 +79,69 @@ def test_a_sparse_build_runs_the_nm_layers_sparse_with_the_golden_logits(fmt, tm
         assert runs[sparse][name].counters.macs_issued == (full if name == wide else full // 2)
     for model in (sparse, dense):
         assert all(r.counters.macs_issued == r.expected_macs for r in model.linears.records)
+
+
+# --- the simulated board: the 2:4 build's RTL in Verilator (built once under build/simboard) ---
+
+
+@pytest.fixture(scope="module")
+def sparse_library():
+    from ttaccel.host.sim_build import build_simboard
+
+    return build_simboard(SPARSE).library
+
+
+def test_the_rtl_of_a_sparse_build_runs_the_nm_bert_sparse_with_the_golden_logits(
+    sparse_library, tmp_path
+):
+    """The generated RTL of the 2:4 build (Verilator, streams with idle cycles and
+    back-pressure) advertises its mode in CONFIG_MAX_MODE, runs the 2:4, 1:4 and 2:8 layers as
+    sparse GEMMs and a 4:8 layer as its dense expansion, with the golden model's logits and
+    every run's MACS_ISSUED equal to the compiler's count (half the dense one where sparse)."""
+    from ttaccel.host.sim import SimDevice
+
+    art = nm_artifact(seed=4, fmt=INT8)
+    wide = "bert.encoder.layer.0.attention.output.dense"
+    art.nm_linears[wide] = nm_layer(np.random.default_rng(5), 4, 8, H, H, INT8)
+    path = tmp_path / "nm.safetensors"
+    save_artifact(path, art)
+    artifact = load_artifact(path)
+    golden = BertInference(artifact).logits(IDS)
+    with SimDevice(sparse_library, seed=7, input_idle=0.2, output_stall=0.2) as device:
+        accel = Accelerator(device, timeout_s=600)
+        assert accel.config == dataclasses.replace(SPARSE, device=accel.config.device)
+        assert accel.config.sparse_nm == (2, 4)  # CONFIG_MAX_MODE.sparse_n / sparse_m
+        model = DeviceBert(artifact, accel)
+        np.testing.assert_array_equal(model.logits(IDS), golden)
+        assert device.violations == 0  # TVALID/TDATA stable until each handshake
+    runs = {r.layer: r for r in model.linears.records if r.kind == "run"}
+    want = {n: "nm-dense" if n == wide else "nm-sparse" for n in artifact.nm_linears}
+    assert {n: r.mode for n, r in runs.items()} == want
+    padded = -(-sum(map(len, IDS)) // SPARSE.rows) * SPARSE.rows
+    for name, layer in artifact.nm_linears.items():
+        full = padded * layer.in_features * layer.out_features
+        assert runs[name].counters.macs_issued == (full if name == wide else full // 2)
+    assert all(r.counters.macs_issued == r.expected_macs for r in model.linears.records)
+
+
+def test_the_rtl_of_a_dense_build_runs_the_nm_bert_as_dense_expansions(tmp_path):
+    """On the 4 x 4 int8 RTL without a sparse mode (SMALL_BOARD, shared with
+    tests/host/test_sim_device.py) every N:M layer runs as its dense expansion, int4 codes on
+    the int8 array, with the golden model's logits."""
+    from ttaccel.host.sim import SimDevice
+    from ttaccel.host.sim_build import SMALL_BOARD, build_simboard
+
+    path = tmp_path / "nm.safetensors"
+    save_artifact(path, nm_artifact(seed=6, fmt=INT4))
+    artifact = load_artifact(path)
+    golden = BertInference(artifact).logits(IDS)
+    with SimDevice(build_simboard(SMALL_BOARD).library, seed=8, input_idle=0.2,
+                   output_stall=0.2) as device:  # fmt: skip
+        accel = Accelerator(device, timeout_s=600)
+        assert accel.config.sparse_nm is None
+        model = DeviceBert(artifact, accel)
+        np.testing.assert_array_equal(model.logits(IDS), golden)
+        assert device.violations == 0
+    records = model.linears.records
+    assert {r.mode for r in records if r.kind == "run"} == {"nm-dense"}
+    assert all(r.counters.macs_issued == r.expected_macs for r in records)

@@ -1,6 +1,7 @@
 """A Tucker BERT with a shared matrix bank (seed 001) through the host driver: its layers run on
 the engine as their 3-core TT expansions, and the logits on the reference backend equal the
-golden model's bit for bit, resident (prefetched) and without prefetch."""
+golden model's bit for bit, resident (prefetched) and without prefetch, and with the bank's
+factors resident; on the sim backend (the generated RTL in Verilator) both ways too."""
 
 from __future__ import annotations
 
@@ -69,3 +70,40 @@ def test_resident_factors_logits_equal_the_golden_model(fmt, prefetch):
         assert streamed - once == 11 * factor_beats.pop()
     else:  # prefetched constants ride in the run programs' streams
         assert runs_resident + once < runs_plain + streamed
+
+
+# --- the simulated board: the generated RTL in Verilator (SMALL_BOARD, shared with
+# tests/host/test_sim_device.py, built once under build/simboard) ---
+
+
+@pytest.fixture(scope="module")
+def small_library():
+    from ttaccel.host.sim_build import SMALL_BOARD, build_simboard
+
+    return build_simboard(SMALL_BOARD).library
+
+
+def test_the_rtl_runs_the_tucker_bert_with_and_without_resident_factors(small_library, tmp_path):
+    """The 4 x 4 int8 RTL (Verilator, streams with idle cycles and back-pressure) runs the
+    2-layer Tucker artifact as 3-core TT expansions (:class:`DeviceBert`) and with the bank's
+    factors resident (:class:`ResidentTuckerBert`): both logits equal the golden model's, and
+    every run's MACS_ISSUED equals the compiler's count."""
+    from ttaccel.host.sim import SimDevice
+    from ttaccel.host.tucker import ResidentTuckerBert
+
+    path = tmp_path / "tucker.safetensors"
+    save_artifact(path, tucker_artifact(seed=2, fmt=INT8, layers=2))
+    artifact = load_artifact(path)
+    golden = BertInference(artifact).logits(IDS)
+    with SimDevice(small_library, seed=5, input_idle=0.2, output_stall=0.2) as device:
+        accel = Accelerator(device, timeout_s=600)
+        plain = DeviceBert(artifact, accel)
+        np.testing.assert_array_equal(plain.logits(IDS), golden)
+        resident = ResidentTuckerBert(artifact, accel)
+        np.testing.assert_array_equal(resident.logits(IDS), golden)
+        assert device.violations == 0  # TVALID/TDATA stable until each handshake
+    for model in (plain, resident):
+        records = model.linears.records
+        assert {r.layer for r in records if r.kind == "run"} == set(artifact.tucker_linears)
+        assert all(r.counters.macs_issued == r.expected_macs for r in records)
+    assert [r.layer for r in resident.linears.records if r.kind == "tucker-factors"] == [BANK]
