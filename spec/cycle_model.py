@@ -22,8 +22,10 @@ streams at one 64-bit beat per cycle in each direction and no back-pressure from
   for results sent to the output stream, the larger of that and the tile's beats; the next
   tile's drain starts ``max(D, cols)`` after this one's (the array drains the invalid columns
   of a last column tile too, one per cycle). So a steady run of tiles costs ``max(k, D)``
-  each. Results are written ``latency`` cycles after their drain slot (operand skew ``rows +
-  cols - 2`` plus the MAC and requantizer pipelines); a GEMM completes (``signal``) when its
+  each. Results are written ``latency`` cycles after their drain slot (the skew of the
+  array's PE columns, one per ``macs_per_dsp`` tokens, plus the MAC and requantizer
+  pipelines; the output columns' skew is the drain's one column per cycle); a GEMM completes
+  (``signal``) when its
   last result is written. A GEMM's first tile also waits ``gemm_issue`` cycles after the
   previous GEMM's last compute step (none when it is not fenced, follows a GEMM and was ready
   before that GEMM's last step), for its token (``wait``), and with ``fence`` for every
@@ -55,14 +57,17 @@ from .isa import (
     result_beats,
 )
 
-__all__ = ["CycleReport", "Timing", "estimate_layer", "simulate"]
+__all__ = ["CycleReport", "Timing", "estimate_layer", "pe_columns", "simulate"]
 
 
 @dataclass(frozen=True)
 class Timing:
     """Latencies of the implementation, in cycles (defaults: a plausible RTL; calibrate
-    against simulation). ``mac_latency``: the buffers' operand register and the PE pipeline
-    (DSP48E1 operand, product and accumulator registers) and the hold row;
+    against simulation). ``mac_latency``: from a tile's drain slot to its first result at the
+    requantizer besides the PE columns' skew: the buffers' operand register and operand FIFO,
+    the PE pipeline (DSP48E1 operand, product and accumulator registers), the hold row and
+    the drain (9 cycles: Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8 builds, int8
+    packed and not, ternary and binary, match it exactly);
     ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
     ``output_latency``: the packer's input register and the engine's output register, between
     the last output word reaching the packer and the run's end; ``store_latency``: the
@@ -79,7 +84,7 @@ class Timing:
     ``k * N / M`` beats, :func:`~ttaccel.spec.isa.gemm_beats`). The defaults follow ``hw/``
     (dispatcher, load engine, requantizer) as documented there."""
 
-    mac_latency: int = 5
+    mac_latency: int = 9
     requant_latency: int = 5
     output_latency: int = 2
     store_latency: int = 1
@@ -92,8 +97,17 @@ class Timing:
     barrier_latency: int = 1
 
     def latency(self, config: AccelConfig) -> int:
-        """Cycles from a result's drain slot to its write: skew + MAC + requantizer."""
-        return config.rows + config.cols - 2 + self.mac_latency + self.requant_latency
+        """Cycles from a result's drain slot to its write: the skew of the array's PE columns
+        (:func:`pe_columns`) + MAC + requantizer."""
+        return pe_columns(config) + self.mac_latency + self.requant_latency
+
+
+def pe_columns(config: AccelConfig) -> int:
+    """PE columns of the engine's (transposed) array: ``rows / 2`` where a DSP48E1 multiplies
+    two tokens by one weight (``config.macs_per_dsp == 2``: int8, ``dsp_packing``, even
+    ``rows``), else ``rows`` (one token per PE: int8 unpacked, int4, int2, ternary, binary).
+    Each column adds one cycle of skew between a tile's last beat and its results."""
+    return config.rows // 2 if config.macs_per_dsp == 2 else config.rows
 
 
 @dataclass(frozen=True)
