@@ -48,6 +48,9 @@ for name in $NAMES; do
         tk64-l72-int4) run "$name" 64 72 model 4 500 ;;  # 72 cores for 72 blocks: no sharing
         tk64-l24-int4) run "$name" 64 24 model 4 500 ;;  # 24 cores shared by 72 blocks
         tk64-l72-int8) run "$name" 64 72 model 8 500 ;;
+        # one bank per encoder layer (its own V and U), 12 cores for its 12 blocks
+        tk64-layer-int8) run "$name" 64 12 layer 8 1500 ;;
+        tk64-layer-int4) run "$name" 64 12 layer 4 1500 ;;
         *) echo "unknown run $name" >&2; exit 2 ;;
     esac
 done
