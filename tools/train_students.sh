@@ -106,8 +106,18 @@ case "${1:-}" in
         continued r64e64-4-more2 "$BASE" 64 4 2500 1e-4 \
             && golden r64e64-4-more2
         ;;
+    g|h)
+        # The bundled INT4 student of commit e7eb667 (queue f's r64e64-4-more2) requantized to
+        # INT2 (g) or ternary (h) cores and trained 600 QAT steps: seed 000's 2-bit point and
+        # TT with ternary cores (issue 11 item 4), from the artifact's cores read back.
+        BASE=$OUT/r64e64-4-bundled-e7eb667.safetensors
+        mkdir -p "$OUT"
+        [ -f "$BASE" ] || git show e7eb667:ttaccel/data/sst2-minilm-tt-int4.safetensors > "$BASE"
+        if [ "$1" = g ]; then name=r64e64-2-from4 bits=2; else name=r64e64-t-from4 bits=ternary; fi
+        continued "$name" "$BASE" 64 "$bits" 600 1e-4 && golden "$name"
+        ;;
     *)
-        echo "usage: $0 a|b|c|d|e|f   (the queues of the sweep)" >&2
+        echo "usage: $0 a|b|c|d|e|f|g|h   (the queues of the sweep)" >&2
         exit 2
         ;;
 esac
