@@ -345,6 +345,17 @@ class _Reader:
             raise ArtifactError(name, f"expected dtype {np.dtype(dtype)}, found {tensor.dtype}")
         return tensor
 
+    def _bias(self, obj: dict, name: str, where: str, out_features: int) -> np.ndarray | None:
+        """``name.bias`` (int32, ``(out_features,)``) when ``obj['has_bias']``, else None."""
+        if not self._get(obj, "has_bias", where, bool):
+            return None
+        bias = self._tensor(f"{name}.bias", np.dtype(np.int32), where)
+        if bias.shape != (out_features,):
+            raise ArtifactError(
+                f"{name}.bias", f"shape mismatch: expected ({out_features},), found {bias.shape}"
+            )
+        return bias
+
     def _format(self, obj: dict, where: str) -> NumberFormat:
         name = self._get(obj, "weight_format", where, str)
         if name not in FORMATS:
@@ -420,14 +431,7 @@ class _Reader:
             self._requant(r, f"{where}.stage_requants[{s}]")
             for s, r in enumerate(self._get(obj, "stage_requants", where, list))
         )
-        bias = None
-        if self._get(obj, "has_bias", where, bool):
-            bias = self._tensor(f"{name}.bias", np.dtype(np.int32), where)
-            if bias.shape != (shape.out_features,):
-                raise ArtifactError(
-                    f"{name}.bias",
-                    f"shape mismatch: expected ({shape.out_features},), found {bias.shape}",
-                )
+        bias = self._bias(obj, name, where, shape.out_features)
         try:
             return QuantTTLinear(
                 cores, fmt, plan, merges, stages, bias,
@@ -503,14 +507,7 @@ class _Reader:
             nm_expand(values, indices, n, m, in_features, name=f"{name}.nm_indices")
         except ValueError as error:
             raise ArtifactError(f"{name}.nm_indices", str(error)) from None
-        bias = None
-        if self._get(obj, "has_bias", where, bool):
-            bias = self._tensor(f"{name}.bias", np.dtype(np.int32), where)
-            if bias.shape != (out_features,):
-                raise ArtifactError(
-                    f"{name}.bias", f"shape mismatch: expected ({out_features},), found "
-                    f"{bias.shape}"
-                )  # fmt: skip
+        bias = self._bias(obj, name, where, out_features)
         requant = self._requant(self._get(obj, "requant", where, list), f"{where}.requant")
         try:
             return QuantNMLinear(
@@ -652,14 +649,7 @@ class _Reader:
         if mix_name not in FORMATS:
             raise ArtifactError(f"{where}.mix_format", f"{mix_name!r} not one of {sorted(FORMATS)}")
         mix = self._packed(f"{name}.tucker_mix", where, FORMATS[mix_name], (blocks, k))
-        bias = None
-        if self._get(obj, "has_bias", where, bool):
-            bias = self._tensor(f"{name}.bias", np.dtype(np.int32), where)
-            if bias.shape != (out_features,):
-                raise ArtifactError(
-                    f"{name}.bias", f"shape mismatch: expected ({out_features},), found "
-                    f"{bias.shape}"
-                )  # fmt: skip
+        bias = self._bias(obj, name, where, out_features)
         mix_requant = self._requant(
             self._get(obj, "mix_requant", where, list), f"{where}.mix_requant"
         )
