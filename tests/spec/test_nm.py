@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.spec.tiny_bert import tiny_bert_frame
+from tests.spec.tiny_bert import doctored_artifact, tiny_bert_frame
 from ttaccel.spec.artifact import Artifact, ArtifactError, load_artifact, save_artifact
 from ttaccel.spec.formats import BINARY, INT4, INT8, TERNARY, Requant
 from ttaccel.spec.golden import QuantNMLinear, gemm_int, nm_linear_int, tt_linear_int
@@ -25,7 +25,7 @@ from ttaccel.spec.nm import (
     parse_nm,
     unpack_indices,
 )
-from ttaccel.spec.safetensors_io import load_safetensors, save_safetensors
+from ttaccel.spec.safetensors_io import load_safetensors
 
 PATTERNS = [(2, 4), (1, 4), (2, 8), (1, 2), (4, 8), (3, 16)]
 
@@ -231,14 +231,6 @@ def test_inference_runs_nm_layers_as_their_dense_expansion(tmp_path):
     np.testing.assert_array_equal(BertInference(art).logits(ids), BertInference(dense).logits(ids))
 
 
-def _doctor(path, out, edit):
-    tensors, meta = load_safetensors(path)
-    manifest = json.loads(meta["ttaccel"])
-    edit(tensors, manifest)
-    save_safetensors(out, tensors, {"ttaccel": json.dumps(manifest)})
-    return out
-
-
 NAME = "bert.encoder.layer.0.attention.self.query"
 
 
@@ -274,7 +266,7 @@ def _short_values(tensors, manifest):
 def test_a_bad_nm_layer_is_refused_naming_the_tensor(edit, field, message, tmp_path):
     path = tmp_path / "nm.safetensors"
     save_artifact(path, nm_artifact())
-    bad = _doctor(path, tmp_path / "bad.safetensors", edit)
+    bad = doctored_artifact(path, tmp_path / "bad.safetensors", edit)
     with pytest.raises(ArtifactError, match=message) as info:
         load_artifact(bad)
     assert info.value.field == field

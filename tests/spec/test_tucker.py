@@ -12,12 +12,12 @@ import json
 import numpy as np
 import pytest
 
-from tests.spec.tiny_bert import tiny_bert_frame
+from tests.spec.tiny_bert import doctored_artifact, tiny_bert_frame
 from ttaccel.spec.artifact import Artifact, ArtifactError, load_artifact, save_artifact
 from ttaccel.spec.formats import INT2, INT4, INT8, TERNARY, Requant, quantize, requantize
 from ttaccel.spec.golden import tt_linear_int
 from ttaccel.spec.inference import BertInference
-from ttaccel.spec.safetensors_io import load_safetensors, save_safetensors
+from ttaccel.spec.safetensors_io import load_safetensors
 from ttaccel.spec.tt import tt_to_dense
 from ttaccel.spec.tucker import (
     TUCKER_PLAN,
@@ -391,14 +391,6 @@ def test_integer_linears_and_inference_run_the_tt_expansion():
     assert np.isfinite(logits).all() and np.ptp(logits) > 0
 
 
-def _doctor(path, out, edit):
-    tensors, meta = load_safetensors(path)
-    manifest = json.loads(meta["ttaccel"])
-    edit(tensors, manifest)
-    save_safetensors(out, tensors, {"ttaccel": json.dumps(manifest)})
-    return out
-
-
 LAYER = "bert.encoder.layer.0.attention.self.query"
 
 
@@ -445,7 +437,7 @@ def _short_mix(tensors, manifest):
 def test_a_bad_tucker_layer_is_refused_naming_the_tensor(edit, field, message, tmp_path):
     path = tmp_path / "tucker.safetensors"
     save_artifact(path, tucker_artifact())
-    bad = _doctor(path, tmp_path / "bad.safetensors", edit)
+    bad = doctored_artifact(path, tmp_path / "bad.safetensors", edit)
     with pytest.raises(ArtifactError, match=message) as info:
         load_artifact(bad)
     assert info.value.field == field

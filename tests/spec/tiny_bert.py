@@ -1,6 +1,6 @@
-"""The float frame of the tiny random BERT artifacts the scheme tests build (TT, N:M, XTC,
+"""Helpers of the scheme tests: the float frame of their tiny random BERT artifacts (TT, N:M, XTC,
 Tucker): embeddings, LayerNorms, pooler, classifier and the model config, around whatever
-integer linears a test puts in."""
+integer linears a test puts in, and an artifact file doctored into bad input."""
 
 from __future__ import annotations
 
@@ -35,3 +35,17 @@ def tiny_bert_frame(
         "layer_norm_eps": 1e-12, "hidden_act": "gelu", "num_labels": 2,
     }  # fmt: skip
     return model, tensors
+
+
+def doctored_artifact(path, out, edit):
+    """Copy the artifact file ``path`` to ``out`` after ``edit(tensors, manifest)`` changed its
+    raw tensors and its manifest in place (to make bad input for the reader's error tests)."""
+    import json
+
+    from ttaccel.spec.safetensors_io import load_safetensors, save_safetensors
+
+    tensors, meta = load_safetensors(path)
+    manifest = json.loads(meta["ttaccel"])
+    edit(tensors, manifest)
+    save_safetensors(out, tensors, {"ttaccel": json.dumps(manifest)})
+    return out
