@@ -44,6 +44,7 @@ __all__ = [
     "LOGIC_CALIBRATION",
     "LUT_MULTIPLIER_LUTS",
     "REQUANT_DSPS_PER_LANE",
+    "SQUARE_16X16",
     "AccelConfig",
     "DeviceLimits",
     "bram36_blocks",
@@ -127,13 +128,15 @@ class AccelConfig:
     array beat); weights need a zero code (not binary). None (the default) builds none of it.
     """
 
-    rows: int = 16
-    cols: int = 16
+    # The default is the fastest configuration that fits the xc7z020 with room for the DMA
+    # (`ttaccel synth --fit xc7z020`, docs/hardware.md): 218 of 220 DSP48E1, 82 of 140 RAMB36.
+    rows: int = 12
+    cols: int = 32
     activation_format: NumberFormat = INT8
     weight_format: NumberFormat = INT8
     dsp_packing: bool = True
-    weight_buffer_depth: int = 16384  # two seed-000 FFN layers' cores: prefetch one, run one
-    act_buffer_depth: int = 8192
+    weight_buffer_depth: int = 8192  # any two consecutive layers of seed 000 and the bundled model
+    act_buffer_depth: int = 4096
     bias_buffer_depth: int = 4096
     instruction_depth: int = 1024
     queue_depth: int = 8
@@ -434,6 +437,13 @@ class AccelConfig:
             f"{self.act_buffer_bytes // 1024} KiB)"
         )
 
+
+
+SQUARE_16X16 = AccelConfig(rows=16, cols=16, weight_buffer_depth=16384, act_buffer_depth=8192)
+"""The default before the board-sized one: a square 16 x 16 array (``b_from_abuf``, so the
+attention scores run on the engine) with room for two of seed 000's FFN layers' cores. It fits
+the xc7z020 (161 DSP48E1, 133 RAMB36) but leaves no block RAM for the DMA; the seed-000
+utilization figures of docs/hardware.md were measured on it."""
 
 def _format(name: str, value: str) -> NumberFormat:
     try:

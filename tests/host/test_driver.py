@@ -68,7 +68,8 @@ def test_dev_sentences_on_the_reference_backend(artifact):
     if not SST2.is_dir():
         pytest.skip(f"{SST2} is absent")
     sentences, labels = read_dev_set(SST2, limit=24)
-    classifier = Classifier(artifact, accelerator(), batch_size=8)
+    device = accelerator()
+    classifier = Classifier(artifact, device, batch_size=8)
     predictions = classifier.classify(sentences)
     assert all(p.exact for p in predictions)
     golden = BertInference(artifact)
@@ -76,7 +77,7 @@ def test_dev_sentences_on_the_reference_backend(artifact):
         batch = [list(classifier.tokenizer.encode(s).ids) for s in sentences[i : i + 8]]
         expected = golden.logits(batch).argmax(-1)
         assert [p.label for p in predictions[i : i + 8]] == expected.tolist()
-    summary = classifier.report.summary(256, 100.0)
+    summary = classifier.report.summary(device.config.lanes, device.config.clock_mhz)
     assert summary["macs_issued_equal_compiler_count"]
     assert summary["logits_exactly_equal_spec"] == "24/24"
     assert 0.5 < summary["engine_utilization"] <= 1.0

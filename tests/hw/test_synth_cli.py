@@ -13,7 +13,7 @@ import pytest
 from ttaccel.cli import main as cli_main
 from ttaccel.hw import synth as hw_synth
 from ttaccel.hw.synth import Xc7Resources
-from ttaccel.spec.accel_config import DEVICES, AccelConfig
+from ttaccel.spec.accel_config import DEVICES, SQUARE_16X16, AccelConfig
 from ttaccel.synth import (
     BUDGET,
     BUNDLED_MODEL,
@@ -88,7 +88,7 @@ def test_synth_fails_clearly_when_the_design_does_not_fit(tmp_path, monkeypatch,
 
 def test_logic_estimate_is_a_budget_filter():
     # The estimate's budget rejects what the device could hold but the block design could not.
-    big = AccelConfig(rows=16, cols=16)  # 133 RAMB36 > 80% of 140
+    big = SQUARE_16X16  # 133 RAMB36 > 80% of 140
     assert not within_estimate_budget(big)
     assert within_estimate_budget(SMALL)
     assert not within_estimate_budget(SMALL, {**BUDGET, "lut": 0.01})

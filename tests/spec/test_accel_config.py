@@ -14,24 +14,39 @@ from ttaccel.spec.formats import BINARY, FORMATS, INT4, INT8, TERNARY
 def test_default_is_a_pynq_z2_design():
     config = AccelConfig()
     limits = DEVICES["xc7z020"]
-    assert (config.rows, config.cols, config.lanes) == (16, 16, 256)
+    assert (config.rows, config.cols, config.lanes) == (12, 32, 384)
     assert config.weight_format == INT8 and config.activation_format == INT8
     assert config.stream_bits == 64
-    # Two int8 MACs per DSP48E1, two per requantizer lane, one for the dispatcher.
-    assert config.dsp_estimate == {"mac": 128, "requant": 32, "dispatch": 1, "address": 0}
-    assert config.dsp_total <= limits.dsp48
-    assert config.bram36_total <= limits.bram36
+    # Two int8 MACs per DSP48E1 (384 / 2), two per requantizer lane (12 lanes), one for the
+    # dispatcher's bound multiplier, one for the execute engine's `* rows` (12 is no shift).
+    assert config.dsp_estimate == {"mac": 192, "requant": 24, "dispatch": 1, "address": 1}
+    assert config.dsp_total == 218  # yosys synth_xilinx of the 12 x 32 top: 218 DSP48E1
+    assert config.dsp_total >= 0.8 * limits.dsp48
+    # RAMB36 in the cheapest aspect ratio: WBUF 256 bits x 8192 as 29 x 2 blocks of 9 x 4096;
+    # ABUF 96 x 4096: 11 blocks; BIAS 32 x 4096: 4; instructions 320 x 1024 as 36 x 1024: 9.
+    # rows != cols: no second ABUF copy (no b_from_abuf).
     assert config.bram36_estimate == {
-        "weight_buffer": 60,
-        "act_buffer": 30,
+        "weight_buffer": 58,
+        "act_buffer": 11,
         "bias_buffer": 4,
         "instructions": 9,
-        "act_buffer_b_operand": 30,  # second ABUF copy for b_from_abuf (rows == cols, int8)
     }
+    assert config.bram36_total == 82  # yosys synth_xilinx of the 12 x 32 top: 82 RAMB36
+    assert config.bram36_total <= 0.8 * limits.bram36
+    assert not config.supports_b_from_abuf
     assert config.acc_bits == 28  # 4096 * 128 * 128 = 2**26 needs 27 magnitude bits + sign
-    assert config.weight_buffer_bytes == 256 * 1024 and config.act_buffer_bytes == 128 * 1024
-    assert config.bram36_total == 133  # yosys synth_xilinx of the default top: 133 RAMB36
-    assert "16x16" in config.summary()
+    assert config.weight_buffer_bytes == 256 * 1024 and config.act_buffer_bytes == 48 * 1024
+    assert "12x32" in config.summary()
+
+
+def test_square_reference_keeps_b_from_abuf():
+    # The 16 x 16 configuration of the seed-000 utilization figures (docs/hardware.md): square,
+    # so attention scores run on the engine, but over the board budget (133 of 140 RAMB36).
+    config = AccelConfig(rows=16, cols=16, weight_buffer_depth=16384, act_buffer_depth=8192)
+    assert config.supports_b_from_abuf
+    assert config.dsp_estimate == {"mac": 128, "requant": 32, "dispatch": 1, "address": 0}
+    assert config.bram36_estimate["act_buffer_b_operand"] == 30
+    assert config.bram36_total == 133  # yosys synth_xilinx of that top: 133 RAMB36
 
 
 @pytest.mark.parametrize(

@@ -193,7 +193,7 @@ def test_the_pipeline_overlaps_loads_and_needs_no_fences():
     rng = np.random.default_rng(6)
     shape = TTShape(*tt_layer_modes((8, 8), (8, 8)), (1, 4, 6, 4, 1))
     layer = random_layer(rng, shape, INT8, best_plan(shape, 64), extreme=False)
-    compiled = compile_tt_linear(layer, 64, AccelConfig())
+    compiled = compile_tt_linear(layer, 64, AccelConfig(rows=16, cols=16))  # 4 column blocks
     gemms = [i for i in compiled.run if isinstance(i, Gemm)]
     loads = [i for i in compiled.run if isinstance(i, Load)]
     assert not any(g.fence for g in gemms)
@@ -236,7 +236,7 @@ def layer_of(shape, fmt=INT8):
         (
             layer_of(TTShape((64, 1), (1, 64), (1, 8, 1))),
             4,
-            AccelConfig(weight_buffer_depth=64),
+            AccelConfig(rows=16, cols=16, weight_buffer_depth=64),  # B-words of 16 lanes
             "merged cores' B-words is 96, but the configuration's weight_buffer_depth is 64",
         ),
         (
