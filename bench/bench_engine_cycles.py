@@ -86,9 +86,11 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args()
     report = measure(args.tokens, args.config)
-    command = "python bench/bench_engine_cycles.py" + (
-        f" --tokens {args.tokens}" if args.tokens != 128 else ""
-    ) + (f" --config {args.config}" if args.config != "default" else "")
+    command = (
+        "python bench/bench_engine_cycles.py"
+        + (f" --tokens {args.tokens}" if args.tokens != 128 else "")
+        + (f" --config {args.config}" if args.config != "default" else "")
+    )
     table = to_markdown(report, command, args.config)
     print(table)
     if not args.no_write:

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", nargs="+", default=["attention", "ffn"],
                         choices=["attention", "ffn", "attention-dense", "ffn-dense"])  # fmt: skip
     parser.add_argument("--config", choices=sorted(CONFIGS), default="default",
-                        help="the configuration to build (default: the default AccelConfig)")  # fmt: skip
+                        help="the configuration to build (default: AccelConfig())")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
     config = CONFIGS[args.config]

@@ -438,12 +438,12 @@ class AccelConfig:
         )
 
 
-
 SQUARE_16X16 = AccelConfig(rows=16, cols=16, weight_buffer_depth=16384, act_buffer_depth=8192)
 """The default before the board-sized one: a square 16 x 16 array (``b_from_abuf``, so the
 attention scores run on the engine) with room for two of seed 000's FFN layers' cores. It fits
 the xc7z020 (161 DSP48E1, 133 RAMB36) but leaves no block RAM for the DMA; the seed-000
 utilization figures of docs/hardware.md were measured on it."""
+
 
 def _format(name: str, value: str) -> NumberFormat:
     try:
