@@ -61,16 +61,22 @@ def to_markdown(report: list[dict], command: str, config: str) -> str:
     for name in ("attention", "ffn"):
         tt, dense = by_name[name], by_name.get(f"{name}-dense")
         error = tt["cycles"] / tt["model_cycles"] - 1
-        dense_cycles = f"{dense['cycles']}" if dense else "not measured"
-        ratio = f"{dense['cycles'] / tt['cycles']:.1f}x" if dense else "-"
+        if dense is None or "does_not_fit" in dense:
+            dense_cycles = "does not fit" if dense else "not measured"
+            ratio = "-"
+        else:
+            dense_cycles = f"{dense['cycles']}"
+            ratio = f"{dense['cycles'] / tt['cycles']:.1f}x"
         lines.append(
             f"| {name} ({'768x768' if name == 'attention' else '768x3072'}) | {tt['tokens']} | "
             f"{tt['cycles']} | {tt['model_cycles']} | {error:+.2%} | "
             f"{tt['utilization']:.1%} | {dense_cycles} | {ratio} |"
         )
     for name in ("attention-dense", "ffn-dense"):
-        if name in by_name:
-            d = by_name[name]
+        d = by_name.get(name)
+        if d is not None and "does_not_fit" in d:
+            lines.append(f"\n{name}: not run, {d['does_not_fit']}.")
+        elif d is not None:
             lines.append(
                 f"\n{name}: {d['cycles']} RTL cycles, model {d['model_cycles']} "
                 f"({d['cycles'] / d['model_cycles'] - 1:+.2%}), utilization {d['utilization']:.1%}."

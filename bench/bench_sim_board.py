@@ -1,6 +1,6 @@
 """Speed of the simulated board (the sim backend): simulated cycles per second and build time.
 
-For each configuration (the tests' 4 x 4 ``SMALL_BOARD`` and the default 16 x 16
+For each configuration (the tests' 4 x 4 ``SMALL_BOARD`` and the default 12 x 32
 ``AccelConfig()``) builds (or reuses) the Verilator board with
 :func:`ttaccel.host.sim_build.build_simboard`, loads seed 000's attention TT layer (768 x 768,
 ranks 24/30/24, best plan) with its setup program, then runs one batch of ``--tokens`` tokens
@@ -16,7 +16,7 @@ Writes the table to docs/results.md (section ``sim-board``) and the raw figures 
     python bench/bench_sim_board.py [--tokens 128] [--repeats 3] [--configs small default]
                                     [--no-write]
 
-The 16 x 16 build takes 7-10 minutes on the 2-core development machine. Once the driver runs
+A 16 x 16 build took 7-10 minutes on the 2-core development machine. Once the driver runs
 BERT on the sim backend, :func:`add_sentences_per_second` adds a sentences-per-second row to
 the same section (see its docstring).
 """

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{'model util':>10}")  # fmt: skip
     worst = 0.0
     for entry in report:
+        if "does_not_fit" in entry:
+            print(f"{entry['layer']:10} {entry['tokens']:>6} does not fit: {entry['does_not_fit']}")
+            continue
         error = entry["cycles"] / entry["model_cycles"] - 1
         worst = max(worst, abs(error))
         print(f"{entry['layer']:10} {entry['tokens']:>6} {entry['cycles']:>8} "
