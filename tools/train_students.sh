@@ -125,8 +125,15 @@ case "${1:-}" in
         [ -f "$BASE" ] || git show e7eb667:ttaccel/data/sst2-minilm-tt-int4.safetensors > "$BASE"
         continued r64e64-4-more3 "$BASE" 64 4 1500 5e-5 --seed 1 && golden r64e64-4-more3
         ;;
+    j)
+        # The same start as i, 1000 steps at queue f's learning rate (1e-4), data seed 1.
+        BASE=$OUT/r64e64-4-bundled-e7eb667.safetensors
+        mkdir -p "$OUT"
+        [ -f "$BASE" ] || git show e7eb667:ttaccel/data/sst2-minilm-tt-int4.safetensors > "$BASE"
+        continued r64e64-4-more4 "$BASE" 64 4 1000 1e-4 --seed 1 && golden r64e64-4-more4
+        ;;
     *)
-        echo "usage: $0 a|b|c|d|e|f|g|h|i   (the queues of the sweep)" >&2
+        echo "usage: $0 a|b|c|d|e|f|g|h|i|j   (the queues of the sweep)" >&2
         exit 2
         ;;
 esac
