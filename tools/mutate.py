@@ -187,6 +187,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("requant",),
     ),
     Mutant(
+        "load-last-beat-flag-stuck", "hw/load_engine.py",
+        ((r"beats_one\.eq\(\(head_bits != 0\) & \(head_bits <= STREAM_BITS\)\)",
+          "beats_one.eq(0)"),),
+        "a one-beat LOAD never sees its last beat (TLAST is an error, further beats are taken)",
+    ),
+    Mutant(
         "abuf-port-conflict", "hw/load_engine.py",
         ((r"\(\(target != 0\) \| self\.abuf_grant\)", "1"),),
         "a LOAD writes ABUF in a cycle the execute engine's result owns the port (word lost)",
