@@ -1,5 +1,6 @@
 """The analytic cycle model: closed forms on tiny programs, agreement with the executor's
-counts, and seed 000's layers at >= 85% utilization on the default configuration."""
+counts, and seed 000's layers: >= 85% utilization on 16 x 16 (``SQUARE_16X16``), fewer cycles on
+the board-sized default."""
 
 import numpy as np
 import pytest
