@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_doc import write_section
 
-from ttaccel.sim.measure_engine import CONFIGS
+from ttaccel.spec.accel_config import NAMED_CONFIGS as CONFIGS
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["attention", "ffn", "attention-dense", "ffn-dense"]

@@ -18,10 +18,8 @@ from ttaccel.host.classify import Classifier, read_dev_set
 from ttaccel.host.driver import Accelerator
 from ttaccel.host.reference import ReferenceDevice
 from ttaccel.host.tokenizer import tokenizer_from_artifact
-from ttaccel.spec.accel_config import SQUARE_16X16, AccelConfig
+from ttaccel.spec.accel_config import NAMED_CONFIGS, AccelConfig
 from ttaccel.spec.artifact import load_artifact
-
-CONFIGS = {"default": AccelConfig(), "16x16": SQUARE_16X16}
 
 
 class RecordingDevice(ReferenceDevice):
@@ -46,7 +44,7 @@ def main() -> int:
     sentences, _ = read_dev_set(args.data, limit=args.batch)
     tokens = len(tokenizer_from_artifact(artifact).encode(sentences[0]).ids)
     print(f"{'configuration':14} {'sentences':>9} {'largest in (B)':>15} {'largest out (B)':>16}")
-    for name, config in CONFIGS.items():
+    for name, config in NAMED_CONFIGS.items():
         for batch in (sentences[:1], sentences):
             device = RecordingDevice(config)
             Classifier(artifact, Accelerator(device), batch_size=len(batch)).classify(batch)

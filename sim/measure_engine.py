@@ -22,9 +22,7 @@ from pathlib import Path
 
 from ttaccel.hw.engine import Engine
 from ttaccel.sim.runner import BUILD_ROOT, run_cocotb, test_seed
-from ttaccel.spec.accel_config import SQUARE_16X16, AccelConfig
-
-CONFIGS = {"default": AccelConfig(), "16x16": SQUARE_16X16}
+from ttaccel.spec.accel_config import NAMED_CONFIGS as CONFIGS
 
 
 def main(argv: list[str] | None = None) -> int:

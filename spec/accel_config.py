@@ -43,6 +43,7 @@ __all__ = [
     "INSTRUCTION_BITS",
     "LOGIC_CALIBRATION",
     "LUT_MULTIPLIER_LUTS",
+    "NAMED_CONFIGS",
     "REQUANT_DSPS_PER_LANE",
     "SQUARE_16X16",
     "AccelConfig",
@@ -443,6 +444,9 @@ SQUARE_16X16 = AccelConfig(rows=16, cols=16, weight_buffer_depth=16384, act_buff
 attention scores run on the engine) with room for two of seed 000's FFN layers' cores. It fits
 the xc7z020 (161 DSP48E1, 133 RAMB36) but leaves no block RAM for the DMA; the seed-000
 utilization figures of docs/hardware.md were measured on it."""
+
+NAMED_CONFIGS: dict[str, AccelConfig] = {"default": AccelConfig(), "16x16": SQUARE_16X16}
+"""The configurations the measurement scripts (``--config NAME``) compare side by side."""
 
 
 def _format(name: str, value: str) -> NumberFormat:
