@@ -12,17 +12,25 @@ streams at one 64-bit beat per cycle in each direction and no back-pressure from
   ``wait``) when its token has arrived; it takes ``load_setup`` + the larger of its beats and
   its words (one buffer write per cycle); its ``signal`` token is available when it ends.
 * Execute engine, per GEMM tile (``k`` steps -- ``k * N / M`` array beats for a sparse GEMM
-  on a ``sparse_nm = (N, M)`` build --, ``D`` drain cycles): with double-buffered
-  accumulators the array computes tile ``i`` while tile ``i - 1`` drains::
+  on a ``sparse_nm = (N, M)`` build --, ``D`` drain cycles): the array computes tile ``i``
+  in its accumulators while tile ``i - 1`` drains from the hold registers (the second
+  buffer), and stalls when tile ``i``'s finishing wave would overwrite a hold row of tile
+  ``i - 1`` that has not drained yet (``hw/systolic.py``)::
 
-      compute_start(i) = max(compute_end(i - 1), drain_end(i - 2))  # accumulator bank free
-      drain_end(i) = max(compute_start(i) + k, drain_end(i - 1)) + D(i)
+      compute_end(i) = max(compute_end(i - 1) + k, hold_free(i - 1))
+      drain_start(i) = max(compute_end(i), drain_start(i - 1) + max(D(i - 1), cols))
+      hold_free(i) = drain_start(i) + pe_columns + hold_turnaround
+                     + max(0, D(i) - cols - stream_slack)   # Timing.stream_slack
 
   ``D`` is the valid columns of the tile (one A-word per cycle through the requantizers), or,
   for results sent to the output stream, the larger of that and the tile's beats; the next
   tile's drain starts ``max(D, cols)`` after this one's (the array drains the invalid columns
-  of a last column tile too, one per cycle). So a steady run of tiles costs ``max(k, D)``
-  each. Results are written ``latency`` cycles after their drain slot (the skew of the
+  of a last column tile too, one per cycle), and a streamed drain also waits for the previous
+  tile's beats to be sent. ``hold_free``: the next tile's wave reaches hold row ``r`` ``r``
+  cycles after its last beat, as the drain frees row ``r`` ``r`` cycles after the first;
+  a drain that the output stream slows (``D > cols``) frees its last rows later, less the
+  ``stream_slack`` beats that wait below the array. So a steady run of tiles costs
+  ``max(k, D)`` each. Results are written ``latency`` cycles after their drain slot (the skew of the
   array's PE columns, one per ``macs_per_dsp`` tokens, plus the MAC and requantizer
   pipelines; the output columns' skew is the drain's one column per cycle); a GEMM completes
   (``signal``) when its
@@ -34,6 +42,12 @@ streams at one 64-bit beat per cycle in each direction and no back-pressure from
 
 The run ends when ``END`` dispatches. Utilization is ``useful MACs / (cycles * lanes)``, with
 useful MACs those of the layer itself (no padded tokens or columns).
+
+Not modelled: ABUF's write port serves GEMM results before LOAD words (``hw/engine.py``), so a
+LOAD into ABUF that overlaps a run of result writes loses input cycles once the input stage
+and the gearbox are full (25 cycles on each of the first two token blocks of seed 000's layers
+on the 12 x 32 default, 13-14 on 16 x 16): the model is that much optimistic there (0.11 % of
+the attention layer at 12 x 32).
 """
 
 from __future__ import annotations
@@ -81,7 +95,13 @@ class Timing:
     (at least ``dispatch`` after the previous dispatch); ``assembler_latency`` /
     ``assembler_bypass_latency``: on a ``sparse_nm`` build, the cycles the group assembler
     (``hw/sparse.py``) adds to a sparse / a dense GEMM's beats (a sparse tile takes
-    ``k * N / M`` beats, :func:`~ttaccel.spec.isa.gemm_beats`). The defaults follow ``hw/``
+    ``k * N / M`` beats, :func:`~ttaccel.spec.isa.gemm_beats`); ``hold_turnaround``: from a
+    tile's first drain slot, besides the PE columns' skew, to the first cycle in which the
+    next tile may finish without a stall (the array's ``min_tile_spacing`` is ``pe_columns +
+    1``); ``slack_words`` / ``slack_offset``: a streamed drain runs ahead of the output
+    stream by ``slack_words`` results (the requantizer's capacity, ``hw/requant.py``) less
+    ``slack_offset`` beats (:meth:`stream_slack`; the offset fitted to Verilator traces of
+    seed 000's layers on the 12 x 32 default and on 16 x 16). The defaults follow ``hw/``
     (dispatcher, load engine, requantizer) as documented there."""
 
     mac_latency: int = 9
@@ -95,11 +115,21 @@ class Timing:
     assembler_latency: int = 2
     assembler_bypass_latency: int = 1
     barrier_latency: int = 1
+    hold_turnaround: int = 1
+    slack_words: int = 7
+    slack_offset: int = 4
 
     def latency(self, config: AccelConfig) -> int:
         """Cycles from a result's drain slot to its write: the skew of the array's PE columns
         (:func:`pe_columns`) + MAC + requantizer."""
         return pe_columns(config) + self.mac_latency + self.requant_latency
+
+    def stream_slack(self, config: AccelConfig) -> int:
+        """Beats of a streamed tile its drain may send ahead of the output stream:
+        ``slack_words`` A-words of ``config.a_word_bits`` in beats, less ``slack_offset``
+        (6 on the 12 x 32 default, 10 on 16 x 16). Only drains slower than one column per
+        cycle (A-words wider than a beat) use it."""
+        return self.slack_words * config.a_word_bits // STREAM_BITS - self.slack_offset
 
 
 def pe_columns(config: AccelConfig) -> int:
@@ -146,6 +176,8 @@ def simulate(
     program = list(program)
     check_program(program, config)
     latency = timing.latency(config)
+    pe_cols = pe_columns(config)
+    slack = timing.stream_slack(config)
     n = len(program)
     engine_of = [
         0 if isinstance(i, Load) else 1 if isinstance(i, Gemm | Store) else None for i in program
@@ -169,8 +201,7 @@ def simulate(
     # execute-engine state
     compute_free = 0
     drain_free = 0
-    bank_free = [0, 0]
-    bank = 0
+    hold_free = 0  # the array may finish a tile from then on (the hold rows have drained)
     written = 0  # time every issued result is written
     out_free = 0
     last_exec_gemm = False  # the execute engine's previous instruction was a GEMM
@@ -239,18 +270,19 @@ def simulate(
                             beats = -(-bits // STREAM_BITS) - -(-bits_before // STREAM_BITS)
                             drain = max(drain, beats)
                             out_beats += beats
-                        c0 = max(s if first else compute_free, bank_free[bank])
+                        c0 = s if first else compute_free
                         if first:
                             start_gemm = c0
                             first = False
-                        c1 = c0 + beats_per_tile
+                        c1 = max(c0 + beats_per_tile, hold_free)
                         d0 = max(c1, drain_free, out_free if instr.dst_stream else 0)
                         d1 = last_result = d0 + drain
                         # the array drains every column of the tile, the invalid ones too
-                        bank_free[bank] = drain_free = d0 + max(drain, config.cols)
+                        drain_free = d0 + max(drain, config.cols)
+                        hold_free = d0 + pe_cols + timing.hold_turnaround
+                        hold_free += max(0, drain - config.cols - slack)
                         if instr.dst_stream:
                             out_free = d1
-                        bank ^= 1
                         compute_free = c1
                         compute_cycles += beats_per_tile
                         macs += beats_per_tile * config.rows * valid
