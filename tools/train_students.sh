@@ -139,8 +139,14 @@ case "${1:-}" in
         float r64e64-fp32-long 64 5000
         qat r64e64-4-long r64e64-fp32-long 64 4 2000 && golden r64e64-4-long
         ;;
+    l)
+        # Queue k's recipe at seed 000's 45x point: a rank-40 float student distilled 5,000
+        # steps (queue b's: 1,600), then 2,000 QAT steps at 4 bits.
+        float r40e64-fp32-long 40 5000
+        qat r40e64-4-long r40e64-fp32-long 40 4 2000 && golden r40e64-4-long
+        ;;
     *)
-        echo "usage: $0 a|b|c|d|e|f|g|h|i|j|k   (the queues of the sweep)" >&2
+        echo "usage: $0 a|b|c|d|e|f|g|h|i|j|k|l   (the queues of the sweep)" >&2
         exit 2
         ;;
 esac
