@@ -145,8 +145,14 @@ case "${1:-}" in
         float r40e64-fp32-long 40 5000
         qat r40e64-4-long r40e64-fp32-long 40 4 2000 && golden r40e64-4-long
         ;;
+    m)
+        # Queue k's recipe at seed 000's 15x point: a rank-128 float student distilled 5,000
+        # steps (queue b's: 2,000), then 2,000 QAT steps at 4 bits.
+        float r128e64-fp32-long 128 5000
+        qat r128e64-4-long r128e64-fp32-long 128 4 2000 && golden r128e64-4-long
+        ;;
     *)
-        echo "usage: $0 a|b|c|d|e|f|g|h|i|j|k|l   (the queues of the sweep)" >&2
+        echo "usage: $0 a|b|c|d|e|f|g|h|i|j|k|l|m   (the queues of the sweep)" >&2
         exit 2
         ;;
 esac

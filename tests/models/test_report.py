@@ -49,7 +49,7 @@ def test_render_reads_every_figure_from_the_run_files(tmp_path):
     assert "| 88.50 |" in rows["dense, longer (dense fp32)"]
     assert points == [
         {"name": "TT INT4", "bits": 4, "acc": 84.5, "enc": 29.9, "whole": 20.5, "dense": 1000,
-         "teacher_acc": 86.0, "drop": 86.0 - 84.5},
+         "teacher_acc": 86.0, "drop": 86.0 - 84.5, "label": None},
         {"name": "dense, longer", "acc": 88.5, "reference": True, "drop": 86.0 - 88.5},
     ]  # fmt: skip
 
