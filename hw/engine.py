@@ -23,7 +23,8 @@ as do any after ``e`` that had already started); a load engine that saw a stray 
 An error found in cycle ``t`` is pending in ``t + 1`` (no queue head starts, the dispatcher
 is halted) and bounds the queue heads from ``t + 2``: one quiet cycle, on error runs only (a
 token overflow is registered first: it holds the heads from ``t + 1`` and bounds them from
-``t + 3``).
+``t + 3``). While stopping, a queue head that is new (it arrived or moved up last cycle) or
+follows a pending error waits one more cycle: the bound's compare is registered.
 Once nothing more can run (both engines idle, every queue head after ``e`` or waiting for a
 token that cannot come, the output register empty), the engine offers one all-zero beat with
 TLAST if the run's TLAST beat has not been sent, then pulses ``error`` and drops ``busy``.
@@ -138,7 +139,10 @@ class Engine(wiring.Component):
 
         # Dispatcher -> queues -> engines; a queue head at or after `limit` never starts, and
         # no head starts while an error is pending (the cycle before it updates `limit`). The
-        # heads are registers (`registered_head`): the compare is register to register.
+        # compare `pc < limit` is registered (`before_limit`): it holds for this cycle's head
+        # when last cycle's head was valid, did not leave, and no error was pending (so the
+        # head and `limit` are unchanged); otherwise, while stopping, the head waits a cycle.
+        # Runs without an error (`stopping` low) are not affected.
         m.d.comb += [
             dispatcher.start.eq(begin),
             dispatcher.program_length.eq(self.program_length),
@@ -147,8 +151,14 @@ class Engine(wiring.Component):
         ]
         wiring.connect(m, dispatcher.load_q, load_q.i)
         wiring.connect(m, dispatcher.exec_q, exec_q.i)
-        for fifo_q, engine in ((load_q, load), (exec_q, execute)):
-            allowed = ~pending & ~token_overflow & (~stopping | (fifo_q.o.payload.pc < limit))
+        for name, fifo_q, engine in (("load", load_q, load), ("exec", exec_q, execute)):
+            before_limit = Signal(name=f"{name}_before_limit")
+            head_stable = Signal(name=f"{name}_head_stable")
+            m.d.sync += [
+                before_limit.eq(fifo_q.o.payload.pc < limit),
+                head_stable.eq(fifo_q.o.valid & ~fifo_q.o.ready & ~pending),
+            ]
+            allowed = ~pending & ~token_overflow & (~stopping | (before_limit & head_stable))
             m.d.comb += [
                 engine.q.payload.eq(fifo_q.o.payload),
                 engine.q.valid.eq(fifo_q.o.valid & allowed),
@@ -250,8 +260,10 @@ class Engine(wiring.Component):
         # before it enters the error capture, so the paths through an engine's start and its
         # token pop end at that register; while it is set no queue head starts (as while an
         # error is pending), so the stop sequence is that of an error found a cycle later.
-        overflow_now = Signal()
-        overflow_at = Signal(16)
+        # Each counter's overflow and its pusher's index are registered on their own (the
+        # index unconditionally) and merged after the registers, so no select by the push
+        # sits between an engine's token push and `token_overflow_pc`.
+        overflows = []
         for name, push, pop, ready, pc in (
             ("tokens_to_exec", load.signal, execute.token_take, execute.token_ready, load.pc),
             ("tokens_to_load", execute.signal, load.token_take, load.token_ready,
@@ -260,17 +272,23 @@ class Engine(wiring.Component):
             count = Signal(range(TOKEN_LIMIT + 1), name=name)
             m.d.comb += ready.eq(count != 0)
             full = count == TOKEN_LIMIT
-            with m.If(push & ~pop & full):
-                m.d.comb += [overflow_now.eq(1), overflow_at.eq(pc)]
+            overflowed = Signal(name=f"{name}_overflow")
+            pusher_pc = Signal(16, name=f"{name}_pusher_pc")
+            m.d.sync += [
+                overflowed.eq((busy | begin) & push & ~pop & full & ~reset),
+                pusher_pc.eq(pc),
+            ]
+            overflows.append((overflowed, pusher_pc))
             with m.If(reset | begin):
                 m.d.sync += count.eq(0)
             with m.Elif(push & ~pop & ~full):
                 m.d.sync += count.eq(count + 1)
             with m.Elif(pop & ~push):
                 m.d.sync += count.eq(count - 1)
-        m.d.sync += [
-            token_overflow.eq((busy | begin) & overflow_now & ~reset),
-            overflow_pc.eq(overflow_at),
+        (to_exec_overflow, to_exec_pc), (to_load_overflow, to_load_pc) = overflows
+        m.d.comb += [  # both in one cycle: the execute engine's push is reported
+            token_overflow.eq(to_exec_overflow | to_load_overflow),
+            overflow_pc.eq(Mux(to_load_overflow, to_load_pc, to_exec_pc)),
         ]
 
         # Errors: found in one cycle (`error_now`), registered (`pending`, with its code and
@@ -366,17 +384,23 @@ class Engine(wiring.Component):
             macs.eq(execute.macs),
             retired.eq(Mux(busy, load.retired + execute.retired + dispatcher.sync_retired, 0)),
         ]
+        # END's retirement (`dispatcher.done`, which follows the engines' idle tests) is
+        # counted in its own cycle, the run's last; it selects between two sums of registers
+        # instead of entering the 64-bit adder.
         counters = (
-            (self.busy_cycles, busy),
-            (self.macs_issued, Mux(mac_fire, macs, 0)),
-            (self.stall_cycles, busy & ~mac_fire),
-            (self.instructions_retired, retired + Mux(busy, dispatcher.done, 0)),
+            (self.busy_cycles, busy, None),
+            (self.macs_issued, Mux(mac_fire, macs, 0), None),
+            (self.stall_cycles, busy & ~mac_fire, None),
+            (self.instructions_retired, retired, busy & dispatcher.done),
         )
-        for counter, increment in counters:
+        for counter, increment, late_one in counters:
             value = Signal(64, name=f"{counter.name}_q")
             m.d.comb += counter.eq(value)
+            total = value + increment
+            if late_one is not None:  # two 64-bit sums of registers, one selected
+                total = Mux(late_one, value + (increment + 1), total)
             with m.If(begin):
                 m.d.sync += value.eq(0)
             with m.Else():
-                m.d.sync += value.eq(value + increment)
+                m.d.sync += value.eq(total)
         return m

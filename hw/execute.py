@@ -544,21 +544,30 @@ class ExecuteEngine(wiring.Component):
             name="d1",
         )
         d1_adv = Signal()
-        valid_col = Signal()
         addr_j = Signal(17)
         drained = Signal()
+        # `j == cols - 1` and `j < tile.valid` kept in registers, computed a column ahead, so
+        # the tile queue's pop (`tiles.o.ready`, which loads its wide head register) depends
+        # on two flip-flops and the array's valid only. A tile has 1..cols valid columns
+        # (the dispatcher refuses n == 0), so column 0 of every tile is valid.
+        j_last = Signal(init=(cols == 1), name="drain_col_last")
+        valid_col = Signal(init=1, name="drain_col_valid")
         m.d.comb += [
             d1_adv.eq(~d1.valid | (requant.i.ready & results.i.ready)),
-            valid_col.eq(j < tile.valid),
             array.o.ready.eq(~valid_col | d1_adv),
             drained.eq(array.o.valid & array.o.ready),
             addr_j.eq(Mux(j == 0, tile.out_base, o_run)),
-            tiles.o.ready.eq(drained & (j == cols - 1)),
+            tiles.o.ready.eq(drained & j_last),
             self.bias_addr.eq(tile.bias_base + j),
             self.bias_en.eq(d1_adv),
         ]
         with m.If(drained):
-            m.d.sync += [o_run.eq(addr_j + tile.out_col), j.eq(Mux(j == cols - 1, 0, j + 1))]
+            m.d.sync += [
+                o_run.eq(addr_j + tile.out_col),
+                j.eq(Mux(j_last, 0, j + 1)),
+                j_last.eq(Mux(j_last, cols == 1, j == cols - 2)),
+                valid_col.eq(j_last | (j + 1 < tile.valid)),
+            ]
         with m.If(d1_adv):
             m.d.sync += [
                 d1.valid.eq(array.o.valid & valid_col),

@@ -40,7 +40,9 @@ class BeatPacker(wiring.Component):
         One word per cycle while a word has at most 64 bits, else one beat per cycle
         (``ceil(bits / 64)`` cycles per word); a beat leaves 3 cycles after the transfer that
         completes it (input register, gearbox register, then a 2-entry beat FIFO). ``i.ready``
-        depends on registers only (no combinational path from ``o.ready``).
+        is a function of four registers (the input register's valid, two tests of the
+        gearbox's next state, the beat FIFO's level): no combinational path from ``o.ready``
+        and no adder or compare between it and a flip-flop.
     """
 
     def __init__(self, *, lanes: int):
@@ -117,9 +119,15 @@ class BeatPacker(wiring.Component):
         fill = Signal(range(cap + 1), name="fill")
         flushing = Signal(name="flushing")
         final = Signal(name="final")
+        # Two tests of the gearbox's state are registers, computed from its next state, so
+        # `i.ready` (which pops the requantizer and the result descriptors) is a function of
+        # three flip-flops and the beat FIFO's `w_rdy` only: `can_emit`, a beat is there to
+        # leave; `take_if_emit`, a word fits once that beat has left.
+        can_emit = Signal(name="can_emit")
+        take_if_emit = Signal(init=1, name="take_if_emit")
         emit = Signal()
         m.d.comb += [
-            emit.eq(((fill >= STREAM_BITS) | (flushing & (fill != 0))) & beats.w_rdy),
+            emit.eq(can_emit & beats.w_rdy),
             beats.w_en.eq(emit),
             beats.w_data.eq(Cat(buf[:STREAM_BITS], final & flushing & (fill <= STREAM_BITS))),
         ]
@@ -132,14 +140,28 @@ class BeatPacker(wiring.Component):
         flush_after = Signal()
         m.d.comb += [
             flush_after.eq(flushing & (fill_after != 0)),
-            take.eq(word_valid & (fill_after < STREAM_BITS) & ~flush_after),
+            # = word_valid & (fill_after < 64) & ~flush_after: without a beat to leave, the
+            # word fits (fill < 64 and nothing flushing); with one, once it has left.
+            take.eq(word_valid & Mux(can_emit, beats.w_rdy & take_if_emit, 1)),
         ]
         accept = take
         shift = fill_after[: (STREAM_BITS - 1).bit_length()]
+        fill_next = Signal.like(fill)
+        flush_next = Signal()
+        fill_next_emitted = Signal.like(fill)
+        m.d.comb += [
+            fill_next.eq(fill_after + Mux(accept, word_bits, 0)),
+            flush_next.eq(flush_after | (accept & word_end)),
+            fill_next_emitted.eq(Mux(fill_next > STREAM_BITS, fill_next - STREAM_BITS, 0)),
+        ]
         m.d.sync += [
             buf.eq(buf_after | Mux(accept, word << shift, Const(0, unsigned(1)))),
-            fill.eq(fill_after + Mux(accept, word_bits, 0)),
-            flushing.eq(flush_after | (accept & word_end)),
+            fill.eq(fill_next),
+            flushing.eq(flush_next),
+            can_emit.eq((fill_next >= STREAM_BITS) | (flush_next & (fill_next != 0))),
+            take_if_emit.eq(
+                (fill_next_emitted < STREAM_BITS) & ~(flush_next & (fill_next_emitted != 0))
+            ),
         ]
         with m.If(accept):
             m.d.sync += final.eq(word_final)

@@ -91,6 +91,10 @@ class LoadEngine(wiring.Component):
         # through it, `beats_left`'s own enable: 68.4 MHz ECP5 proxy after step 7).
         beats_some = Signal(name="beats_some")
         beats_one = Signal(name="beats_one")
+        # `words_left == 1` as a register too: the last word's write retires the LOAD and
+        # pushes its token, a path into the token counters. (While `active`, `words_left` is
+        # at least 1: a LOAD has count >= 1 and ends with its last word.)
+        words_one = Signal(name="words_one")
         signal_q = Signal(name="signal_q")
         pc = Signal(16, name="pc")
 
@@ -115,6 +119,7 @@ class LoadEngine(wiring.Component):
                 target.eq(head.buffer),
                 addr.eq(head.base),
                 words_left.eq(head.count),
+                words_one.eq(head.count == 1),
                 beats_left.eq((head_bits + STREAM_BITS - 1) >> 6),
                 beats_some.eq(head_bits != 0),
                 beats_one.eq((head_bits != 0) & (head_bits <= STREAM_BITS)),
@@ -137,13 +142,11 @@ class LoadEngine(wiring.Component):
             for index, w in enumerate(widths):
                 with m.Case(index):
                     m.d.comb += width_units.eq(w // unit)
+        # `fill_units >= width_units` (a word is complete) is a register, computed from the
+        # next `fill_units`: the word write's enable then starts at flip-flops and the grant.
+        word_ready = Signal(name="word_ready")
         write = Signal()
-        m.d.comb += write.eq(
-            active
-            & (words_left != 0)
-            & (fill_units >= width_units)
-            & ((target != 0) | self.abuf_grant)
-        )
+        m.d.comb += write.eq(active & word_ready & ((target != 0) | self.abuf_grant))
         room = fill_units <= (cap - STREAM_BITS) // unit
         m.d.comb += self.inp.ready.eq(active & beats_some & room)
         accept = Signal()
@@ -156,11 +159,14 @@ class LoadEngine(wiring.Component):
             for index, w in enumerate(widths):
                 with m.Case(index):
                     m.d.comb += buf_after.eq(merged >> w)
+        fill_next = Signal.like(fill_units)
+        m.d.comb += fill_next.eq(
+            fill_units + Mux(accept, STREAM_BITS // unit, 0) - Mux(write, width_units, 0)
+        )
         m.d.sync += [
             buf.eq(buf_after),
-            fill_units.eq(
-                fill_units + Mux(accept, STREAM_BITS // unit, 0) - Mux(write, width_units, 0)
-            ),
+            fill_units.eq(fill_next),
+            word_ready.eq(fill_next >= width_units),
         ]
         with m.If(accept):
             m.d.sync += [
@@ -185,8 +191,12 @@ class LoadEngine(wiring.Component):
             self.bias_en.eq(write & (target == 2)),
         ]
         with m.If(write):
-            m.d.sync += [addr.eq(addr + 1), words_left.eq(words_left - 1)]
-            with m.If(words_left == 1):  # the last word: drop the padding, retire
-                m.d.sync += [active.eq(0), fill_units.eq(0), buf.eq(0)]
+            m.d.sync += [
+                addr.eq(addr + 1),
+                words_left.eq(words_left - 1),
+                words_one.eq(words_left == 2),
+            ]
+            with m.If(words_one):  # the last word: drop the padding, retire
+                m.d.sync += [active.eq(0), fill_units.eq(0), buf.eq(0), word_ready.eq(0)]
                 m.d.comb += [self.retired.eq(1), self.signal.eq(signal_q)]
         return m

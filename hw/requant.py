@@ -19,6 +19,14 @@ __all__ = ["OutFormat", "Requantizer"]
 
 SHIFT_BITS = MAX_SHIFT.bit_length()
 _BIAS_BITS = ACC_BITS
+# Stage 4's range tests compare this many low bits of t: every format's thresholds
+# (2 qmax + 1, 2 qmin - 2, -1) are signed 10-bit values.
+_WINDOW_BITS = 10
+assert all(
+    -(1 << (_WINDOW_BITS - 1)) <= v < 1 << (_WINDOW_BITS - 1)
+    for f in FORMATS.values()
+    for v in (2 * f.qmax + 1, 2 * f.qmin - 2)
+)
 
 
 class OutFormat(enum.Enum, shape=3):
@@ -225,24 +233,40 @@ class Requantizer(wiring.Component):
 
         # Stage 4: y = (t + 1) >> 1, saturated to the output format; the range tests are
         # on t (y > qmax <=> t >= 2 qmax + 1, y < qmin <=> t <= 2 qmin - 2, y >= 0 <=>
-        # t >= -1), so only y's low bits need the add.
+        # t >= -1), so only y's low bits need the add. Every threshold lies in 10-bit signed
+        # range ([-258, 255]), so each test is a 10-bit compare of t's low bits where t fits
+        # in 10 bits (its bits 9 and up all equal) and t's sign where it does not: no compare
+        # runs along t's 50 bits.
         qmin = Signal(signed(8))
         qmax = Signal(signed(8))
+        above_from = Signal(signed(_WINDOW_BITS))  # 2 qmax + 1
+        below_to = Signal(signed(_WINDOW_BITS))  # 2 qmin - 2
         with m.Switch(s3.out_format):
             for code in OutFormat:
                 with m.Case(code):
                     fmt = FORMATS[code.name.lower()]
-                    m.d.comb += [qmin.eq(fmt.qmin), qmax.eq(fmt.qmax)]
+                    m.d.comb += [
+                        qmin.eq(fmt.qmin),
+                        qmax.eq(fmt.qmax),
+                        above_from.eq(2 * fmt.qmax + 1),
+                        below_to.eq(2 * fmt.qmin - 2),
+                    ]
         is_binary = s3.out_format == OutFormat.BINARY
         m.d.comb += [s4.last.eq(s3.last), out_fifo.w_en.eq(s3.valid), out_fifo.w_data.eq(s4)]
         for n in range(lanes):
             t = s3.shifted[n]
             low = Signal(signed(8), name=f"rounded_{n}")
             m.d.comb += low.eq((t[:9] + 1)[1:9])
-            above = t >= (qmax.as_signed() << 1) + 1
-            below = t <= (qmin.as_signed() << 1) - 2
+            high = t[_WINDOW_BITS - 1 :]
+            fits = Signal(name=f"fits_{n}")
+            m.d.comb += fits.eq(high.all() | ~high.any())
+            window = t[:_WINDOW_BITS].as_signed()
+            negative = t[-1]
+            above = Mux(fits, window >= above_from, ~negative)
+            below = Mux(fits, window <= below_to, negative)
             clipped = Mux(below, qmin, Mux(above, qmax, low))
-            m.d.comb += s4.codes[n].eq(Mux(is_binary, Mux(t >= -1, 1, -1), clipped))
+            not_negative = Mux(fits, window >= -1, ~negative)
+            m.d.comb += s4.codes[n].eq(Mux(is_binary, Mux(not_negative, 1, -1), clipped))
 
         m.d.comb += [
             self.o.valid.eq(out_fifo.r_rdy),

@@ -223,26 +223,29 @@ class SystolicArray(wiring.Component):
         drain_row = Signal(range(rows))
         drained = Signal()
         m.d.comb += drained.eq(self.o.valid & self.o.ready)
+        full_next = Signal(rows)
+        drain_row_next = Signal.like(drain_row)
         for r in range(rows):
             with m.If(step):
                 for j in range(pe_cols):
                     with m.If(pes[r][j].done):
                         for lane in range(lanes):
                             m.d.sync += hold[r][j * lanes + lane].eq(pes[r][j].acc[lane])
-            with m.If(drained & (drain_row == r)):
-                m.d.sync += full[r].eq(0)
-            with m.If(step & pes[r][pe_cols - 1].done):
-                m.d.sync += full[r].eq(1)
+            leaves = drained & (drain_row == r)
+            m.d.comb += full_next[r].eq((full[r] & ~leaves) | (step & pes[r][pe_cols - 1].done))
+        m.d.comb += drain_row_next.eq(
+            Mux(drained, Mux(drain_row == rows - 1, 0, drain_row + 1), drain_row)
+        )
+        m.d.sync += [full.eq(full_next), drain_row.eq(drain_row_next)]
 
-        # Drain: full hold rows in order, one per cycle.
+        # Drain: full hold rows in order, one per cycle. `o.valid` is a register, loaded
+        # with the next cycle's `full[drain_row]` (what a consumer's ready logic starts from).
+        o_valid = Signal(name="drain_valid")
+        m.d.sync += o_valid.eq(full_next.bit_select(drain_row_next, 1))
+        m.d.comb += self.o.valid.eq(o_valid)
         with m.Switch(drain_row):
             for r in range(rows):
                 with m.Case(r):
-                    m.d.comb += [
-                        self.o.valid.eq(full[r]),
-                        self.o.payload.acc.eq(hold[r]),
-                    ]
+                    m.d.comb += self.o.payload.acc.eq(hold[r])
         m.d.comb += self.o.payload.last.eq(drain_row == rows - 1)
-        with m.If(drained):
-            m.d.sync += drain_row.eq(Mux(drain_row == rows - 1, 0, drain_row + 1))
         return m

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from ttaccel.hw.requant import OutFormat, Requantizer
 from ttaccel.sim.runner import SIMULATORS, run_cocotb, test_seed
-from ttaccel.spec.formats import INT2, INT4, INT8, Requant, requantize
+from ttaccel.spec.formats import FORMATS, INT2, INT4, INT8, Requant, requantize
 
 
 @pytest.mark.parametrize(
@@ -24,49 +24,67 @@ def test_rejects_bad_parameters(kwargs, message):
         Requantizer(**kwargs)
 
 
+def _amaranth_requantize(cases, lanes=4):
+    """Beats ``(acc lanes, bias lanes, multiplier, shift, format)`` through the pipeline in
+    Amaranth's simulator (output always ready): the codes of each, in order."""
+    dut = Requantizer(lanes=lanes, acc_bits=32)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for acc, bias, mult, shift, fmt in cases:
+            payload = {"acc": acc, "bias": bias, "multiplier": mult, "shift": shift,
+                       "out_format": OutFormat.of(fmt), "last": 0}  # fmt: skip
+            ctx.set(dut.i.payload, payload)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+            if ctx.get(dut.o.valid):
+                got.append([int(x) for x in ctx.get(dut.o.payload.codes)])
+        ctx.set(dut.i.valid, 0)
+        while len(got) < len(cases):
+            await ctx.tick()
+            if ctx.get(dut.o.valid):
+                got.append([int(x) for x in ctx.get(dut.o.payload.codes)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+def _spec_requantize(cases):
+    return [
+        [int(c) for c in requantize(np.array(acc), Requant(mult, shift, fmt), np.array(bias))]
+        for acc, bias, mult, shift, fmt in cases
+    ]
+
+
 def test_amaranth_sim_round_half_up_and_saturation():
     """Hand-picked cases through the pipeline in Amaranth's simulator."""
-    dut = Requantizer(lanes=4, acc_bits=32)
     cases = [  # acc lanes, bias lanes, multiplier, shift, format
         ([5, -5, 6, -6], [0, 0, 0, 0], 1, 1, INT8),  # 2.5 -> 3, -2.5 -> -2, 3, -3
         ([2**31 - 1, -(2**31), 1000, -1000], [0, 0, 7, -7], 65535, 0, INT8),
         ([40, -40, 17, -17], [0, 0, -1, 1], 3, 4, INT4),
         ([1, 2, 3, -3], [0, 0, 0, 0], 1, 0, INT2),
     ]
-    got = []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        for acc, bias, mult, shift, fmt in cases:
-            ctx.set(
-                dut.i.payload,
-                {
-                    "acc": acc,
-                    "bias": bias,
-                    "multiplier": mult,
-                    "shift": shift,
-                    "out_format": OutFormat.of(fmt),
-                    "last": 0,
-                },
-            )
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
-        for _ in range(Requantizer.latency + 2):
-            if ctx.get(dut.o.valid):
-                got.append([int(x) for x in ctx.get(dut.o.payload.codes)])
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    want = [
-        list(requantize(np.array(acc), Requant(mult, shift, fmt), np.array(bias)))
-        for acc, bias, mult, shift, fmt in cases
-    ]
-    assert got == want
+    got = _amaranth_requantize(cases)
+    assert got == _spec_requantize(cases)
     assert got[0] == [3, -2, 3, -3]  # round half up, by hand
+
+
+def test_amaranth_sim_saturation_at_every_threshold():
+    """Every value of the rounded-and-shifted sum ``t`` from -1100 to 1100 (across the edges of
+    every format's range and of the 10-bit window the range tests compare), in every
+    format, and the widest sums: the codes equal the spec's."""
+    values = [*range(-1100, 1101), 2**31 - 1, -(2**31), 2**30, -(2**30) - 1]
+    cases = []
+    for fmt in FORMATS.values():
+        for shift in (0, 1):  # t = 2 * sum (shift 0) or the sum itself (shift 1)
+            for at in range(0, len(values), 4):
+                acc = [*values[at : at + 4], 0, 0, 0][:4]
+                cases.append((acc, [0, 0, 0, 0], 1, shift, fmt))
+    assert _amaranth_requantize(cases) == _spec_requantize(cases)
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
