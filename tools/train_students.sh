@@ -159,8 +159,14 @@ case "${1:-}" in
         float r128-fp32-long 128 5000
         qat r128-4-long r128-fp32-long 128 4 2000 && golden r128-4-long
         ;;
+    o)
+        # Queue n's dense word embedding at seed 000's 45x point (queue l's rank 40).
+        EMBEDDING=()
+        float r40-fp32-long 40 5000
+        qat r40-4-long r40-fp32-long 40 4 2000 && golden r40-4-long
+        ;;
     *)
-        echo "usage: $0 a|b|c|d|e|f|g|h|i|j|k|l|m|n   (the queues of the sweep)" >&2
+        echo "usage: $0 a|b|c|d|e|f|g|h|i|j|k|l|m|n|o   (the queues of the sweep)" >&2
         exit 2
         ;;
 esac
