@@ -141,6 +141,27 @@ MUTANTS: tuple[Mutant, ...] = (
         "a 256th outstanding token is not an error (the counter wraps or drops it)",
     ),
     Mutant(
+        "instructions-miss-end", "hw/engine.py",
+        ((r"Mux\(late_one, value \+ \(increment \+ 1\), total\)", "total"),),
+        "the INSTRUCTIONS counter misses END's retirement (timing step 13's select)",
+    ),
+    Mutant(
+        "packer-take-ignores-beat-fifo", "hw/gearbox.py",
+        ((r"Mux\(can_emit, beats\.w_rdy & take_if_emit, 1\)", "Mux(can_emit, take_if_emit, 1)"),),
+        "the packer takes a word as if the pending beat had left while the beat FIFO is full",
+    ),
+    Mutant(
+        "drain-valid-column-off-by-one", "hw/execute.py",
+        ((r"valid_col\.eq\(j_last \| \(j \+ 1 < tile\.valid\)\)",
+          "valid_col.eq(j_last | (j + 1 <= tile.valid))"),),
+        "the drain treats the column after a tile's last valid one as valid (a result too many)",
+    ),
+    Mutant(
+        "load-retires-a-word-early", "hw/load_engine.py",
+        ((r"words_one\.eq\(words_left == 2\)", "words_one.eq(words_left == 3)"),),
+        "the load engine's registered last-word test fires one word early (step 10)",
+    ),
+    Mutant(
         "a-k-step-off-by-one", "hw/execute.py",
         ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),
          (r"a_ptr\.eq\(a_ptr \+ a_step\)", "a_ptr.eq(a_ptr + a_step + 1)")),
