@@ -57,6 +57,8 @@ from ttaccel.spec.regmap import ERROR_CODES
 from ttaccel.spec.tt import TTShape
 
 TOKENS = next(code for code, text in ERROR_CODES.items() if "token" in text)
+ADDRESS = next(code for code, text in ERROR_CODES.items() if "address" in text)
+TLAST = next(code for code, text in ERROR_CODES.items() if "TLAST" in text)
 HOLD = 300  # cycles a scripted stall lasts: far longer than any GEMM or LOAD here
 
 
@@ -411,6 +413,40 @@ async def token_overflow_is_error_4(dut):
     await _expect_code(bench, [*stores, End()], word, TOKENS, TOKEN_LIMIT + 1)
     ok = [Load(Buffer.ABUF, 0, 1, signal=True), Store(0, 1, wait=True), End()]
     await bench.run_checked(bench.case("after overflow", ok, [word]))
+
+
+@cocotb.test()
+async def no_instruction_after_the_error_starts(dut):
+    """A queue head that reaches its engine as the run stops never starts when it is at or
+    after the error's index (:mod:`ttaccel.spec.isa`, "Errors"), also when the engine is
+    freed by the error itself in the cycle the error is applied.
+
+    A LOAD's stray TLAST resets the load engine, which is then idle while the LOAD queued
+    behind it is the queue's head; that LOAD (index 1, after the error's index 0) must not
+    start and take the beats that follow the TLAST into WBUF. The run before stops with an
+    error at index 3, so a head compared with a bound not yet updated (that earlier run's)
+    would pass. Afterwards a GEMM reads the WBUF words loaded before both error runs."""
+    bench, config, _ = await _bench(dut, 25)
+    weights, a = _fixed(26, (2, 4)), _fixed(27, (2, 4))
+    keep = [Load(Buffer.WBUF, 0, 2), End()]
+    await bench.run_checked(bench.case("weights kept", keep, [_a_beats(weights)]))
+    kept = bench.machine.copy()
+    depth = config.act_buffer_depth
+    late = [Load(Buffer.ABUF, 0, 2), Sync(), Sync(), Load(Buffer.ABUF, depth - 1, 2), End()]
+    await bench.expect_error(late, _a_beats(_fixed(28, (2, 4))), ADDRESS, 3)
+    long_load = Load(Buffer.ABUF, 0, 8)
+    program = [long_load, Load(Buffer.WBUF, 0, 2), End()]
+    stray = np.full(8 * config.a_word_bits // 64 + 4, 0x5A5A_5A5A_5A5A_5A5A, np.uint64)
+    head = len(stream_of(program, []))
+    bench.holds = {0: 40}  # both LOADs are queued before the TLAST beat comes
+    try:
+        await bench.expect_error(program, stray, TLAST, 0, last_at=head)
+    finally:
+        bench.holds = {}
+    bench.machine = kept  # nothing at or after either error wrote WBUF
+    gemm = _gemm(k=2, n=1, dst_stream=True, wait=True, requant=Requant(1, 8, INT8))
+    use = [Load(Buffer.ABUF, 0, 2, signal=True), gemm, End()]
+    await bench.run_checked(bench.case("weights still kept", use, [_a_beats(a)]))
 
 
 # -- resident cores, prefetch, random programs ------------------------------------------------

@@ -162,6 +162,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "the load engine's registered last-word test fires one word early (step 10)",
     ),
     Mutant(
+        "stopping-head-unchecked", "hw/engine.py",
+        ((r"\(~stopping \| \(before_limit & head_stable\)\)", "(~stopping | before_limit)"),),
+        "while stopping, a queue head that just arrived starts on the bound registered for the "
+        "cycle before (step 10's head_stable dropped)",
+    ),
+    Mutant(
         "a-k-step-off-by-one", "hw/execute.py",
         ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),
          (r"a_ptr\.eq\(a_ptr \+ a_step\)", "a_ptr.eq(a_ptr + a_step + 1)")),
