@@ -171,7 +171,10 @@ class ExecuteEngine(wiring.Component):
         # read flip-flops, not a LUT-RAM read.
         m.submodules.tiles = tiles = StreamFIFO(layout=tile_layout, depth=8, registered_head=True)
         # The result descriptors' head is a register (`registered_head`): `dst` decides the
-        # ABUF write and the packer input without a LUT-RAM read in the path.
+        # ABUF write and the packer input without a LUT-RAM read in the path. A descriptor
+        # enters as its beat enters the requantizer and leaves as the beat leaves it, and the
+        # queue holds `Requantizer.capacity`, so it has room whenever the requantizer has a
+        # credit: the drain tests `requant.i.ready` (a register) only.
         m.submodules.results = results = StreamFIFO(
             layout=result_layout, depth=Requantizer.capacity, registered_head=True
         )
@@ -553,7 +556,7 @@ class ExecuteEngine(wiring.Component):
         j_last = Signal(init=(cols == 1), name="drain_col_last")
         valid_col = Signal(init=1, name="drain_col_valid")
         m.d.comb += [
-            d1_adv.eq(~d1.valid | (requant.i.ready & results.i.ready)),
+            d1_adv.eq(~d1.valid | requant.i.ready),
             array.o.ready.eq(~valid_col | d1_adv),
             drained.eq(array.o.valid & array.o.ready),
             addr_j.eq(Mux(j == 0, tile.out_base, o_run)),
@@ -586,7 +589,7 @@ class ExecuteEngine(wiring.Component):
         bias = Mux(d1.bias_en, self.bias_data.as_signed(), 0)
         result_in = results.i.payload
         m.d.comb += [
-            requant.i.valid.eq(d1.valid & results.i.ready),
+            requant.i.valid.eq(d1.valid),
             requant.i.payload.acc.eq(d1.acc),
             requant.i.payload.multiplier.eq(d1.multiplier),
             requant.i.payload.shift.eq(d1.shift),

@@ -221,10 +221,14 @@ class SystolicArray(wiring.Component):
         row_layout = data.ArrayLayout(signed(self._acc_bits), self._cols)
         hold = [Signal(row_layout, name=f"hold_{r}", reset_less=True) for r in range(rows)]
         drain_row = Signal(range(rows))
+        following = Signal.like(drain_row)  # the row drained after `drain_row`
         drained = Signal()
-        m.d.comb += drained.eq(self.o.valid & self.o.ready)
-        full_next = Signal(rows)
-        drain_row_next = Signal.like(drain_row)
+        fills = Signal(rows)  # hold row r is written this cycle
+        m.d.comb += [
+            drained.eq(self.o.valid & self.o.ready),
+            following.eq(Mux(drain_row == rows - 1, 0, drain_row + 1)),
+            fills.eq(Cat(step & pes[r][pe_cols - 1].done for r in range(rows))),
+        ]
         for r in range(rows):
             with m.If(step):
                 for j in range(pe_cols):
@@ -232,16 +236,22 @@ class SystolicArray(wiring.Component):
                         for lane in range(lanes):
                             m.d.sync += hold[r][j * lanes + lane].eq(pes[r][j].acc[lane])
             leaves = drained & (drain_row == r)
-            m.d.comb += full_next[r].eq((full[r] & ~leaves) | (step & pes[r][pe_cols - 1].done))
-        m.d.comb += drain_row_next.eq(
-            Mux(drained, Mux(drain_row == rows - 1, 0, drain_row + 1), drain_row)
-        )
-        m.d.sync += [full.eq(full_next), drain_row.eq(drain_row_next)]
+            m.d.sync += full[r].eq((full[r] & ~leaves) | fills[r])
+        with m.If(drained):
+            m.d.sync += drain_row.eq(following)
 
         # Drain: full hold rows in order, one per cycle. `o.valid` is a register, loaded
         # with the next cycle's `full[drain_row]` (what a consumer's ready logic starts from).
+        # Both candidates are formed from registers (this row's if nothing drains, the next
+        # row's if this one does) and `o.ready` only selects between them, so the consumer's
+        # ready enters the last logic level.
         o_valid = Signal(name="drain_valid")
-        m.d.sync += o_valid.eq(full_next.bit_select(drain_row_next, 1))
+        kept = full.bit_select(drain_row, 1) | fills.bit_select(drain_row, 1)
+        if rows == 1:
+            moved_on = fills[0]  # the only row drains: full again only if written now
+        else:
+            moved_on = full.bit_select(following, 1) | fills.bit_select(following, 1)
+        m.d.sync += o_valid.eq(Mux(drained, moved_on, kept))
         m.d.comb += self.o.valid.eq(o_valid)
         with m.Switch(drain_row):
             for r in range(rows):
