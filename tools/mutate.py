@@ -168,6 +168,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "cycle before (step 10's head_stable dropped)",
     ),
     Mutant(
+        "drain-valid-ignores-drain", "hw/systolic.py",
+        ((r"o_valid\.eq\(Mux\(drained, moved_on, kept\)\)", "o_valid.eq(kept)"),),
+        "the array's output valid keeps the drained row's test instead of moving to the next "
+        "row's (step 14's select)",
+    ),
+    Mutant(
         "a-k-step-off-by-one", "hw/execute.py",
         ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),
          (r"a_ptr\.eq\(a_ptr \+ a_step\)", "a_ptr.eq(a_ptr + a_step + 1)")),
