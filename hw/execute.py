@@ -3,8 +3,8 @@
 Pipeline of a GEMM (one beat = one reduction step ``kk`` of one tile)::
 
     address generator -> ABUF / WBUF read (1 cycle) -> SystolicArray (transposed, see
-    hw/transposed.py) -> drain (column select, bias read) -> Requantizer -> ABUF write or
-    BeatPacker -> output stream
+    hw/transposed.py) -> drain (column select and bias read, then the bias word registered)
+    -> Requantizer -> ABUF write or BeatPacker -> output stream
 
 The address generator walks the ISA's fixed loop order ``for p: for q: for t: for kk`` with
 adders only: ``A(p, q, kk) = a_base + p*a_outer + q*a_inner + kk*a_k``,
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -527,26 +527,27 @@ class ExecuteEngine(wiring.Component):
         tile = tiles.o.payload
         j = Signal(range(cols), name="drain_col")
         o_run = Signal(17, name="drain_addr")
-        d1 = Signal(
-            data.StructLayout(
-                {
-                    "valid": 1,
-                    "acc": array.output_layout["acc"].shape,
-                    "multiplier": 16,
-                    "shift": 6,
-                    "out_format": 3,
-                    "bias_en": 1,
-                    "dst": 1,
-                    "addr": 16,
-                    "last": 1,
-                    "signal": 1,
-                    "final": 1,
-                    "pc": 16,
-                }
-            ),
-            name="d1",
-        )
+        drain_fields = {
+            "valid": 1,
+            "acc": array.output_layout["acc"].shape,
+            "multiplier": 16,
+            "shift": 6,
+            "out_format": 3,
+            "bias_en": 1,
+            "dst": 1,
+            "addr": 16,
+            "last": 1,
+            "signal": 1,
+            "final": 1,
+            "pc": 16,
+        }
+        # d1: the column as it leaves the array, while its bias word is read; d2: the same
+        # with the bias word registered straight from the block RAM (whose clock-to-out is
+        # most of a cycle), so the requantizer's bias add starts from a flip-flop.
+        d1 = Signal(data.StructLayout(drain_fields), name="d1")
+        d2 = Signal(data.StructLayout({**drain_fields, "bias": signed(32)}), name="d2")
         d1_adv = Signal()
+        d2_adv = Signal()
         addr_j = Signal(17)
         drained = Signal()
         # `j == cols - 1` and `j < tile.valid` kept in registers, computed a column ahead, so
@@ -556,7 +557,8 @@ class ExecuteEngine(wiring.Component):
         j_last = Signal(init=(cols == 1), name="drain_col_last")
         valid_col = Signal(init=1, name="drain_col_valid")
         m.d.comb += [
-            d1_adv.eq(~d1.valid | requant.i.ready),
+            d2_adv.eq(~d2.valid | requant.i.ready),
+            d1_adv.eq(~d1.valid | d2_adv),
             array.o.ready.eq(~valid_col | d1_adv),
             drained.eq(array.o.valid & array.o.ready),
             addr_j.eq(Mux(j == 0, tile.out_base, o_run)),
@@ -586,22 +588,24 @@ class ExecuteEngine(wiring.Component):
                 d1.final.eq(tile.final),
                 d1.pc.eq(tile.pc),
             ]
-        bias = Mux(d1.bias_en, self.bias_data.as_signed(), 0)
+        with m.If(d2_adv):
+            m.d.sync += [d2.eq(Cat(d1.as_value(), self.bias_data))]
+        bias = Mux(d2.bias_en, d2.bias, 0)
         result_in = results.i.payload
         m.d.comb += [
-            requant.i.valid.eq(d1.valid),
-            requant.i.payload.acc.eq(d1.acc),
-            requant.i.payload.multiplier.eq(d1.multiplier),
-            requant.i.payload.shift.eq(d1.shift),
-            requant.i.payload.out_format.eq(d1.out_format),
+            requant.i.valid.eq(d2.valid),
+            requant.i.payload.acc.eq(d2.acc),
+            requant.i.payload.multiplier.eq(d2.multiplier),
+            requant.i.payload.shift.eq(d2.shift),
+            requant.i.payload.out_format.eq(d2.out_format),
             results.i.valid.eq(requant.i.valid & requant.i.ready),
-            result_in.dst.eq(d1.dst),
-            result_in.addr.eq(d1.addr),
-            result_in.out_format.eq(d1.out_format),
-            result_in.last.eq(d1.last),
-            result_in.signal.eq(d1.signal),
-            result_in.final.eq(d1.final),
-            result_in.pc.eq(d1.pc),
+            result_in.dst.eq(d2.dst),
+            result_in.addr.eq(d2.addr),
+            result_in.out_format.eq(d2.out_format),
+            result_in.last.eq(d2.last),
+            result_in.signal.eq(d2.signal),
+            result_in.final.eq(d2.final),
+            result_in.pc.eq(d2.pc),
         ]
         for lane in range(rows):
             m.d.comb += requant.i.payload.bias[lane].eq(bias)

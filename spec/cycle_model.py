@@ -80,7 +80,7 @@ class Timing:
     against simulation). ``mac_latency``: from a tile's drain slot to its first result at the
     requantizer besides the PE columns' skew: the buffers' operand register and operand FIFO,
     the PE pipeline (DSP48E1 operand, product and accumulator registers), the hold row and
-    the drain (9 cycles: Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8 builds, int8
+    the drain's two stages (the second registers the bias word; 10 cycles: Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8 builds, int8
     packed and not, ternary and binary, match it exactly);
     ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
     ``output_latency``: the packer's input register and the engine's output register, between
@@ -104,7 +104,7 @@ class Timing:
     seed 000's layers on the 12 x 32 default and on 16 x 16). The defaults follow ``hw/``
     (dispatcher, load engine, requantizer) as documented there."""
 
-    mac_latency: int = 9
+    mac_latency: int = 10
     requant_latency: int = 5
     output_latency: int = 2
     store_latency: int = 1
