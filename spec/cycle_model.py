@@ -80,8 +80,9 @@ class Timing:
     against simulation). ``mac_latency``: from a tile's drain slot to its first result at the
     requantizer besides the PE columns' skew: the buffers' operand register and operand FIFO,
     the PE pipeline (DSP48E1 operand, product and accumulator registers), the hold row and
-    the drain's two stages (the second registers the bias word; 10 cycles: Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8 builds, int8
-    packed and not, ternary and binary, match it exactly);
+    the drain's two stages (the second registers the bias word read in the first): 10 cycles
+    (9 before timing step 15; Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8 builds,
+    int8 packed and not, ternary and binary, match it exactly in ``pytest sim/``);
     ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
     ``output_latency``: the packer's input register and the engine's output register, between
     the last output word reaching the packer and the run's end; ``store_latency``: the
