@@ -220,10 +220,17 @@ class ExecuteEngine(wiring.Component):
         if self._sparse:  # a sparse tile is k / 2 beats of two A-words each
             head_kk_end = Mux(head.sparse, (head.k >> 1) - 1, head.k - 1)
             a_step = Mux(g.sparse, g.a_k << 1, g.a_k)
-        kk_last = kk == kk_end
-        t_last = cols_left <= cols
-        q_last = qi == inner_end
-        p_last = pi == outer_end
+        # The loop tests themselves are registers too, each loaded with the test's value for
+        # the counters' next state whenever they move, so the last-beat decision (which pops
+        # the queue head on a chained GEMM) starts from flip-flops. `*_single`: a loop of one
+        # iteration, for the tests of a loop that restarts.
+        kk_last = Signal(name="kk_last")  # kk == kk_end
+        t_last = Signal(name="t_last")  # cols_left <= cols
+        q_last = Signal(name="q_last")  # qi == inner_end
+        p_last = Signal(name="p_last")  # pi == outer_end
+        k_single, n_single, inner_single = (
+            Signal(name=n) for n in ("k_single", "n_single", "inner_single")
+        )
         valid_cols = Signal(range(cols + 1))
         m.d.comb += valid_cols.eq(Mux(cols_left >= cols, cols, cols_left))
 
@@ -252,6 +259,13 @@ class ExecuteEngine(wiring.Component):
                 kk_end.eq(head_kk_end),
                 inner_end.eq(head.m_inner - 1),
                 outer_end.eq(head.m_outer - 1),
+                kk_last.eq(head_kk_end[:16] == 0),
+                t_last.eq(head.n <= cols),
+                q_last.eq(head.m_inner == 1),
+                p_last.eq(head.m_outer == 1),
+                k_single.eq(head_kk_end[:16] == 0),
+                n_single.eq(head.n <= cols),
+                inner_single.eq(head.m_inner == 1),
                 cols_left.eq(head.n),
                 qi.eq(0),
                 pi.eq(0),
@@ -281,13 +295,16 @@ class ExecuteEngine(wiring.Component):
                     with m.If(~kk_last):
                         m.d.sync += [
                             kk.eq(kk + 1),
+                            kk_last.eq((kk + 1)[:16] == kk_end),
                             a_ptr.eq(a_ptr + a_step),
                             b_ptr.eq(b_ptr + g.b_k),
                         ]
                     with m.Elif(~t_last):  # next column tile
                         m.d.sync += [
                             kk.eq(0),
+                            kk_last.eq(k_single),
                             cols_left.eq(cols_left - cols),
+                            t_last.eq(cols_left <= 2 * cols),
                             b_t.eq(b_t + g.b_tile),
                             b_ptr.eq(b_t + g.b_tile),
                             a_ptr.eq(a_pq),
@@ -297,8 +314,11 @@ class ExecuteEngine(wiring.Component):
                     with m.Elif(~q_last):  # next inner row tile
                         m.d.sync += [
                             kk.eq(0),
+                            kk_last.eq(k_single),
                             cols_left.eq(g.n),
+                            t_last.eq(n_single),
                             qi.eq(qi + 1),
+                            q_last.eq((qi + 1)[:16] == inner_end),
                             b_t.eq(g.b_base),
                             b_ptr.eq(g.b_base),
                             bias_t.eq(bias_p),
@@ -310,9 +330,13 @@ class ExecuteEngine(wiring.Component):
                     with m.Elif(~p_last):  # next outer row tile
                         m.d.sync += [
                             kk.eq(0),
+                            kk_last.eq(k_single),
                             cols_left.eq(g.n),
+                            t_last.eq(n_single),
                             qi.eq(0),
+                            q_last.eq(inner_single),
                             pi.eq(pi + 1),
+                            p_last.eq((pi + 1)[:16] == outer_end),
                             b_t.eq(g.b_base),
                             b_ptr.eq(g.b_base),
                             bias_p.eq(bias_p + g.bias_outer),
