@@ -332,6 +332,28 @@ async def every_address_stride_and_bound(dut):
 
 
 @cocotb.test()
+async def biases_stay_with_their_columns_under_a_stalled_output(dut):
+    """A GEMM of 2 x 2 row tiles and three column tiles (the last one partial) with a distinct
+    bias per column and outer row tile, 40 results to the stream, while the output's ``ready``
+    is held low for ``HOLD`` cycles: the requantizer fills, the drain stops with a column in
+    each of its two stages, and each column's bias word, read as it enters the first stage,
+    must stay with it into the second (timing step 15's register) although the drain's
+    column index has moved on."""
+    bench, _, _ = await _bench(dut, 23)
+    a, w = _fixed(25, (32, 4), -8, 8), _fixed(26, (24, 4), -8, 8)
+    # distinct and far apart, so a neighbour's bias changes the code (|acc| <= 512, >> 6)
+    bias = np.array([300 * (c + 1) * (-1) ** c for c in range(20)])
+    program = [
+        Load(Buffer.ABUF, 0, 32), Load(Buffer.BIAS, 0, 20), Load(Buffer.WBUF, 0, 24, signal=True),
+        _gemm(m_outer=2, m_inner=2, a_outer=16, a_inner=8, k=8, n=10, b_tile=8, bias_en=True,
+              bias_outer=10, dst_stream=True, wait=True, requant=Requant(1, 6, INT8)),
+        End(),
+    ]  # fmt: skip
+    data = [_a_beats(a), pack_bias(bias), _a_beats(w)]
+    await bench.run_checked(bench.case("biases under a stall", program, data), ready_hold=HOLD)
+
+
+@cocotb.test()
 async def requantizer_rounds_ties_half_up(dut):
     """Accumulators that sit exactly half-way between two codes (positive and negative) at
     shifts 1, 2 and 5, and values that saturate, through GEMMs with k = 1."""

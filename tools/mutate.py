@@ -174,6 +174,18 @@ MUTANTS: tuple[Mutant, ...] = (
         "row's (step 14's select)",
     ),
     Mutant(
+        "bias-read-ignores-stall", "hw/execute.py",
+        ((r"self\.bias_en\.eq\(d1_adv\)", "self.bias_en.eq(1)"),),
+        "the bias word is read every cycle, so a column held in the drain's first stage "
+        "under back-pressure takes the next column's bias into the second (step 15's register)",
+    ),
+    Mutant(
+        "column-last-reload-late", "hw/execute.py",
+        ((r"t_last\.eq\(cols_left <= 2 \* cols\)", "t_last.eq(cols_left <= cols)"),),
+        "the registered last-column-tile test of the next column tile keeps this tile's test "
+        "(step 16's loop-test registers)",
+    ),
+    Mutant(
         "a-k-step-off-by-one", "hw/execute.py",
         ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),
          (r"a_ptr\.eq\(a_ptr \+ a_step\)", "a_ptr.eq(a_ptr + a_step + 1)")),
