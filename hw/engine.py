@@ -354,7 +354,16 @@ class Engine(wiring.Component):
         ]
 
         # Busy, done, error; discarding input after an error.
-        drained = ~load_q.o.valid & ~exec_q.o.valid & load.idle & execute.idle & ~out_valid
+        # `drained` is registered (one cycle late), so SYNC / END retirement -- and END's
+        # `done`, which feeds the busy flag and the counters -- starts from a flip-flop
+        # instead of the engines' idle tests. It cannot be stale in the unsafe direction: it
+        # includes the queues' inputs (the cycle a push happens), and nothing starts while a
+        # barrier waits.
+        drained = Signal(name="drained")
+        m.d.sync += drained.eq(
+            ~load_q.i.valid & ~exec_q.i.valid & ~load_q.o.valid & ~exec_q.o.valid
+            & load.idle & execute.idle & ~out_valid
+        )  # fmt: skip
         m.d.comb += [
             dispatcher.drained.eq(drained),
             self.busy.eq(busy),

@@ -115,7 +115,7 @@ class Timing:
     dispatch_gemm: int = 16
     assembler_latency: int = 2
     assembler_bypass_latency: int = 1
-    barrier_latency: int = 1
+    barrier_latency: int = 2
     hold_turnaround: int = 1
     slack_words: int = 7
     slack_offset: int = 4
