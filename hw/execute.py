@@ -224,6 +224,7 @@ class ExecuteEngine(wiring.Component):
         # the counters' next state whenever they move, so the last-beat decision (which pops
         # the queue head on a chained GEMM) starts from flip-flops. `*_single`: a loop of one
         # iteration, for the tests of a loop that restarts.
+        kk_first = Signal(name="kk_first")  # kk == 0: the tile's first beat (pushes its descriptor)
         kk_last = Signal(name="kk_last")  # kk == kk_end
         t_last = Signal(name="t_last")  # cols_left <= cols
         q_last = Signal(name="q_last")  # qi == inner_end
@@ -241,7 +242,7 @@ class ExecuteEngine(wiring.Component):
         op_b_abuf = Signal(name="op_b_abuf")
         advance = Signal()
         issue = Signal()
-        m.d.comb += issue.eq(in_gemm & advance & ((kk != 0) | tiles.i.ready))
+        m.d.comb += issue.eq(in_gemm & advance & (~kk_first | tiles.i.ready))
 
         token_ok = ~head.wait | self.token_ready
         gemm_ok = (gemms_out == 0) | ((gemms_out == 1) & ~head.fence)
@@ -256,6 +257,7 @@ class ExecuteEngine(wiring.Component):
             m.d.sync += [
                 g.eq(head),
                 kk.eq(0),
+                kk_first.eq(1),
                 kk_end.eq(head_kk_end),
                 inner_end.eq(head.m_inner - 1),
                 outer_end.eq(head.m_outer - 1),
@@ -295,6 +297,7 @@ class ExecuteEngine(wiring.Component):
                     with m.If(~kk_last):
                         m.d.sync += [
                             kk.eq(kk + 1),
+                            kk_first.eq(0),
                             kk_last.eq((kk + 1)[:16] == kk_end),
                             a_ptr.eq(a_ptr + a_step),
                             b_ptr.eq(b_ptr + g.b_k),
@@ -302,6 +305,7 @@ class ExecuteEngine(wiring.Component):
                     with m.Elif(~t_last):  # next column tile
                         m.d.sync += [
                             kk.eq(0),
+                            kk_first.eq(1),
                             kk_last.eq(k_single),
                             cols_left.eq(cols_left - cols),
                             t_last.eq(cols_left <= 2 * cols),
@@ -314,6 +318,7 @@ class ExecuteEngine(wiring.Component):
                     with m.Elif(~q_last):  # next inner row tile
                         m.d.sync += [
                             kk.eq(0),
+                            kk_first.eq(1),
                             kk_last.eq(k_single),
                             cols_left.eq(g.n),
                             t_last.eq(n_single),
@@ -330,6 +335,7 @@ class ExecuteEngine(wiring.Component):
                     with m.Elif(~p_last):  # next outer row tile
                         m.d.sync += [
                             kk.eq(0),
+                            kk_first.eq(1),
                             kk_last.eq(k_single),
                             cols_left.eq(g.n),
                             t_last.eq(n_single),
@@ -360,7 +366,7 @@ class ExecuteEngine(wiring.Component):
         # Tile descriptors, pushed with each tile's first beat.
         tile_in = tiles.i.payload
         m.d.comb += [
-            tiles.i.valid.eq(issue & (kk == 0)),
+            tiles.i.valid.eq(issue & kk_first),
             tile_in.out_base.eq(o_t),
             tile_in.out_col.eq(g.out_col),
             tile_in.bias_base.eq(bias_t),

@@ -186,6 +186,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "(step 16's loop-test registers)",
     ),
     Mutant(
+        "column-tile-first-beat-unflagged", "hw/execute.py",
+        ((r"kk_first\.eq\(1\),(\s+)kk_last\.eq\(k_single\),(\s+)cols_left\.eq\(cols_left - cols\)",
+          r"kk_first.eq(kk_first),\1kk_last.eq(k_single),\2cols_left.eq(cols_left - cols)"),),
+        "the next column tile's first beat is not flagged, so it pushes no tile descriptor "
+        "(step 18's registered kk == 0)",
+    ),
+    Mutant(
         "a-k-step-off-by-one", "hw/execute.py",
         ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),
          (r"a_ptr\.eq\(a_ptr \+ a_step\)", "a_ptr.eq(a_ptr + a_step + 1)")),
