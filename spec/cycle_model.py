@@ -81,8 +81,9 @@ class Timing:
     requantizer besides the PE columns' skew: the buffers' operand register and operand FIFO,
     the PE pipeline (DSP48E1 operand, product and accumulator registers), the hold row and
     the drain's two stages (the second registers the bias word read in the first): 10 cycles
-    (9 before timing step 15; Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8 builds,
-    int8 packed and not, ternary and binary, match it exactly in ``pytest sim/``);
+    (9 before timing step 15, which Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8
+    builds, int8 packed and not, ternary and binary, matched exactly, ``sim/measure_xtc.py``;
+    10 is checked to the cycle on ``pytest sim/``'s builds, e.g. ``sim/test_xtc.py``);
     ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
     ``output_latency``: the packer's input register and the engine's output register, between
     the last output word reaching the packer and the run's end; ``store_latency``: the
