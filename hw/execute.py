@@ -232,6 +232,9 @@ class ExecuteEngine(wiring.Component):
         k_single, n_single, inner_single = (
             Signal(name=n) for n in ("k_single", "n_single", "inner_single")
         )
+        head_k_single = head_kk_end[:16] == 0
+        head_n_single = head.n <= cols
+        head_inner_single = head.m_inner == 1
         valid_cols = Signal(range(cols + 1))
         m.d.comb += valid_cols.eq(Mux(cols_left >= cols, cols, cols_left))
 
@@ -261,13 +264,13 @@ class ExecuteEngine(wiring.Component):
                 kk_end.eq(head_kk_end),
                 inner_end.eq(head.m_inner - 1),
                 outer_end.eq(head.m_outer - 1),
-                kk_last.eq(head_kk_end[:16] == 0),
-                t_last.eq(head.n <= cols),
-                q_last.eq(head.m_inner == 1),
+                kk_last.eq(head_k_single),
+                t_last.eq(head_n_single),
+                q_last.eq(head_inner_single),
                 p_last.eq(head.m_outer == 1),
-                k_single.eq(head_kk_end[:16] == 0),
-                n_single.eq(head.n <= cols),
-                inner_single.eq(head.m_inner == 1),
+                k_single.eq(head_k_single),
+                n_single.eq(head_n_single),
+                inner_single.eq(head_inner_single),
                 cols_left.eq(head.n),
                 qi.eq(0),
                 pi.eq(0),
@@ -619,7 +622,7 @@ class ExecuteEngine(wiring.Component):
                 d1.pc.eq(tile.pc),
             ]
         with m.If(d2_adv):
-            m.d.sync += [d2.eq(Cat(d1.as_value(), self.bias_data))]
+            m.d.sync += [d2.eq(Cat(d1.as_value(), self.bias_data))]  # `bias` is d2's last field
         bias = Mux(d2.bias_en, d2.bias, 0)
         result_in = results.i.payload
         m.d.comb += [
