@@ -354,6 +354,25 @@ async def biases_stay_with_their_columns_under_a_stalled_output(dut):
 
 
 @cocotb.test()
+async def end_waits_for_the_last_output_beat(dut):
+    """A GEMM to the stream and END, eight runs under output back-pressure 0.7: END may
+    retire only once the engine's output register has sent its beat (timing step 17's
+    registered ``drained`` test keeps the output term), so each run gets exactly its own
+    beats and none is left over for the next. The last beat waits at least one cycle in
+    7 of 10 runs, so a design that ignores the output register passes all eight with
+    probability 0.3 ** 8 (below 1e-4) on any seed."""
+    bench, _, _ = await _bench(dut, 24)
+    a, w = _fixed(27, (4, 4)), _fixed(28, (1, 4))
+    program = [
+        Load(Buffer.ABUF, 0, 4), Load(Buffer.WBUF, 0, 1, signal=True),
+        _gemm(k=1, n=4, dst_stream=True, wait=True), End(),
+    ]  # fmt: skip
+    case = bench.case("end after a waiting beat", program, [_a_beats(a), _a_beats(w)])
+    for _ in range(8):
+        await bench.run_checked(case, backpressure=0.7)
+
+
+@cocotb.test()
 async def requantizer_rounds_ties_half_up(dut):
     """Accumulators that sit exactly half-way between two codes (positive and negative) at
     shifts 1, 2 and 5, and values that saturate, through GEMMs with k = 1."""

@@ -193,6 +193,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "(step 18's registered kk == 0)",
     ),
     Mutant(
+        "barrier-ignores-output", "hw/engine.py",
+        ((r"& load\.idle & execute\.idle & ~out_valid", "& load.idle & execute.idle"),),
+        "SYNC / END retire while the engine's output register still holds a beat (step 17's "
+        "registered drained test without the output term)",
+    ),
+    Mutant(
         "a-k-step-off-by-one", "hw/execute.py",
         ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),
          (r"a_ptr\.eq\(a_ptr \+ a_step\)", "a_ptr.eq(a_ptr + a_step + 1)")),
