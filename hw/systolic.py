@@ -11,7 +11,7 @@ stage, needs no reconfiguration: a tile is simply a run of beats ending in ``las
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -46,28 +46,30 @@ class SystolicArray(wiring.Component):
         hop one PE down per cycle, so PE (r, j) sees beat k at cycle ``t_k + r + j``. The flags
         (valid, first, last) travel with A.
 
-    Double buffering and flow control
-        When a PE finishes a sum it copies it into its row's hold register in the same cycle
-        as it starts the next tile's sum, so back-to-back tiles need no bubble. Hold row r is
-        "full" once its last PE has copied; the drain sends full rows in order. The whole array
-        advances together (one clock enable, computed from registers only); it stalls only
-        if a finishing PE would overwrite a hold row that has not been drained yet (output
-        back-pressure, or tiles shorter than ``rows`` outrunning the drain). So that no tile
-        can be stalled behind an incomplete row, a tile's ``last`` beat is accepted at least
-        ``min_tile_spacing`` cycles after the previous one.
+    Hold slots and flow control
+        When a PE finishes a sum it copies it into its segment of its row's next hold slot
+        in the same cycle as it starts the next tile's sum, so back-to-back tiles need no
+        bubble. Each row has ``hold_slots`` slots, filled by the tiles in turn; the drain
+        sends full rows in order (row 0 to ``rows - 1`` of one slot, then the next slot).
+        The array itself never stalls: it has no clock enable, and a bubble on the input is
+        simply an invalid beat. Instead a tile's ``last`` beat is accepted only while a slot
+        is free (a credit counter, ``in_flight``), so a finishing PE always finds its slot
+        drained, whatever the output's back-pressure. Every control input of the array
+        (``i.ready``, the PEs' flags, ``o.valid``) starts from registers and fans out to one
+        row or one PE, not to the whole array.
 
     Throughput and latency
         One beat (``rows * cols`` MACs) per cycle. Back-to-back tiles of
-        ``K >= bubble_free_k`` run without a single idle cycle when the output is always
-        ready; in general a run of tiles takes at most ``sum(max(K, bubble_free_k))``
-        cycles. Row 0 of a tile is valid ``latency = pe_cols + 3`` cycles after its ``last``
-        beat is accepted; row r follows r cycles later.
+        ``K >= bubble_free_k`` (``rows``) run without a single idle cycle when the output is
+        always ready; shorter tiles run at the drain's rate, ``rows`` cycles per tile. Row 0
+        of a tile is valid ``latency = pe_cols + 3`` cycles after its ``last`` beat is
+        accepted; row r follows r cycles later.
 
     Resources
-        ``rows * pe_cols`` PEs (see the provider's ``dsps_per_pe``), two ``acc_bits`` registers
-        per output (accumulator and hold), the skew registers (``rows * (rows - 1) / 2``
-        activations, ``pe_cols * (pe_cols - 1) / 2`` weight groups) and a ``rows``-to-1 row
-        multiplexer on the drain.
+        ``rows * pe_cols`` PEs (see the provider's ``dsps_per_pe``), ``1 + hold_slots``
+        ``acc_bits`` registers per output (accumulator and hold slots), the skew registers
+        (``rows * (rows - 1) / 2`` activations, ``pe_cols * (pe_cols - 1) / 2`` weight
+        groups) and a ``hold_slots * rows``-to-1 row multiplexer on the drain.
     """
 
     def __init__(self, *, rows: int, cols: int, macp: MacProvider, k_max: int):
@@ -121,60 +123,57 @@ class SystolicArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from accepting a tile's ``last`` beat to its row 0 being valid (no stalls)."""
+        """Cycles from accepting a tile's ``last`` beat to its row 0 being valid (output ready)."""
         return self.pe_cols + ProcessingElement.latency
 
     @property
-    def min_tile_spacing(self) -> int:
-        """Fewest cycles between two accepted ``last`` beats.
+    def hold_slots(self) -> int:
+        """Hold buffers per row: ``max(2, 1 + ceil((pe_cols + 3) / rows))``.
 
-        ``pe_cols + 1``: a tile's wave reaches hold row r only after the previous tile's row r
-        has been complete for a cycle, so with the output ready it has been drained (the
-        stall test reads registers only, keeping ``o.ready`` out of the array's clock enable),
-        and a stall on back-pressure never freezes a half-written older row.
-        ``> (rows + pe_cols - 2) / 2``: whenever a finishing PE stalls on an undrained row,
-        every older tile's rows are complete, so the drain always proceeds (no deadlock).
-        """
-        return max(self.pe_cols + 1, (self._rows + self.pe_cols - 2) // 2 + 1)
+        A tile's ``last`` beat takes a slot; the slot frees the cycle after the tile's last
+        row is drained. With the output ready, tile ``i + slots`` may then be accepted
+        ``latency + rows`` cycles after tile ``i``; tiles of ``K >= rows`` arrive every ``K``
+        cycles, so ``(slots - 1) * rows >= latency`` keeps them from ever waiting for a slot
+        (and a run of shorter tiles from ever starving the drain)."""
+        return max(2, 1 + -(-self.latency // self._rows))
 
     @property
     def bubble_free_k(self) -> int:
-        """Shortest K for which back-to-back tiles never stall when the output is always
-        ready: ``min_tile_spacing``, and ``rows`` since the drain sends one row per cycle."""
-        return max(self._rows, self.min_tile_spacing)
+        """Shortest K for which back-to-back tiles never wait when the output is always
+        ready: ``rows``, since the drain sends one row per cycle."""
+        return self._rows
 
     def elaborate(self, platform):
         m = Module()
-        rows, pe_cols, lanes = self._rows, self.pe_cols, self._macp.lanes
+        rows, pe_cols, lanes, slots = self._rows, self.pe_cols, self._macp.lanes, self.hold_slots
 
-        # Processing elements.
+        # Processing elements: always enabled (no clock enable anywhere in the array).
         pes = [[self._macp.pe(k_max=self._k_max) for _ in range(pe_cols)] for _ in range(rows)]
         for r in range(rows):
             for j in range(pe_cols):
                 m.submodules[f"pe_{r}_{j}"] = pes[r][j]
+                m.d.comb += pes[r][j].en.eq(1)
 
-        # Flow control: the array steps as one; see the class docstring.
-        step = Signal()
-        stall = Signal()
-        full = Signal(rows)
-        spacing = Signal(range(self.min_tile_spacing), name="spacing_left")
+        # Admission: a tile's `last` beat needs a free hold slot (a credit); other beats always
+        # enter. `in_flight` counts tiles accepted and not yet drained; `slot_free` is its
+        # next-state test, so `i.ready` reads a register and the input's own `last`.
+        in_flight = Signal(range(slots + 1))
+        slot_free = Signal(init=1)
         tile_start = Signal(init=1)
-        m.d.comb += [
-            stall.eq(Cat(pes[r][0].done & full[r] for r in range(rows)).any()),
-            step.eq(~stall),
-            self.i.ready.eq(step & ~(self.i.payload.last & (spacing != 0))),
-        ]
         accepted = Signal()
-        m.d.comb += accepted.eq(self.i.valid & self.i.ready)
+        tile_in = Signal()  # a `last` beat enters: the tile takes a slot
+        tile_out = Signal()  # a tile's last row leaves: its slot frees
+        m.d.comb += [
+            self.i.ready.eq(~self.i.payload.last | slot_free),
+            accepted.eq(self.i.valid & self.i.ready),
+            tile_in.eq(accepted & self.i.payload.last),
+        ]
+        in_flight_next = in_flight + tile_in - tile_out
+        m.d.sync += [in_flight.eq(in_flight_next), slot_free.eq(in_flight_next < slots)]
         with m.If(accepted):
             m.d.sync += tile_start.eq(self.i.payload.last)
-        with m.If(step):
-            with m.If(accepted & self.i.payload.last):
-                m.d.sync += spacing.eq(self.min_tile_spacing - 1)
-            with m.Elif(spacing != 0):
-                m.d.sync += spacing.eq(spacing - 1)
 
-        # Row inputs: A lane r and the beat's flags, delayed r steps (skew), then one hop per PE.
+        # Row inputs: A lane r and the beat's flags, delayed r cycles (skew), then one hop per PE.
         for r in range(rows):
             a = self.i.payload.a[r]
             valid, first, last = accepted, tile_start, self.i.payload.last
@@ -186,23 +185,16 @@ class SystolicArray(wiring.Component):
                         pe.valid.eq(valid),
                         pe.first.eq(first),
                         pe.last.eq(last),
-                        pe.en.eq(step),
                     ]
-                a_q = Signal(self._macp.a_shape, name=f"a_{r}_{hop}", reset_less=True)
-                valid_q = Signal(name=f"valid_{r}_{hop}")
-                first_q = Signal(name=f"first_{r}_{hop}")
-                last_q = Signal(name=f"last_{r}_{hop}")
                 if hop < r + pe_cols - 1:
-                    with m.If(step):
-                        m.d.sync += [
-                            a_q.eq(a),
-                            valid_q.eq(valid),
-                            first_q.eq(first),
-                            last_q.eq(last),
-                        ]
+                    a_q = Signal(self._macp.a_shape, name=f"a_{r}_{hop}", reset_less=True)
+                    valid_q = Signal(name=f"valid_{r}_{hop}")
+                    first_q = Signal(name=f"first_{r}_{hop}")
+                    last_q = Signal(name=f"last_{r}_{hop}")
+                    m.d.sync += [a_q.eq(a), valid_q.eq(valid), first_q.eq(first), last_q.eq(last)]
                     a, valid, first, last = a_q, valid_q, first_q, last_q
 
-        # Column inputs: the PE column's weight lanes, delayed j steps, then one hop per row.
+        # Column inputs: the PE column's weight lanes, delayed j cycles, then one hop per row.
         w_layout = data.ArrayLayout(self._macp.weight_shape, lanes)
         for j in range(pe_cols):
             w = Signal(w_layout, name=f"w_in_{j}")
@@ -213,49 +205,68 @@ class SystolicArray(wiring.Component):
                     m.d.comb += pes[hop - j][j].w.eq(w)
                 if hop < j + rows - 1:
                     w_q = Signal(w_layout, name=f"w_{j}_{hop}", reset_less=True)
-                    with m.If(step):
-                        m.d.sync += w_q.eq(w)
+                    m.d.sync += w_q.eq(w)
                     w = w_q
 
-        # Hold registers (the second accumulator buffer): written as each PE finishes.
+        # Hold slots (the accumulators' second buffers), entry e = slot * rows + row. Each PE
+        # copies a finished sum into its segment of its row's next slot (a local pointer that
+        # advances with every sum, so tiles fill the slots in turn); an entry is full once its
+        # last PE column has copied, and empties when the drain sends it.
         row_layout = data.ArrayLayout(signed(self._acc_bits), self._cols)
-        hold = [Signal(row_layout, name=f"hold_{r}", reset_less=True) for r in range(rows)]
+        entries = slots * rows
+        hold = [
+            Signal(row_layout, name=f"hold_{e // rows}_{e % rows}", reset_less=True)
+            for e in range(entries)
+        ]
+        full = Signal(entries)
+        fills = Signal(entries)  # entry e is completed this cycle
+        drain_at = Signal(range(entries))
         drain_row = Signal(range(rows))
-        following = Signal.like(drain_row)  # the row drained after `drain_row`
+        following = Signal.like(drain_at)  # the entry drained after `drain_at`
         drained = Signal()
-        fills = Signal(rows)  # hold row r is written this cycle
         m.d.comb += [
             drained.eq(self.o.valid & self.o.ready),
-            following.eq(Mux(drain_row == rows - 1, 0, drain_row + 1)),
-            fills.eq(Cat(step & pes[r][pe_cols - 1].done for r in range(rows))),
+            following.eq(Mux(drain_at == entries - 1, 0, drain_at + 1)),
+            tile_out.eq(drained & (drain_row == rows - 1)),
         ]
         for r in range(rows):
-            with m.If(step):
-                for j in range(pe_cols):
-                    with m.If(pes[r][j].done):
-                        for lane in range(lanes):
-                            m.d.sync += hold[r][j * lanes + lane].eq(pes[r][j].acc[lane])
-            leaves = drained & (drain_row == r)
-            m.d.sync += full[r].eq((full[r] & ~leaves) | fills[r])
+            for j in range(pe_cols):
+                pe = pes[r][j]
+                slot = Signal(range(slots), name=f"slot_{r}_{j}")
+                with m.If(pe.done):
+                    m.d.sync += slot.eq(Mux(slot == slots - 1, 0, slot + 1))
+                    with m.Switch(slot):
+                        for s in range(slots):
+                            with m.Case(s):
+                                for lane in range(lanes):
+                                    m.d.sync += hold[s * rows + r][j * lanes + lane].eq(
+                                        pe.acc[lane]
+                                    )
+                if j == pe_cols - 1:
+                    for s in range(slots):
+                        m.d.comb += fills[s * rows + r].eq(pe.done & (slot == s))
+        for e in range(entries):
+            leaves = drained & (drain_at == e)
+            m.d.sync += full[e].eq((full[e] & ~leaves) | fills[e])
         with m.If(drained):
-            m.d.sync += drain_row.eq(following)
+            m.d.sync += [
+                drain_at.eq(following),
+                drain_row.eq(Mux(drain_row == rows - 1, 0, drain_row + 1)),
+            ]
 
-        # Drain: full hold rows in order, one per cycle. `o.valid` is a register, loaded
-        # with the next cycle's `full[drain_row]` (what a consumer's ready logic starts from).
-        # Both candidates are formed from registers (this row's if nothing drains, the next
-        # row's if this one does) and `o.ready` only selects between them, so the consumer's
+        # Drain: full entries in order, one per cycle. `o.valid` is a register, loaded with the
+        # next cycle's `full[drain_at]` (what a consumer's ready logic starts from). Both
+        # candidates are formed from registers (this entry's if nothing drains, the next
+        # entry's if this one does) and `o.ready` only selects between them, so the consumer's
         # ready enters the last logic level.
         o_valid = Signal(name="drain_valid")
-        kept = full.bit_select(drain_row, 1) | fills.bit_select(drain_row, 1)
-        if rows == 1:
-            moved_on = fills[0]  # the only row drains: full again only if written now
-        else:
-            moved_on = full.bit_select(following, 1) | fills.bit_select(following, 1)
+        kept = full.bit_select(drain_at, 1) | fills.bit_select(drain_at, 1)
+        moved_on = full.bit_select(following, 1) | fills.bit_select(following, 1)
         m.d.sync += o_valid.eq(Mux(drained, moved_on, kept))
         m.d.comb += self.o.valid.eq(o_valid)
-        with m.Switch(drain_row):
-            for r in range(rows):
-                with m.Case(r):
-                    m.d.comb += self.o.payload.acc.eq(hold[r])
+        with m.Switch(drain_at):
+            for e in range(entries):
+                with m.Case(e):
+                    m.d.comb += self.o.payload.acc.eq(hold[e])
         m.d.comb += self.o.payload.last.eq(drain_row == rows - 1)
         return m

@@ -77,9 +77,18 @@ async def run_tiles(dut, tiles, *, idle, backpressure, seed, exact_latency=False
     await sink.wait_for(rows * len(tiles), timeout_cycles=12 * (len(beats) + rows * len(tiles)))
     await sink.assert_quiet(array.latency + rows + 8)
 
+    check_rows(fmt, array, source, sink, len(tiles), exact_latency=exact_latency)
+    return source, sink, array
+
+
+def check_rows(fmt, array, source, sink, count, *, exact_latency=False):
+    """The ``count`` tiles the source sent came out as ``gemm_int`` rows, in order, with
+    ``last`` on each tile's final row, each row at least (or exactly) ``latency + r`` cycles
+    after its tile's last beat."""
+    rows = array.rows
     accepted = decode_beats(fmt, source.sent)
-    assert len(accepted) == len(tiles)
-    assert len(sink.received) == rows * len(tiles)
+    assert len(accepted) == count
+    assert len(sink.received) == rows * count
     for t, (t_last, a, b) in enumerate(accepted):
         want = gemm_int(a, b)
         for r in range(rows):
@@ -93,7 +102,6 @@ async def run_tiles(dut, tiles, *, idle, backpressure, seed, exact_latency=False
                 assert delay == array.latency + r, f"tile {t} row {r}: latency {delay}"
             else:
                 assert delay >= array.latency + r, f"tile {t} row {r}: latency {delay}"
-    return source, sink, array
 
 
 def random_tiles(rng: np.random.Generator, fmt, rows, cols, k_max, count):
@@ -174,3 +182,34 @@ async def extreme_sums_are_exact(dut, backpressure):
         (np.full((rows, k), 127), w_min),
     ]
     await run_tiles(dut, tiles, idle=0.0, backpressure=backpressure, seed=cfg["seed"] + 5000)
+
+
+@cocotb.test()
+async def a_held_output_admits_one_tile_per_hold_slot(dut):
+    """Output held off: of ``2 * hold_slots + 2`` one-beat tiles, exactly ``hold_slots`` are
+    accepted (the next ``last`` beat waits for a slot, ready low), and none is lost. Then the
+    output runs under back-pressure 0.75: every row exact, so no slot was reused before its
+    tile's last row had left (freeing a slot at its first row would overwrite later rows)."""
+    cfg, fmt, array = make_dut()
+    rng = np.random.default_rng(cfg["seed"] + 7000)
+    slots, rows = array.hold_slots, array.rows
+    tiles = [
+        (random_activations(rng, (rows, 1)), random_codes(rng, fmt, (1, array.cols)))
+        for _ in range(2 * slots + 2)
+    ]
+    harness = Harness(dut)
+    source = StreamSource(harness, "i", array.input_layout)
+    sink = StreamSink(harness, "o", array.output_layout, backpressure=1.0,
+                      rng=random.Random(cfg["seed"] + 7001))  # fmt: skip
+    await harness.start()
+    sink.start()
+    sending = cocotb.start_soon(source.send([b for a, w in tiles for b in tile_beats(fmt, a, w)]))
+    await harness.cycles(array.latency + rows + 20)
+    assert len(source.sent) == slots, f"{len(source.sent)} tiles accepted, {slots} hold slots"
+    assert not int(dut.i__ready.value), "the next tile's last beat is not refused"
+    assert not sink.received
+    sink.backpressure = 0.75
+    await sink.wait_for(rows * len(tiles), timeout_cycles=40 * rows * len(tiles))
+    await sending
+    await sink.assert_quiet(array.latency + rows + 8)
+    check_rows(fmt, array, source, sink, len(tiles))

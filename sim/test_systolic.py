@@ -10,7 +10,10 @@ from amaranth.sim import Simulator
 
 from ttaccel.hw.pe import Int8Dsp, Int8DspPacked, mac_provider
 from ttaccel.hw.systolic import SystolicArray
+from ttaccel.hw.transposed import transposed_provider
 from ttaccel.sim.runner import SIMULATORS, run_cocotb, test_seed
+from ttaccel.spec.accel_config import AccelConfig
+from ttaccel.spec.cycle_model import array_slots
 from ttaccel.spec.formats import format_by_name
 from ttaccel.spec.golden import gemm_int
 
@@ -33,6 +36,26 @@ def test_rejects_bad_parameters(kwargs, error, message):
     params = {"rows": 2, "cols": 2, "macp": Int8Dsp(), "k_max": 8, **kwargs}
     with pytest.raises(error, match=message):
         SystolicArray(**params)
+
+
+# (config, hold slots): the engine's array is transposed (rows = the GEMM's cols, PE columns
+# = tokens / lanes); slots = max(2, 1 + ceil((pe_cols + 3) / rows)), worked out by hand.
+ENGINE_SLOTS = [
+    (AccelConfig(), 2),  # 32 rows, 6 PE columns: 1 + ceil(9 / 32)
+    (AccelConfig(rows=4, cols=4), 3),  # 4 rows, 2 PE columns (packed): 1 + ceil(5 / 4)
+    (AccelConfig(rows=3, cols=5, weight_format="binary"), 3),  # 5 rows, 3 PE columns
+    (AccelConfig(rows=8, cols=8), 2),  # 8 rows, 4 PE columns: 1 + ceil(7 / 8)
+    (AccelConfig(rows=8, cols=2, weight_format="int4"), 7),  # 2 rows, 8 PE columns
+]
+
+
+@pytest.mark.parametrize(("config", "slots"), ENGINE_SLOTS, ids=lambda c: getattr(c, "name", c))
+def test_the_cycle_model_counts_the_engine_arrays_hold_slots(config, slots):
+    provider = transposed_provider(
+        config.weight_format, packed=config.dsp_packing, tokens=config.rows
+    )
+    array = SystolicArray(rows=config.cols, cols=config.rows, macp=provider, k_max=config.max_k)
+    assert array.hold_slots == array_slots(config) == slots
 
 
 def test_amaranth_sim_two_tiles():

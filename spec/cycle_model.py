@@ -13,22 +13,22 @@ streams at one 64-bit beat per cycle in each direction and no back-pressure from
   its words (one buffer write per cycle); its ``signal`` token is available when it ends.
 * Execute engine, per GEMM tile (``k`` steps -- ``k * N / M`` array beats for a sparse GEMM
   on a ``sparse_nm = (N, M)`` build --, ``D`` drain cycles): the array computes tile ``i``
-  in its accumulators while tile ``i - 1`` drains from the hold registers (the second
-  buffer), and stalls when tile ``i``'s finishing wave would overwrite a hold row of tile
-  ``i - 1`` that has not drained yet (``hw/systolic.py``)::
+  in its accumulators while earlier tiles drain from the hold slots (``array_slots`` per
+  array row, ``hw/systolic.py``); a tile's last beat enters only while a slot is free, and a
+  slot frees once its tile's last column has left the array::
 
-      compute_end(i) = max(compute_end(i - 1) + k, hold_free(i - 1))
+      compute_end(i) = max(compute_end(i - 1) + k, slot_free(i - slots))
       drain_start(i) = max(compute_end(i), drain_start(i - 1) + max(D(i - 1), cols))
-      hold_free(i) = drain_start(i) + pe_columns + hold_turnaround
+      slot_free(i) = drain_start(i) + cols + pe_columns + slot_turnaround
                      + max(0, D(i) - cols - stream_slack)   # Timing.stream_slack
 
   ``D`` is the valid columns of the tile (one A-word per cycle through the requantizers), or,
   for results sent to the output stream, the larger of that and the tile's beats; the next
   tile's drain starts ``max(D, cols)`` after this one's (the array drains the invalid columns
   of a last column tile too, one per cycle), and a streamed drain also waits for the previous
-  tile's beats to be sent. ``hold_free``: the next tile's wave reaches hold row ``r`` ``r``
-  cycles after its last beat, as the drain frees row ``r`` ``r`` cycles after the first;
-  a drain that the output stream slows (``D > cols``) frees its last rows later, less the
+  tile's beats to be sent. ``slot_free``: the array sends a tile's ``cols`` columns, the
+  first ``pe_columns`` (the skew) plus a fixed pipeline after the drain slot, and a drain
+  that the output stream slows (``D > cols``) sends its last columns later, less the
   ``stream_slack`` beats that wait below the array. So a steady run of tiles costs
   ``max(k, D)`` each. Results are written ``latency`` cycles after their drain slot (the skew of the
   array's PE columns, one per ``macs_per_dsp`` tokens, plus the MAC and requantizer
@@ -71,7 +71,7 @@ from .isa import (
     result_beats,
 )
 
-__all__ = ["CycleReport", "Timing", "estimate_layer", "pe_columns", "simulate"]
+__all__ = ["CycleReport", "Timing", "array_slots", "estimate_layer", "pe_columns", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,10 @@ class Timing:
     (at least ``dispatch`` after the previous dispatch); ``assembler_latency`` /
     ``assembler_bypass_latency``: on a ``sparse_nm`` build, the cycles the group assembler
     (``hw/sparse.py``) adds to a sparse / a dense GEMM's beats (a sparse tile takes
-    ``k * N / M`` beats, :func:`~ttaccel.spec.isa.gemm_beats`); ``hold_turnaround``: from a
-    tile's first drain slot, besides the PE columns' skew, to the first cycle in which the
-    next tile may finish without a stall (the array's ``min_tile_spacing`` is ``pe_columns +
-    1``); ``slack_words`` / ``slack_offset``: a streamed drain runs ahead of the output
+    ``k * N / M`` beats, :func:`~ttaccel.spec.isa.gemm_beats`); ``slot_turnaround``: from a
+    tile's first drain slot, besides its ``cols`` columns and the PE columns' skew, to the
+    first cycle in which a tile ``array_slots`` later may finish (its hold slot is free);
+    ``slack_words`` / ``slack_offset``: a streamed drain runs ahead of the output
     stream by ``slack_words`` results (the requantizer's capacity, ``hw/requant.py``) less
     ``slack_offset`` beats (:meth:`stream_slack`; the offset fitted to Verilator traces of
     seed 000's layers on the 12 x 32 default and on 16 x 16). The defaults follow ``hw/``
@@ -117,7 +117,7 @@ class Timing:
     assembler_latency: int = 2
     assembler_bypass_latency: int = 1
     barrier_latency: int = 2
-    hold_turnaround: int = 1
+    slot_turnaround: int = 3
     slack_words: int = 7
     slack_offset: int = 4
 
@@ -140,6 +140,13 @@ def pe_columns(config: AccelConfig) -> int:
     ``rows``), else ``rows`` (one token per PE: int8 unpacked, int4, int2, ternary, binary).
     Each column adds one cycle of skew between a tile's last beat and its results."""
     return config.rows // 2 if config.macs_per_dsp == 2 else config.rows
+
+
+def array_slots(config: AccelConfig) -> int:
+    """Hold slots per row of the engine's array (``SystolicArray.hold_slots``):
+    ``max(2, 1 + ceil((pe_columns + 3) / cols))``, the array's rows being the GEMM's
+    ``cols`` and 3 the PE pipeline. Enough that tiles of ``k >= cols`` never wait for one."""
+    return max(2, 1 + -(-(pe_columns(config) + 3) // config.cols))
 
 
 @dataclass(frozen=True)
@@ -203,7 +210,8 @@ def simulate(
     # execute-engine state
     compute_free = 0
     drain_free = 0
-    hold_free = 0  # the array may finish a tile from then on (the hold rows have drained)
+    slots = array_slots(config)
+    slot_free: deque[int] = deque([0] * slots)  # when each of the last `slots` tiles' slot frees
     written = 0  # time every issued result is written
     out_free = 0
     last_exec_gemm = False  # the execute engine's previous instruction was a GEMM
@@ -276,13 +284,18 @@ def simulate(
                         if first:
                             start_gemm = c0
                             first = False
-                        c1 = max(c0 + beats_per_tile, hold_free)
+                        c1 = max(c0 + beats_per_tile, slot_free.popleft())
                         d0 = max(c1, drain_free, out_free if instr.dst_stream else 0)
                         d1 = last_result = d0 + drain
                         # the array drains every column of the tile, the invalid ones too
                         drain_free = d0 + max(drain, config.cols)
-                        hold_free = d0 + pe_cols + timing.hold_turnaround
-                        hold_free += max(0, drain - config.cols - slack)
+                        slot_free.append(
+                            d0
+                            + config.cols
+                            + pe_cols
+                            + timing.slot_turnaround
+                            + max(0, drain - config.cols - slack)
+                        )
                         if instr.dst_stream:
                             out_free = d1
                         compute_free = c1

@@ -57,6 +57,7 @@ SUITES = {
     "requant": ["sim/test_requant.py"],
     "top": ["sim/test_top_engine.py::test_top_with_engine_cocotb[verilator]"],
     "sparse": ["sim/test_sparse.py"],
+    "systolic": ["sim/test_systolic.py"],
 }
 """Suite name -> pytest node ids (relative to the shadow package root)."""
 
@@ -172,6 +173,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ((r"o_valid\.eq\(Mux\(drained, moved_on, kept\)\)", "o_valid.eq(kept)"),),
         "the array's output valid keeps the drained row's test instead of moving to the next "
         "row's (step 14's select)",
+    ),
+    Mutant(
+        "array-ignores-slot-credit", "hw/systolic.py",
+        ((r"self\.i\.ready\.eq\(~self\.i\.payload\.last \| slot_free\)", "self.i.ready.eq(1)"),),
+        "the array accepts a tile's last beat with every hold slot taken, so a finishing PE "
+        "overwrites a row the drain has not sent (step 19's credits)",
+        ("systolic",),
+    ),
+    Mutant(
+        "array-slot-frees-at-first-row", "hw/systolic.py",
+        ((r"tile_out\.eq\(drained & \(drain_row == rows - 1\)\)",
+          "tile_out.eq(drained & (drain_row == 0))"),),
+        "a tile's hold slot frees when its first row is sent instead of its last (step 19)",
+        ("systolic",),
     ),
     Mutant(
         "bias-read-ignores-stall", "hw/execute.py",
