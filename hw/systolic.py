@@ -128,14 +128,15 @@ class SystolicArray(wiring.Component):
 
     @property
     def hold_slots(self) -> int:
-        """Hold buffers per row: ``max(2, 1 + ceil((pe_cols + 3) / rows))``.
+        """Hold buffers per row: ``max(2, 1 + ceil((pe_cols + 4) / rows))``.
 
-        A tile's ``last`` beat takes a slot; the slot frees the cycle after the tile's last
-        row is drained. With the output ready, tile ``i + slots`` may then be accepted
-        ``latency + rows`` cycles after tile ``i``; tiles of ``K >= rows`` arrive every ``K``
-        cycles, so ``(slots - 1) * rows >= latency`` keeps them from ever waiting for a slot
+        A tile's ``last`` beat takes a slot; the slot frees two cycles after the tile's last
+        row is drained (``tile_out`` is registered). With the output ready, tile
+        ``i + slots`` may then be accepted ``latency + rows + 1`` cycles after tile ``i``;
+        tiles of ``K >= rows`` arrive every ``K`` cycles, so
+        ``(slots - 1) * rows >= latency + 1`` keeps them from ever waiting for a slot
         (and a run of shorter tiles from ever starving the drain)."""
-        return max(2, 1 + -(-self.latency // self._rows))
+        return max(2, 1 + -(-(self.latency + 1) // self._rows))
 
     @property
     def bubble_free_k(self) -> int:
@@ -162,7 +163,7 @@ class SystolicArray(wiring.Component):
         tile_start = Signal(init=1)
         accepted = Signal()
         tile_in = Signal()  # a `last` beat enters: the tile takes a slot
-        tile_out = Signal()  # a tile's last row leaves: its slot frees
+        tile_out = Signal()  # a tile's last row left in the cycle before: its slot frees
         m.d.comb += [
             self.i.ready.eq(~self.i.payload.last | slot_free),
             accepted.eq(self.i.valid & self.i.ready),
@@ -227,8 +228,10 @@ class SystolicArray(wiring.Component):
         m.d.comb += [
             drained.eq(self.o.valid & self.o.ready),
             following.eq(Mux(drain_at == entries - 1, 0, drain_at + 1)),
-            tile_out.eq(drained & (drain_row == rows - 1)),
         ]
+        # Registered, so the consumer's ready (through `drained`) ends at this flip-flop
+        # rather than running on through the slot count into `i.ready`.
+        m.d.sync += tile_out.eq(drained & (drain_row == rows - 1))
         for r in range(rows):
             for j in range(pe_cols):
                 pe = pes[r][j]

@@ -39,12 +39,12 @@ def test_rejects_bad_parameters(kwargs, error, message):
 
 
 # (config, hold slots): the engine's array is transposed (rows = the GEMM's cols, PE columns
-# = tokens / lanes); slots = max(2, 1 + ceil((pe_cols + 3) / rows)), worked out by hand.
+# = tokens / lanes); slots = max(2, 1 + ceil((pe_cols + 4) / rows)), worked out by hand.
 ENGINE_SLOTS = [
-    (AccelConfig(), 2),  # 32 rows, 6 PE columns: 1 + ceil(9 / 32)
-    (AccelConfig(rows=4, cols=4), 3),  # 4 rows, 2 PE columns (packed): 1 + ceil(5 / 4)
+    (AccelConfig(), 2),  # 32 rows, 6 PE columns: 1 + ceil(10 / 32)
+    (AccelConfig(rows=4, cols=4), 3),  # 4 rows, 2 PE columns (packed): 1 + ceil(6 / 4)
     (AccelConfig(rows=3, cols=5, weight_format="binary"), 3),  # 5 rows, 3 PE columns
-    (AccelConfig(rows=8, cols=8), 2),  # 8 rows, 4 PE columns: 1 + ceil(7 / 8)
+    (AccelConfig(rows=8, cols=8), 2),  # 8 rows, 4 PE columns: 1 + ceil(8 / 8)
     (AccelConfig(rows=8, cols=2, weight_format="int4"), 7),  # 2 rows, 8 PE columns
 ]
 

@@ -117,7 +117,7 @@ class Timing:
     assembler_latency: int = 2
     assembler_bypass_latency: int = 1
     barrier_latency: int = 2
-    slot_turnaround: int = 3
+    slot_turnaround: int = 4
     slack_words: int = 7
     slack_offset: int = 4
 
@@ -144,9 +144,10 @@ def pe_columns(config: AccelConfig) -> int:
 
 def array_slots(config: AccelConfig) -> int:
     """Hold slots per row of the engine's array (``SystolicArray.hold_slots``):
-    ``max(2, 1 + ceil((pe_columns + 3) / cols))``, the array's rows being the GEMM's
-    ``cols`` and 3 the PE pipeline. Enough that tiles of ``k >= cols`` never wait for one."""
-    return max(2, 1 + -(-(pe_columns(config) + 3) // config.cols))
+    ``max(2, 1 + ceil((pe_columns + 4) / cols))``, the array's rows being the GEMM's
+    ``cols``, 3 the PE pipeline and 1 the registered slot release. Enough that tiles of
+    ``k >= cols`` never wait for one."""
+    return max(2, 1 + -(-(pe_columns(config) + 4) // config.cols))
 
 
 @dataclass(frozen=True)
