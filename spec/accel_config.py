@@ -57,10 +57,12 @@ INSTRUCTION_BITS = 320
 """Width of one instruction word (five 64-bit stream beats)."""
 REQUANT_DSPS_PER_LANE = 2
 """A requantizer multiplies the 33-bit ``acc + bias`` by a 16-bit multiplier: two DSP48E1."""
-LOGIC_CALIBRATION = (5470.0, 78.2, 2750.0, 73.6)
+LOGIC_CALIBRATION = (7459.0, 72.7, 4455.0, 100.0)
 """``(luts, luts per lane, flip-flops, flip-flops per lane)`` of :attr:`AccelConfig.logic_estimate`:
-the line through yosys ``synth_xilinx`` of the 8 x 8 and 18 x 18 int8 tops (docs/results.md,
-"synth-resources")."""
+the line through yosys ``synth_xilinx`` of the 8 x 8 (12,112 LUT, 10,858 FF) and 12 x 32 int8
+tops (35,373 / 42,870) after issue 9's timing step 20, two hold slots per array row
+(docs/results.md, "synth-resources"; was (5470, 78.2, 2750, 73.6) through 8 x 8 and 18 x 18
+before the pipelining, which underestimated today's flip-flops by 28 % at 12 x 32)."""
 LUT_MULTIPLIER_LUTS = {"int4": 24, "int2": 8, "ternary": 6, "binary": 4}
 """Extra LUTs per lane of the LUT multipliers (shift-and-add, select, negate) over int8's DSP
 lanes; an estimate from the adder widths, not fitted."""
