@@ -145,7 +145,11 @@ class BeatPacker(wiring.Component):
             take.eq(word_valid & Mux(can_emit, beats.w_rdy & take_if_emit, 1)),
         ]
         accept = take
-        shift = fill_after[: (STREAM_BITS - 1).bit_length()]
+        # Where the word lands: `fill_after`'s low bits, taken from `fill` itself (subtracting
+        # 64 leaves them as they are) except when a flushing beat of fewer than 64 bits
+        # leaves (then 0), so the barrel shift does not wait for `fill_after`'s subtraction.
+        low = (STREAM_BITS - 1).bit_length()
+        shift = Mux(emit & (fill[low:] == 0), 0, fill[:low])
         fill_next = Signal.like(fill)
         flush_next = Signal()
         fill_next_emitted = Signal.like(fill)
