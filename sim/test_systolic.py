@@ -49,7 +49,10 @@ ENGINE_SLOTS = [
 ]
 
 
-@pytest.mark.parametrize(("config", "slots"), ENGINE_SLOTS, ids=lambda c: getattr(c, "name", c))
+@pytest.mark.parametrize(
+    ("config", "slots"), ENGINE_SLOTS,
+    ids=[f"{c.rows}x{c.cols}-{c.weight_format.name}" for c, _ in ENGINE_SLOTS],
+)  # fmt: skip
 def test_the_cycle_model_counts_the_engine_arrays_hold_slots(config, slots):
     provider = transposed_provider(
         config.weight_format, packed=config.dsp_packing, tokens=config.rows
