@@ -68,6 +68,42 @@ def test_packer_matches_pack_words_per_instruction(lanes):
     assert [last for _, last in got] == [int(i == len(want) - 1) for i in range(len(want))]
 
 
+@pytest.mark.parametrize("fmt", [INT8, INT4], ids=lambda f: f.name)
+def test_packer_takes_a_word_as_a_beat_leaves_above_64_bits(fmt):
+    """Three-lane words (24 or 12 bits, which do not divide 64) back to back, output always
+    ready: beats leave while more than 64 bits are held and the next word enters in the same
+    cycle, so it must land above the bits that stay (step 21's shift select)."""
+    lanes = 3
+    words = np.random.default_rng(21).integers(fmt.qmin, fmt.qmax + 1, size=(16, lanes))
+    want = [int(b) for b in pack_words(words.reshape(-1), fmt, 64)]
+    dut = BeatPacker(lanes=lanes)
+    got = []
+
+    async def source(ctx):
+        for w, word in enumerate(words):
+            end = w == len(words) - 1
+            ctx.set(dut.i.payload, {"codes": [int(c) for c in word], "fmt": OutFormat.of(fmt),
+                                    "end": end, "final": end})  # fmt: skip
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+
+    async def sink(ctx):
+        ctx.set(dut.o.ready, 1)
+        for _ in range(100):
+            await ctx.delay(1e-9)
+            if ctx.get(dut.o.valid):
+                got.append(ctx.get(dut.o.payload.data))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run()
+    assert got == want
+
+
 @pytest.mark.parametrize("fmt", [INT4, INT2, TERNARY, BINARY], ids=lambda f: f.name)
 def test_transposed_low_bit_products(fmt):
     """Every legal weight code on the 8-bit ``a`` port (its low bits, as WBUF stores it) times
