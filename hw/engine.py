@@ -269,22 +269,31 @@ class Engine(wiring.Component):
             ("tokens_to_load", execute.signal, load.token_take, load.token_ready,
              execute.signal_pc),
         ):  # fmt: skip
+            # The count is `count + pushed - popped`: a push and a pop enter the adder a
+            # cycle late, from registers, so no path runs from an engine's retirement or
+            # its queue pop into the adder. `ready` and `full` read the three registers
+            # (`count` is never below 1 when `popped` is set alone, nor above the limit),
+            # so they see the count of a counter without those registers, in the same cycle.
             count = Signal(range(TOKEN_LIMIT + 1), name=name)
-            m.d.comb += ready.eq(count != 0)
-            full = count == TOKEN_LIMIT
+            pushed = Signal(name=f"{name}_pushed")
+            popped = Signal(name=f"{name}_popped")
+            pop_only = popped & ~pushed
+            push_only = pushed & ~popped
+            m.d.comb += ready.eq(Mux(pop_only, count != 1, (count != 0) | pushed))
+            full = Mux(push_only, count == TOKEN_LIMIT - 1, ~pop_only & (count == TOKEN_LIMIT))
             overflowed = Signal(name=f"{name}_overflow")
             pusher_pc = Signal(16, name=f"{name}_pusher_pc")
             m.d.sync += [
                 overflowed.eq((busy | begin) & push & ~pop & full & ~reset),
                 pusher_pc.eq(pc),
+                pushed.eq(push & (pop | ~full) & ~reset & ~begin),
+                popped.eq(pop & ~reset & ~begin),
             ]
             overflows.append((overflowed, pusher_pc))
             with m.If(reset | begin):
                 m.d.sync += count.eq(0)
-            with m.Elif(push & ~pop & ~full):
-                m.d.sync += count.eq(count + 1)
-            with m.Elif(pop & ~push):
-                m.d.sync += count.eq(count - 1)
+            with m.Else():
+                m.d.sync += count.eq(count + pushed - popped)
         (to_exec_overflow, to_exec_pc), (to_load_overflow, to_load_pc) = overflows
         m.d.comb += [  # both in one cycle: the execute engine's push is reported
             token_overflow.eq(to_exec_overflow | to_load_overflow),
