@@ -49,6 +49,8 @@ __all__ = [
     "SPARSE_EXEC_LAYOUT",
     "Dispatcher",
     "exec_layout",
+    "load_word_bits",
+    "max_load_beats",
 ]
 
 ERR_ILLEGAL = 1
@@ -155,6 +157,29 @@ def division_magic(divisor: int, bits: int = 16) -> tuple[int, int]:
     return multiplier, shift
 
 
+def load_word_bits(config: AccelConfig) -> tuple[int, int, int]:
+    """Word widths of ABUF, WBUF and BIAS (the LOAD ``buffer`` codes 0, 1, 2), in bits."""
+    return (config.a_word_bits, config.b_word_bits, 32)
+
+
+def max_load_beats(config: AccelConfig) -> int:
+    """Input beats of the longest LOAD (65,535 words of the widest buffer)."""
+    return -(-65535 * max(load_word_bits(config)) // STREAM_BITS)
+
+
+def _load_beats(m, config, entry):
+    """The input beats of the LOAD ``entry`` (a view with ``buffer`` and ``count``):
+    ``ceil(count * width / 64)``, the product as a sum of shifted ``count``s (no multiplier
+    for a constant width). Combinational; code 3 gives 0."""
+    beats = Signal(range(max_load_beats(config) + 1))
+    with m.Switch(entry.buffer):
+        for code, width in enumerate(load_word_bits(config)):
+            with m.Case(code):
+                bits = sum(entry.count << b for b in range(width.bit_length()) if width >> b & 1)
+                m.d.comb += beats.eq((bits + STREAM_BITS - 1) >> 6)
+    return beats
+
+
 class Dispatcher(wiring.Component):
     """Loads the program, decodes, checks and dispatches it; see the module docstring.
 
@@ -163,7 +188,9 @@ class Dispatcher(wiring.Component):
     Ports
         ``start`` (pulse, ignored while ``busy``), ``program_length``; ``inp``: the input
         stream while ``loading`` (the engine routes it); ``load_q`` / ``exec_q``: streams of
-        :data:`LOAD_LAYOUT` / :data:`EXEC_LAYOUT`; ``drained``: everything dispatched has
+        :data:`LOAD_LAYOUT` / :data:`EXEC_LAYOUT`; ``load_beats``: the input beats of the
+        LOAD at ``load_q``'s head (:func:`max_load_beats` at most; a register, valid with
+        ``load_q.valid``); ``drained``: everything dispatched has
         completed; ``halt``: stop dispatching now (an engine failed; pulse or level), back to
         idle with ``pc`` kept; ``sync_retired``: a SYNC passed (pulse); ``done``: END retired
         (pulse); ``error`` (pulse) with ``error_code`` / ``error_pc``; ``pc``: instructions
@@ -180,6 +207,7 @@ class Dispatcher(wiring.Component):
                 "inp": In(stream.Signature(STREAM_BEAT)),
                 "loading": Out(1),
                 "load_q": Out(stream.Signature(LOAD_LAYOUT)),
+                "load_beats": Out(range(max_load_beats(config) + 1)),
                 "exec_q": Out(stream.Signature(exec_layout(config))),
                 "drained": In(1),
                 "halt": In(1),
@@ -250,6 +278,11 @@ class Dispatcher(wiring.Component):
             lq.count.eq(load.count),
             lq.pc.eq(pc),
         ]
+        # The LOAD's input beats, registered from `word` (so set in CHECK and held through
+        # DECODE): the engine's count of beats owed adds a register, not a multiply-sum.
+        load_beats = Signal.like(self.load_beats, name="load_beats_q")
+        m.d.sync += load_beats.eq(_load_beats(m, cfg, load))
+        m.d.comb += self.load_beats.eq(load_beats)
         eq = self.exec_q.payload
         for name, _ in EXEC_LAYOUT:
             if name in ("store", "final", "pc", "multiplier", "shift", "out_format"):

@@ -40,8 +40,15 @@ from amaranth import Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from ..spec.isa import STREAM_BITS, TOKEN_LIMIT
-from .dispatch import ERR_TLAST, ERR_TOKENS, LOAD_LAYOUT, Dispatcher, exec_layout
+from ..spec.isa import TOKEN_LIMIT
+from .dispatch import (
+    ERR_TLAST,
+    ERR_TOKENS,
+    LOAD_LAYOUT,
+    Dispatcher,
+    exec_layout,
+    max_load_beats,
+)
 from .execute import ExecuteEngine
 from .interfaces import STREAM_BEAT, StreamFIFO, check_config, engine_signature
 from .load_engine import LoadEngine
@@ -51,28 +58,6 @@ __all__ = ["Engine"]
 _INPUT_STAGE_DEPTH = 3
 """Input-stage entries: the head register and two behind it, so the stage (whose ``i.ready``
 is low while it is full) passes one beat per cycle."""
-
-
-def _load_word_bits(config) -> tuple[int, int, int]:
-    """Word widths of ABUF, WBUF and BIAS (the LOAD ``buffer`` codes 0, 1, 2)."""
-    return (config.a_word_bits, config.b_word_bits, 32)
-
-
-def _max_load_beats(config) -> int:
-    """Input beats of the longest LOAD (65,535 words of the widest buffer)."""
-    return -(-65535 * max(_load_word_bits(config)) // STREAM_BITS)
-
-
-def _load_beats(m, config, entry):
-    """The input beats of the load-queue entry ``entry``: ``ceil(count * width / 64)``, the
-    product as a sum of shifted ``count``s (no multiplier for a constant width)."""
-    beats = Signal(range(_max_load_beats(config) + 1))
-    with m.Switch(entry.buffer):
-        for code, width in enumerate(_load_word_bits(config)):
-            with m.Case(code):
-                bits = sum(entry.count << b for b in range(width.bit_length()) if width >> b & 1)
-                m.d.comb += beats.eq((bits + STREAM_BITS - 1) >> 6)
-    return beats
 
 
 class Engine(wiring.Component):
@@ -199,10 +184,9 @@ class Engine(wiring.Component):
         # with the queues (`flush`), as the rest of the input is after an error.
         discard = Signal(name="discard_input")
         loading = dispatcher.loading
-        owed = Signal(range((cfg.queue_depth + 2) * _max_load_beats(cfg) + 1), name="beats_owed")
+        owed = Signal(range((cfg.queue_depth + 2) * max_load_beats(cfg) + 1), name="beats_owed")
         owing = Signal(name="owing")  # `owed != 0`, registered
-        queued = Signal(range(_max_load_beats(cfg) + 1))
-        m.d.comb += queued.eq(_load_beats(m, cfg, dispatcher.load_q.payload))
+        queued = dispatcher.load_beats  # a register: the LOAD's beats, computed as it is checked
         enqueue = dispatcher.load_q.valid & dispatcher.load_q.ready
         taken = input_stage.i.valid & input_stage.i.ready
         owed_next = Signal.like(owed)
