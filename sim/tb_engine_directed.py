@@ -255,7 +255,8 @@ async def wait_holds_a_load_until_its_gemm(dut):
 @cocotb.test()
 async def each_token_is_consumed_once(dut):
     """Two LOAD -> GEMM token pairs; the second LOAD's data arrive late, so a GEMM that
-    reuses the first token reads the stale words a setup run left."""
+    reuses the first token reads the stale words a setup run left (also when the second
+    GEMM is chained in the cycle after the first took its token)."""
     bench, _, _ = await _bench(dut, 14)
     setup = [Load(Buffer.WBUF, 8, 4), End()]
     await bench.run_checked(bench.case("setup", setup, [_a_beats(np.full((4, 4), 55))]))
@@ -269,6 +270,19 @@ async def each_token_is_consumed_once(dut):
     ]  # fmt: skip
     data = [_a_beats(x) for x in (a, w1, w2)]
     await bench.run_checked(bench.case("two tokens", program, data), holds={4: HOLD})
+    # Back to back: two one-beat GEMMs, both queued before the first token comes (its LOAD's
+    # beat is held), so the second is chained in the cycle after the first took the only
+    # token; its own token (and the word it reads) comes a hold later.
+    a1, w7, w8 = _fixed(16, (2, 4)), _fixed(17, (2, 4)), _fixed(18, (2, 4))
+    chained = [
+        Load(Buffer.ABUF, 0, 2), Load(Buffer.WBUF, 0, 2, signal=True),
+        _gemm(k=1, n=4, dst_stream=True, wait=True),
+        Load(Buffer.WBUF, 8, 2, signal=True),
+        _gemm(k=1, n=4, b_base=8, dst_stream=True, wait=True, requant=Requant(300, 10, INT8)),
+        End(),
+    ]  # fmt: skip
+    data = [_a_beats(x) for x in (a1, w7, w8)]
+    await bench.run_checked(bench.case("chained waits", chained, data), holds={1: HOLD, 2: HOLD})
     # The other direction: two GEMM -> LOAD tokens; the second LOAD overwrites the B-words
     # of the second GEMM (16 column tiles), which the full output stream stalls.
     w4, w5, w6 = _fixed(15, (64, 4)), _fixed(25, (4, 4)), _fixed(26, (64, 4))

@@ -130,8 +130,15 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "token-never-decrements", "hw/engine.py",
-        ((r"count\.eq\(count - 1\)", "count.eq(count)"),),
+        ((r"count\.eq\(count - 1\)", "count.eq(count)"),
+         (r"count\.eq\(count \+ pushed - popped\)", "count.eq(count + pushed)")),
         "consuming a token does not decrement the counter (a token satisfies every later wait)",
+    ),
+    Mutant(
+        "token-ready-ignores-pop", "hw/engine.py",
+        ((r"ready\.eq\(Mux\(pop_only, count != 1, \(count != 0\) \| pushed\)\)",
+          "ready.eq((count != 0) | pushed)"),),
+        "the cycle after a pop, the counter's last token still reads as available",
     ),
     Mutant(
         "token-overflow-unchecked", "hw/engine.py",
