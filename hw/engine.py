@@ -267,22 +267,25 @@ class Engine(wiring.Component):
             full = Mux(push_only, count == TOKEN_LIMIT - 1, ~pop_only & (count == TOKEN_LIMIT))
             overflowed = Signal(name=f"{name}_overflow")
             pusher_pc = Signal(16, name=f"{name}_pusher_pc")
+            overflowing = (busy | begin) & push & ~pop & full & ~reset
             m.d.sync += [
-                overflowed.eq((busy | begin) & push & ~pop & full & ~reset),
+                overflowed.eq(overflowing),
                 pusher_pc.eq(pc),
                 pushed.eq(push & (pop | ~full) & ~reset & ~begin),
                 popped.eq(pop & ~reset & ~begin),
             ]
-            overflows.append((overflowed, pusher_pc))
+            overflows.append((overflowed, pusher_pc, overflowing))
             with m.If(reset | begin):
                 m.d.sync += count.eq(0)
             with m.Else():
                 m.d.sync += count.eq(count + pushed - popped)
-        (to_exec_overflow, to_exec_pc), (to_load_overflow, to_load_pc) = overflows
-        m.d.comb += [  # both in one cycle: the execute engine's push is reported
-            token_overflow.eq(to_exec_overflow | to_load_overflow),
-            overflow_pc.eq(Mux(to_load_overflow, to_load_pc, to_exec_pc)),
-        ]
+        (_, to_exec_pc, to_exec_now), (to_load_overflow, to_load_pc, to_load_now) = overflows
+        # `token_overflow` is a register of its own (the two counters' tests merged before
+        # it), so the queue-head gate reads one flip-flop for it.
+        m.d.sync += token_overflow.eq(to_exec_now | to_load_now)
+        m.d.comb += overflow_pc.eq(  # both in one cycle: the execute engine's push is reported
+            Mux(to_load_overflow, to_load_pc, to_exec_pc)
+        )
 
         # Errors: found in one cycle (`error_now`), registered (`pending`, with its code and
         # index), and applied the next: `stopping`, `limit`, and the first one's code and

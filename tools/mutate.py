@@ -145,7 +145,9 @@ MUTANTS: tuple[Mutant, ...] = (
         ((r"m\.If\(push & ~pop & \(count == TOKEN_LIMIT\)\)", "m.If(0)"),
          (r"m\.If\(push & ~pop & full\)", "m.If(0)"),
          (r"overflowed\.eq\(\(busy \| begin\) & push & ~pop & full & ~reset\)",
-          "overflowed.eq(0)")),
+          "overflowed.eq(0)"),
+         (r"overflowing = \(busy \| begin\) & push & ~pop & full & ~reset",
+          "overflowing = 0")),
         "a 256th outstanding token is not an error (the counter wraps or drops it)",
     ),
     Mutant(
