@@ -244,9 +244,9 @@ class Engine(wiring.Component):
         # before it enters the error capture, so the paths through an engine's start and its
         # token pop end at that register; while it is set no queue head starts (as while an
         # error is pending), so the stop sequence is that of an error found a cycle later.
-        # Each counter's overflow and its pusher's index are registered on their own (the
-        # index unconditionally) and merged after the registers, so no select by the push
-        # sits between an engine's token push and `token_overflow_pc`.
+        # Each pusher's index is registered on its own (unconditionally) and the overflow
+        # tests are merged before their registers, so no select by the push sits between an
+        # engine's token push and `token_overflow_pc`.
         overflows = []
         for name, push, pop, ready, pc in (
             ("tokens_to_exec", load.signal, execute.token_take, execute.token_ready, load.pc),
@@ -265,27 +265,28 @@ class Engine(wiring.Component):
             push_only = pushed & ~popped
             m.d.comb += ready.eq(Mux(pop_only, count != 1, (count != 0) | pushed))
             full = Mux(push_only, count == TOKEN_LIMIT - 1, ~pop_only & (count == TOKEN_LIMIT))
-            overflowed = Signal(name=f"{name}_overflow")
             pusher_pc = Signal(16, name=f"{name}_pusher_pc")
             overflowing = (busy | begin) & push & ~pop & full & ~reset
             m.d.sync += [
-                overflowed.eq(overflowing),
                 pusher_pc.eq(pc),
                 pushed.eq(push & (pop | ~full) & ~reset & ~begin),
                 popped.eq(pop & ~reset & ~begin),
             ]
-            overflows.append((overflowed, pusher_pc, overflowing))
+            overflows.append((overflowing, pusher_pc))
             with m.If(reset | begin):
                 m.d.sync += count.eq(0)
             with m.Else():
                 m.d.sync += count.eq(count + pushed - popped)
-        (_, to_exec_pc, to_exec_now), (to_load_overflow, to_load_pc, to_load_now) = overflows
+        (to_exec_now, to_exec_pc), (to_load_now, to_load_pc) = overflows
         # `token_overflow` is a register of its own (the two counters' tests merged before
-        # it), so the queue-head gate reads one flip-flop for it.
-        m.d.sync += token_overflow.eq(to_exec_now | to_load_now)
-        m.d.comb += overflow_pc.eq(  # both in one cycle: the execute engine's push is reported
-            Mux(to_load_overflow, to_load_pc, to_exec_pc)
-        )
+        # it), so the queue-head gate reads one flip-flop for it; `to_load_overflow` says
+        # which counter overflowed (both in one cycle: the execute engine's push is reported).
+        to_load_overflow = Signal(name="tokens_to_load_overflow")
+        m.d.sync += [
+            token_overflow.eq(to_exec_now | to_load_now),
+            to_load_overflow.eq(to_load_now),
+        ]
+        m.d.comb += overflow_pc.eq(Mux(to_load_overflow, to_load_pc, to_exec_pc))
 
         # Errors: found in one cycle (`error_now`), registered (`pending`, with its code and
         # index), and applied the next: `stopping`, `limit`, and the first one's code and

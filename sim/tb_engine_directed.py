@@ -252,6 +252,18 @@ async def wait_holds_a_load_until_its_gemm(dut):
     await bench.run_checked(case, ready_hold=HOLD)
 
 
+def _two_token_gemms(*, words: int, k: int) -> list:
+    """LOAD A and B (``words`` each; B signals), a GEMM (``k`` beats) waiting for that token,
+    a LOAD of ``words`` B-words at 8 (signals), and a GEMM waiting for it that reads them."""
+    return [
+        Load(Buffer.ABUF, 0, words), Load(Buffer.WBUF, 0, words, signal=True),
+        _gemm(k=k, n=4, dst_stream=True, wait=True),
+        Load(Buffer.WBUF, 8, words, signal=True),
+        _gemm(k=k, n=4, b_base=8, dst_stream=True, wait=True, requant=Requant(300, 10, INT8)),
+        End(),
+    ]  # fmt: skip
+
+
 @cocotb.test()
 async def each_token_is_consumed_once(dut):
     """Two LOAD -> GEMM token pairs; the second LOAD's data arrive late, so a GEMM that
@@ -261,26 +273,14 @@ async def each_token_is_consumed_once(dut):
     setup = [Load(Buffer.WBUF, 8, 4), End()]
     await bench.run_checked(bench.case("setup", setup, [_a_beats(np.full((4, 4), 55))]))
     a, w1, w2 = _fixed(12, (4, 4)), _fixed(13, (4, 4)), _fixed(14, (4, 4))
-    program = [
-        Load(Buffer.ABUF, 0, 4), Load(Buffer.WBUF, 0, 4, signal=True),
-        _gemm(k=4, n=4, dst_stream=True, wait=True),
-        Load(Buffer.WBUF, 8, 4, signal=True),
-        _gemm(k=4, n=4, b_base=8, dst_stream=True, wait=True, requant=Requant(300, 10, INT8)),
-        End(),
-    ]  # fmt: skip
+    program = _two_token_gemms(words=4, k=4)
     data = [_a_beats(x) for x in (a, w1, w2)]
     await bench.run_checked(bench.case("two tokens", program, data), holds={4: HOLD})
     # Back to back: two one-beat GEMMs, both queued before the first token comes (its LOAD's
     # beat is held), so the second is chained in the cycle after the first took the only
     # token; its own token (and the word it reads) comes a hold later.
     a1, w7, w8 = _fixed(16, (2, 4)), _fixed(17, (2, 4)), _fixed(18, (2, 4))
-    chained = [
-        Load(Buffer.ABUF, 0, 2), Load(Buffer.WBUF, 0, 2, signal=True),
-        _gemm(k=1, n=4, dst_stream=True, wait=True),
-        Load(Buffer.WBUF, 8, 2, signal=True),
-        _gemm(k=1, n=4, b_base=8, dst_stream=True, wait=True, requant=Requant(300, 10, INT8)),
-        End(),
-    ]  # fmt: skip
+    chained = _two_token_gemms(words=2, k=1)
     data = [_a_beats(x) for x in (a1, w7, w8)]
     await bench.run_checked(bench.case("chained waits", chained, data), holds={1: HOLD, 2: HOLD})
     # The other direction: two GEMM -> LOAD tokens; the second LOAD overwrites the B-words
