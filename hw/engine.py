@@ -184,17 +184,40 @@ class Engine(wiring.Component):
         # with the queues (`flush`), as the rest of the input is after an error.
         discard = Signal(name="discard_input")
         loading = dispatcher.loading
+        # `owed` takes a LOAD's beats and a taken beat a cycle late, from registers
+        # (`enqueued`, `queued`, `took`), as the token counters do, so no path runs from the
+        # input stage's level or the load queue's handshake into its adder. `owing` (the
+        # count with those registers, not zero) is then a small function of registers: the
+        # count is zero after the adder only if it was 0 or 1 (`owed_is_0`, `owed_is_1`,
+        # registered from the adder's result) and at most one beat is queued.
         owed = Signal(range((cfg.queue_depth + 2) * max_load_beats(cfg) + 1), name="beats_owed")
-        owing = Signal(name="owing")  # `owed != 0`, registered
-        queued = dispatcher.load_beats  # a register: the LOAD's beats, computed as it is checked
-        enqueue = dispatcher.load_q.valid & dispatcher.load_q.ready
-        taken = input_stage.i.valid & input_stage.i.ready
-        owed_next = Signal.like(owed)
-        m.d.comb += owed_next.eq(owed + Mux(enqueue, queued, 0) - taken)
+        queued = Signal.like(dispatcher.load_beats, name="beats_queued")
+        enqueued = Signal(name="beats_enqueued")
+        took = Signal(name="beat_took")
+        owed_is_0 = Signal(name="beats_owed_is_0", init=1)
+        owed_is_1 = Signal(name="beats_owed_is_1")
+        owed_now = Signal.like(owed)  # the count with the three late registers
+        adds_0 = ~enqueued | (queued == 0)  # queued beats: none, or one
+        adds_1 = enqueued & (queued == 1)
+        owing = Signal(name="owing")  # `owed_now != 0`, from registers only
+        m.d.comb += [
+            owed_now.eq(owed + Mux(enqueued, queued, 0) - took),
+            owing.eq(
+                ~(adds_0 & Mux(took, owed_is_1, owed_is_0) | adds_1 & took & owed_is_0)
+            ),
+        ]
         with m.If(reset | begin | flush):
-            m.d.sync += [owed.eq(0), owing.eq(0)]
+            m.d.sync += [owed.eq(0), enqueued.eq(0), took.eq(0)]
+            m.d.sync += [owed_is_0.eq(1), owed_is_1.eq(0)]
         with m.Else():
-            m.d.sync += [owed.eq(owed_next), owing.eq(owed_next != 0)]
+            m.d.sync += [
+                owed.eq(owed_now),
+                owed_is_0.eq(owed_now == 0),
+                owed_is_1.eq(owed_now == 1),
+                enqueued.eq(dispatcher.load_q.valid & dispatcher.load_q.ready),
+                queued.eq(dispatcher.load_beats),  # a register: the LOAD's beats
+                took.eq(input_stage.i.valid & input_stage.i.ready),
+            ]
         m.d.comb += [
             dispatcher.inp.payload.eq(self.inp.payload),
             input_stage.i.payload.eq(self.inp.payload),
