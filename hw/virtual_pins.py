@@ -1,0 +1,104 @@
+"""Virtual pins: a component's ports behind registers, on one input and one output pad.
+
+On the Zynq the accelerator's ports face the PS7, the AXI DMA and the interconnect inside the
+fabric; on the ECP5 proxy board they would face pads. nextpnr pulls every flip-flop wired to
+a pad towards that pad (the pads of an 85F's CABGA756 ring the die), which stretches the
+logic next to the ports (the input stage, the output register, the register bank) across the
+die: an artefact of the proxy, not of the design. :class:`VirtualPins` does what an
+out-of-context build (Vivado's, or Quartus's virtual pins) does for place and route: every
+input port of ``inner`` is driven by a bit of a shift register fed from one pad (``din``),
+every output port is sampled into a register and folded by a registered XOR tree into one
+pad (``dout``), so each port ends at a flip-flop the placer may put next to it, and yosys can
+remove nothing (every output bit reaches ``dout``, every input bit comes from ``din``).
+
+Used for the ECP5 proxy Fmax only (:func:`ttaccel.hw.synth.ecp5_proxy_fmax`); it computes
+nothing useful and is never part of the Zynq build.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, ClockDomain, ClockSignal, Module, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["XOR_FAN_IN", "VirtualPins"]
+
+XOR_FAN_IN = 4
+"""Output bits folded per XOR stage (one ECP5 LUT4 per bit of the next stage)."""
+
+
+class VirtualPins(wiring.Component):
+    """``inner`` with its ports on flip-flops; see the module docstring.
+
+    Ports: ``clk`` (the one clock, also ``inner``'s ``clock`` port), ``din`` (shifted in, one
+    bit per cycle), ``dout`` (the XOR of every output bit, ``latency`` cycles after they
+    were driven).
+
+    ``inner``: a component whose members are plain ports (no nested interfaces) and whose
+    one clock is the 1-bit input ``clock``; its other inputs, in signature order, take bits
+    ``0 ..`` of the shift register (bit 0 the newest), its outputs, in signature order, are
+    concatenated (first port lowest) into the sampled word. Raises ``ValueError`` for a
+    nested member or a missing clock port.
+    """
+
+    def __init__(self, inner: wiring.Component, *, clock: str = "aclk"):
+        members = inner.signature.members
+        if (
+            clock not in members
+            or members[clock].flow != In
+            or Shape.cast(members[clock].shape).width != 1
+        ):
+            raise ValueError(f"{inner!r} has no 1-bit input {clock!r} to clock it by")
+        for name, member in members.items():
+            if not member.is_port:
+                raise ValueError(f"member {name!r} of {inner!r} is not a plain port")
+        self._inner = inner
+        self._clock = clock
+        self._inputs = [n for n, mb in members.items() if mb.flow == In and n != clock]
+        self._outputs = [n for n, mb in members.items() if mb.flow == Out]
+        super().__init__({"clk": In(1), "din": In(1), "dout": Out(1)})
+
+    @property
+    def input_bits(self) -> int:
+        """Width of the shift register: the sum of ``inner``'s input widths (clock excluded)."""
+        return sum(len(getattr(self._inner, n)) for n in self._inputs)
+
+    @property
+    def output_bits(self) -> int:
+        """Width of the sampled output word."""
+        return sum(len(getattr(self._inner, n)) for n in self._outputs)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an output port's value to its effect on ``dout``: the sample register
+        and one register per XOR stage."""
+        stages, width = 1, self.output_bits
+        while width > 1:
+            width = -(-width // XOR_FAN_IN)
+            stages += 1
+        return stages
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self._inner
+        m.domains.pins = ClockDomain("pins", reset_less=True, local=True)
+        m.d.comb += [ClockSignal("pins").eq(self.clk), getattr(inner, self._clock).eq(self.clk)]
+
+        shift = Signal(max(self.input_bits, 1), name="pins_in")
+        m.d.pins += shift.eq(Cat(self.din, shift[:-1]))
+        at = 0
+        for name in self._inputs:
+            port = getattr(inner, name)
+            m.d.comb += port.eq(shift[at : at + len(port)])
+            at += len(port)
+
+        word = Signal(max(self.output_bits, 1), name="pins_out")
+        m.d.pins += word.eq(Cat(*(getattr(inner, n) for n in self._outputs)))
+        stage = 0
+        while len(word) > 1:
+            groups = [word[i : i + XOR_FAN_IN] for i in range(0, len(word), XOR_FAN_IN)]
+            folded = Signal(len(groups), name=f"pins_xor{stage}")
+            m.d.pins += folded.eq(Cat(*(g.xor() for g in groups)))
+            word, stage = folded, stage + 1
+        m.d.comb += self.dout.eq(word)
+        return m
