@@ -202,9 +202,7 @@ class Engine(wiring.Component):
         owing = Signal(name="owing")  # `owed_now != 0`, from registers only
         m.d.comb += [
             owed_now.eq(owed + Mux(enqueued, queued, 0) - took),
-            owing.eq(
-                ~(adds_0 & Mux(took, owed_is_1, owed_is_0) | adds_1 & took & owed_is_0)
-            ),
+            owing.eq(~(adds_0 & Mux(took, owed_is_1, owed_is_0) | adds_1 & took & owed_is_0)),
         ]
         with m.If(reset | begin | flush):
             m.d.sync += [owed.eq(0), enqueued.eq(0), took.eq(0)]

@@ -59,6 +59,10 @@ class VirtualPins(wiring.Component):
         super().__init__({"clk": In(1), "din": In(1), "dout": Out(1)})
 
     @property
+    def inner(self) -> wiring.Component:
+        return self._inner
+
+    @property
     def input_bits(self) -> int:
         """Width of the shift register: the sum of ``inner``'s input widths (clock excluded)."""
         return sum(len(getattr(self._inner, n)) for n in self._inputs)

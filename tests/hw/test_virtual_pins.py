@@ -1,0 +1,105 @@
+# amaranth: UnusedElaboratable=no
+"""VirtualPins: every input port is a distinct bit of the shift register from ``din``, and
+``dout`` is the parity of every output bit ``latency`` cycles earlier (so place and route
+keeps the whole inner design)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from ttaccel.hw.interfaces import engine_signature
+from ttaccel.hw.virtual_pins import VirtualPins
+
+
+class _Mixer(wiring.Component):
+    """Combinational stand-in: ``y = a + b``, ``z = ~a[:3]``, ``one`` constant 1."""
+
+    def __init__(self):
+        super().__init__({"aclk": In(1), "a": In(8), "b": In(5), "y": Out(9), "z": Out(3),
+                          "one": Out(1)})  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.y.eq(self.a + self.b), self.z.eq(~self.a[:3]), self.one.eq(1)]
+        return m
+
+
+def _run(cycles: int, seed: int):
+    """Clock the wrapped mixer with random ``din``; per cycle (after the edge): the bits
+    shifted in so far (newest first), ``a``, ``b``, the output word and ``dout``."""
+    dut = VirtualPins(_Mixer())
+    inner = dut.inner
+    rng = random.Random(seed)
+    trace = []
+
+    async def bench(ctx):
+        shifted = []
+        for _ in range(cycles):
+            bit = rng.randrange(2)
+            ctx.set(dut.din, bit)
+            await ctx.posedge(dut.clk)
+            shifted.insert(0, bit)
+            word = ctx.get(inner.y) | ctx.get(inner.z) << 9 | ctx.get(inner.one) << 12
+            trace.append(
+                (list(shifted), ctx.get(inner.a), ctx.get(inner.b), word, ctx.get(dut.dout))
+            )
+
+    async def clock(ctx):  # `clk` is a port: the wrapper's domains are clocked by it
+        for level in [1, 0] * (cycles + 1):
+            ctx.set(dut.clk, level)
+            await ctx.delay(0.5e-6)
+
+    sim = Simulator(dut)
+    sim.add_process(clock)
+    sim.add_testbench(bench)
+    sim.run()
+    return dut, trace
+
+
+def test_inputs_are_the_shift_register_bits_in_signature_order():
+    dut, trace = _run(40, seed=1)
+    assert dut.input_bits == 13
+    for shifted, a, b, _, _ in trace[13:]:
+        bits = shifted[:13]  # bit 0 the newest
+        assert a == sum(bit << i for i, bit in enumerate(bits[:8]))
+        assert b == sum(bit << i for i, bit in enumerate(bits[8:13]))
+
+
+def test_dout_is_the_parity_of_every_output_bit_latency_cycles_before():
+    dut, trace = _run(120, seed=2)
+    assert (dut.output_bits, dut.latency) == (13, 3)  # 13 bits -> 4 -> 1, behind the sample
+    words = [word for *_, word, _ in trace]
+    outs = [dout for *_, dout in trace]
+    checked = 0
+    for t in range(dut.latency + 1, len(trace)):
+        assert outs[t] == bin(words[t - dut.latency]).count("1") % 2, t
+        checked += 1
+    assert checked > 100 and len(set(outs)) == 2  # the parity really changes
+
+
+def test_refuses_a_component_it_cannot_clock_or_flatten():
+    class NoClock(wiring.Component):
+        def __init__(self):
+            super().__init__({"x": In(1), "y": Out(1)})
+
+        def elaborate(self, platform):
+            return Module()
+
+    with pytest.raises(ValueError, match="no 1-bit input 'aclk'"):
+        VirtualPins(NoClock())
+
+    class Nested(wiring.Component):
+        def __init__(self):
+            super().__init__({"aclk": In(1), **engine_signature().members})
+
+        def elaborate(self, platform):
+            return Module()
+
+    with pytest.raises(ValueError, match="not a plain port"):
+        VirtualPins(Nested())
