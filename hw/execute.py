@@ -24,17 +24,18 @@ by the packer; a STORE when its last word is accepted by the packer.
 Timing: the generator issues one beat per cycle; a GEMM without ``fence`` that is at the queue
 head (with its token) when the previous GEMM issues its last beat issues its first beat in the
 next cycle (no idle cycle); otherwise the next instruction starts one cycle after it becomes
-ready. Operands reach the array two cycles after their addresses (the buffers' read register,
-then the operand register). Back-to-back tiles never stall while
-``k >= SystolicArray.bubble_free_k`` and the drain keeps up (``valid columns`` words, or
-``ceil(words * rows * bits / 64)`` beats to the stream, per tile).
+ready. Operands reach the array three cycles after their addresses (the buffers' read, a
+register of each word straight from the block RAM, then the operand FIFO). Back-to-back
+tiles never stall while ``k >= SystolicArray.bubble_free_k`` and the drain keeps up
+(``valid columns`` words, or ``ceil(words * rows * bits / 64)`` beats to the stream, per
+tile).
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,8 +50,9 @@ from .transposed import transposed_provider
 
 __all__ = ["ExecuteEngine"]
 
-_OPERAND_SLOTS = 4
-"""Operand FIFO entries: a credit is out for three cycles (issue, read, FIFO) at full rate."""
+_OPERAND_SLOTS = 5
+"""Operand FIFO entries: a credit is out for four cycles (issue, read, read register, FIFO)
+at full rate."""
 
 
 class ExecuteEngine(wiring.Component):
@@ -236,13 +238,12 @@ class ExecuteEngine(wiring.Component):
         head_n_single = head.n <= cols
         head_inner_single = head.m_inner == 1
         valid_cols = Signal(range(cols + 1))
-        m.d.comb += valid_cols.eq(Mux(cols_left >= cols, cols, cols_left))
+        beat_macs = Signal(range(cfg.lanes + 1))  # lane-MACs of the tile's beats
+        m.d.comb += [
+            valid_cols.eq(Mux(cols_left >= cols, cols, cols_left)),
+            beat_macs.eq(valid_cols * cfg.rows),
+        ]
 
-        # Operand stage (the buffers' read registers) feeding the array.
-        op_valid = Signal(name="op_valid")
-        op_last = Signal(name="op_last")
-        op_macs = Signal(range(cfg.lanes + 1), name="op_macs")
-        op_b_abuf = Signal(name="op_b_abuf")
         advance = Signal()
         issue = Signal()
         m.d.comb += issue.eq(in_gemm & advance & (~kk_first | tiles.i.ready))
@@ -399,6 +400,7 @@ class ExecuteEngine(wiring.Component):
         n.a_ptr = a_ptr
         n.advance = advance
         n.b_ptr = b_ptr
+        n.beat_macs = beat_macs
         n.g = g
         n.gemm_retire = gemm_retire
         n.gemms_out = gemms_out
@@ -409,15 +411,10 @@ class ExecuteEngine(wiring.Component):
         n.issue = issue
         n.kk = kk
         n.kk_last = kk_last
-        n.op_b_abuf = op_b_abuf
-        n.op_last = op_last
-        n.op_macs = op_macs
-        n.op_valid = op_valid
         n.store_done = store_done
-        n.valid_cols = valid_cols
 
     def _operands(self, m, n):
-        """Buffer reads and the operand register feeding the array."""
+        """Buffer reads, their read registers and the operand FIFO feeding the array."""
         cfg = self._config
         rows, cols, wf = cfg.rows, cfg.cols, cfg.weight_format
         a_ptr = n.a_ptr
@@ -428,11 +425,6 @@ class ExecuteEngine(wiring.Component):
         in_store = n.in_store
         issue = n.issue
         kk_last = n.kk_last
-        op_b_abuf = n.op_b_abuf
-        op_last = n.op_last
-        op_macs = n.op_macs
-        op_valid = n.op_valid
-        valid_cols = n.valid_cols
         # -- operand reads --------------------------------------------------------------------
         s_addr = Signal(16, name="store_addr")
         s_left = Signal(17, name="store_left")
@@ -456,18 +448,15 @@ class ExecuteEngine(wiring.Component):
             return
         if self._b_from_abuf:
             m.d.comb += [self.b2_addr.eq(b_ptr), self.b2_en.eq(issue)]
-        m.d.sync += [
-            op_valid.eq(issue),
-            op_last.eq(kk_last),
-            op_macs.eq(valid_cols * rows),
-            op_b_abuf.eq(g.b_from_abuf),
-        ]
-        # The operand FIFO: the buffers' read data go straight into it (it is the operand
-        # register) and the array takes from it. Credits (a register) admit a beat only when
-        # the FIFO has room for it and every beat in flight, so the address generator never
-        # waits for the array's ready, and the buffers' read stage never stalls.
-        a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)
-        entry = data.StructLayout({"beat": array.input_layout, "macs": op_macs.shape()})
+        op, words = self._read_stage(
+            m, n, valid=issue, last=kk_last, macs=n.beat_macs, b_abuf=g.b_from_abuf
+        )
+        # The operand FIFO: the read registers go straight into it and the array takes from
+        # it. Credits (a register) admit a beat only when the FIFO has room for it and every
+        # beat in flight, so the address generator never waits for the array's ready, and
+        # the buffers' read stages never stall.
+        a_word = data.View(data.ArrayLayout(signed(8), rows), words.a)
+        entry = data.StructLayout({"beat": array.input_layout, "macs": op.macs.shape()})
         m.submodules.operands = operands = StreamFIFO(layout=entry, depth=_OPERAND_SLOTS)
         credits = Signal(range(_OPERAND_SLOTS + 1), name="operand_credits", init=_OPERAND_SLOTS)
         taken = operands.o.valid & array.i.ready
@@ -475,9 +464,9 @@ class ExecuteEngine(wiring.Component):
         beat = operands.i.payload.beat
         m.d.comb += [
             advance.eq(credits != 0),
-            operands.i.valid.eq(op_valid),
-            beat.last.eq(op_last),
-            operands.i.payload.macs.eq(op_macs),
+            operands.i.valid.eq(op.valid),
+            beat.last.eq(op.last),
+            operands.i.payload.macs.eq(op.macs),
             array.i.valid.eq(operands.o.valid),
             array.i.payload.eq(operands.o.payload.beat),
             operands.o.ready.eq(array.i.ready),
@@ -486,12 +475,12 @@ class ExecuteEngine(wiring.Component):
         ]
         m.d.comb += [beat.w[i].eq(a_word[i]) for i in range(rows)]
         for j in range(cols):
-            lane = self.w_data[j * wf.bits : (j + 1) * wf.bits]
+            lane = words.w[j * wf.bits : (j + 1) * wf.bits]
             if self._b_from_abuf:
-                b2_word = data.View(data.ArrayLayout(signed(8), cols), self.b2_data)
-                lane = Mux(op_b_abuf, b2_word[j], lane)
+                b2_word = data.View(data.ArrayLayout(signed(8), cols), words.b2)
+                lane = Mux(op.b_abuf, b2_word[j], lane)
             m.d.comb += beat.a[j].eq(lane)
-        n.a_word = a_word
+        n.a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)  # STOREs' words
         n.s_addr = s_addr
         n.s_adv = s_adv
         n.s_end = s_end
@@ -507,21 +496,18 @@ class ExecuteEngine(wiring.Component):
         n_keep, group = cfg.sparse_nm
         array, g, issue = n.array, n.g, n.issue
         m.submodules.assembler = assembler = GroupAssembler(
-            beat_layout=array.input_layout, tokens=rows, group=group, macs_shape=n.op_macs.shape()
+            beat_layout=array.input_layout,
+            tokens=rows,
+            group=group,
+            macs_shape=range(cfg.lanes + 1),
         )
-        op_sparse = Signal(name="op_sparse")
-        op_group_end = Signal(name="op_group_end")
         group_end = (n.kk & (n_keep - 1)) == n_keep - 1 if n_keep > 1 else 1
-        m.d.sync += [
-            n.op_valid.eq(issue),
-            n.op_last.eq(n.kk_last),
-            n.op_macs.eq(n.valid_cols * rows),
-            n.op_b_abuf.eq(g.b_from_abuf),
-            op_sparse.eq(g.sparse),
-            op_group_end.eq(~g.sparse | group_end),
-        ]
-        a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)
-        a2_word = data.View(data.ArrayLayout(signed(8), rows), self.b2_data)
+        op, words = self._read_stage(
+            m, n, valid=issue, last=n.kk_last, macs=n.beat_macs, b_abuf=g.b_from_abuf,
+            sparse=g.sparse, group_end=~g.sparse | group_end,
+        )  # fmt: skip
+        a_word = data.View(data.ArrayLayout(signed(8), rows), words.a)
+        a2_word = data.View(data.ArrayLayout(signed(8), rows), words.b2)
         m.submodules.operands = operands = StreamFIFO(
             layout=assembler.entry_layout, depth=_OPERAND_SLOTS
         )
@@ -532,24 +518,24 @@ class ExecuteEngine(wiring.Component):
         lane_bits = cfg.b_lane_bits
         m.d.comb += [
             n.advance.eq(credits != 0),
-            operands.i.valid.eq(n.op_valid),
+            operands.i.valid.eq(op.valid),
             entry.pair[0].eq(a_word),
             entry.pair[1].eq(a2_word),
-            entry.sparse.eq(op_sparse),
-            entry.group_end.eq(op_group_end),
-            entry.last.eq(n.op_last),
-            entry.macs.eq(n.op_macs),
+            entry.sparse.eq(op.sparse),
+            entry.group_end.eq(op.group_end),
+            entry.last.eq(op.last),
+            entry.macs.eq(op.macs),
         ]
         for j in range(cols):
-            field = self.w_data[j * lane_bits : (j + 1) * lane_bits]
+            field = words.w[j * lane_bits : (j + 1) * lane_bits]
             code, index = field[: wf.bits], field[wf.bits :]
             if self._b_from_abuf:
-                b2_word = data.View(data.ArrayLayout(signed(8), cols), self.b2_data)
-                code = Mux(n.op_b_abuf, b2_word[j], code)
+                b2_word = data.View(data.ArrayLayout(signed(8), cols), words.b2)
+                code = Mux(op.b_abuf, b2_word[j], code)
             # A dense beat is a one-beat group whose activation sits at slot M - 2.
             m.d.comb += [
                 entry.weights[j].a.eq(code),
-                entry.weights[j].index.eq(Mux(op_sparse, index, group - 2)),
+                entry.weights[j].index.eq(Mux(op.sparse, index, group - 2)),
             ]
         wiring.connect(m, operands.o, assembler.i)
         m.d.comb += [
@@ -559,7 +545,30 @@ class ExecuteEngine(wiring.Component):
             self.mac_fire.eq(assembler.o.valid & array.i.ready),
             self.macs.eq(assembler.o.payload.macs),
         ]
-        n.a_word = a_word
+        n.a_word = data.View(data.ArrayLayout(signed(8), rows), self.a_data)  # STOREs' words
+
+    def _read_stage(self, m, n, **issued):
+        """The read stages between a beat's issue and the operand FIFO: the block RAMs' read
+        (one cycle), then a register of each read word taken straight from the block RAM (no
+        logic behind a block RAM's clock-to-out, 5.8 ns on the ECP5 proxy's DP16KD without
+        their output register). ``issued``: the beat's fields at its issue (name -> value);
+        returns (those fields two cycles later, the registered words ``a``, ``w`` and
+        ``b2`` where built), each a namespace of signals. The words are taken every cycle:
+        they are used only with ``valid``."""
+        late = {}
+        for name, value in issued.items():
+            shape = Value.cast(value).shape()
+            read = Signal(shape, name=f"read_{name}")
+            late[name] = Signal(shape, name=f"op_{name}")
+            m.d.sync += [read.eq(value), late[name].eq(read)]
+        words = {"a": self.a_data, "w": self.w_data}
+        if self.has_b2:
+            words["b2"] = self.b2_data
+        registered = {}
+        for name, word in words.items():
+            registered[name] = Signal.like(word, name=f"{name}_read_word", reset_less=True)
+            m.d.sync += registered[name].eq(word)
+        return SimpleNamespace(**late), SimpleNamespace(**registered)
 
     def _drain(self, m, n):
         """The drain: one column per cycle, bias read, into the requantizer."""

@@ -78,12 +78,14 @@ __all__ = ["CycleReport", "Timing", "array_slots", "estimate_layer", "pe_columns
 class Timing:
     """Latencies of the implementation, in cycles (defaults: a plausible RTL; calibrate
     against simulation). ``mac_latency``: from a tile's drain slot to its first result at the
-    requantizer besides the PE columns' skew: the buffers' operand register and operand FIFO,
-    the PE pipeline (DSP48E1 operand, product and accumulator registers), the hold row and
-    the drain's two stages (the second registers the bias word read in the first): 10 cycles
-    (9 before timing step 15, which Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8
-    builds, int8 packed and not, ternary and binary, matched exactly, ``sim/measure_xtc.py``;
-    10 is checked to the cycle on ``pytest sim/``'s builds, e.g. ``sim/test_xtc.py``);
+    requantizer besides the PE columns' skew: the buffers' read registers (each word taken
+    straight from the block RAM) and operand FIFO, the PE pipeline (DSP48E1 operand, product
+    and accumulator registers), the hold row and the drain's two stages (the second registers
+    the bias word read in the first): 11 cycles (9 before issue 9's timing step 15, which
+    Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8 builds, int8 packed and not,
+    ternary and binary, matched exactly, ``sim/measure_xtc.py``; 10 before step 27, the read
+    registers; checked to the cycle on ``pytest sim/``'s builds, e.g. ``sim/test_xtc.py``,
+    which fails with 10);
     ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
     ``output_latency``: the packer's input register and the engine's output register, between
     the last output word reaching the packer and the run's end; ``store_latency``: the
@@ -106,7 +108,7 @@ class Timing:
     seed 000's layers on the 12 x 32 default and on 16 x 16). The defaults follow ``hw/``
     (dispatcher, load engine, requantizer) as documented there."""
 
-    mac_latency: int = 10
+    mac_latency: int = 11
     requant_latency: int = 5
     output_latency: int = 2
     store_latency: int = 1
