@@ -170,8 +170,14 @@ class ExecuteEngine(wiring.Component):
         )
         # Both descriptor FIFOs keep their head in a register (`registered_head`): the drain
         # (column count, result and bias addresses) and the ABUF-or-stream choice (`dst`)
-        # read flip-flops, not a LUT-RAM read.
-        m.submodules.tiles = tiles = StreamFIFO(layout=tile_layout, depth=8, registered_head=True)
+        # read flip-flops, not a LUT-RAM read. The tile queue has no bypass: a descriptor
+        # reaches the drain two cycles after its push, long before the tile's first column
+        # leaves the array, and its LUT-RAM's write enable does not depend on the drain's
+        # ready chain (`tiles.o.ready`, from the requantizer's credits through both drain
+        # stages).
+        m.submodules.tiles = tiles = StreamFIFO(
+            layout=tile_layout, depth=8, registered_head=True, bypass=False
+        )
         # The result descriptors' head is a register (`registered_head`): `dst` decides the
         # ABUF write and the packer input without a LUT-RAM read in the path. A descriptor
         # enters as its beat enters the requantizer and leaves as the beat leaves it, and the

@@ -88,18 +88,33 @@ class StreamFIFO(wiring.Component):
     registered head is not built (the plain ``SyncFIFO`` is, with the same cycles): the
     one-entry memory behind the head would be a ``[0:0]`` array that Verilator lints as
     ASCRANGE.
+
+    ``bypass`` (default True; with ``registered_head`` only): a transfer may go straight into
+    the head register. Without it every transfer passes the ``SyncFIFO``, so it is at ``o``
+    two cycles after it was accepted (one if the queue was not empty: the order of the
+    entries and ``i.ready`` are the same), and the ``SyncFIFO``'s write enable depends on
+    ``i`` and the level only, not on ``o.ready``: for a queue whose reader needs an entry
+    only some cycles after it was written (the tile descriptors).
     """
 
-    def __init__(self, *, layout, depth: int, registered_head: bool = False):
+    def __init__(self, *, layout, depth: int, registered_head: bool = False, bypass: bool = True):
         self._depth = positive_int(depth, "Depth")
-        if not isinstance(registered_head, bool):
-            raise TypeError(f"Registered head must be a bool, not {registered_head!r}")
+        for name, flag in (("Registered head", registered_head), ("Bypass", bypass)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {flag!r}")
+        if not bypass and (not registered_head or self._depth < 3):
+            raise ValueError(
+                f"Bypass=False needs a registered head and a depth of 3 or more, not "
+                f"registered_head={registered_head!r}, depth={self._depth}"
+            )
         self._layout = layout
         self._registered_head = registered_head
+        self._bypass = bypass
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     depth = property(lambda self: self._depth)
     registered_head = property(lambda self: self._registered_head)
+    bypass = property(lambda self: self._bypass)
 
     def elaborate(self, platform):
         from amaranth import Module, Shape, Signal
@@ -129,12 +144,19 @@ class StreamFIFO(wiring.Component):
         m.d.comb += [
             self.o.payload.eq(head),
             self.o.valid.eq(head_valid),
-            self.i.ready.eq(rest.w_rdy | ~head_valid),
             accept.eq(self.i.valid & self.i.ready),
             refill.eq(~head_valid | self.o.ready),
             rest.w_data.eq(self.i.payload),
-            rest.w_en.eq(accept & ~(refill & ~rest.r_rdy)),
             rest.r_en.eq(refill),
+        ]
+        if not self._bypass:  # the head is empty only while the SyncFIFO holds one entry
+            m.d.comb += [self.i.ready.eq(rest.w_rdy), rest.w_en.eq(accept)]
+            with m.If(refill):
+                m.d.sync += [head_valid.eq(rest.r_rdy), head.eq(rest.r_data)]
+            return m
+        m.d.comb += [
+            self.i.ready.eq(rest.w_rdy | ~head_valid),
+            rest.w_en.eq(accept & ~(refill & ~rest.r_rdy)),
         ]
         with m.If(refill):
             m.d.sync += head_valid.eq(rest.r_rdy | accept)

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Amaranth-simulator unit tests of the engine's small blocks: the output packer, the
 transposed low-bit MAC providers, the dispatcher's division constant and the queues."""
 
@@ -5,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth import unsigned
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
@@ -153,17 +155,30 @@ def test_division_magic_is_exact(divisor):
     assert multiplier < 2**17  # fits the dispatcher's 17-bit multiplier input
 
 
-@pytest.mark.parametrize("registered_head", [False, True], ids=["lutram-head", "registered-head"])
-@pytest.mark.parametrize("depth", [1, 2, 4, 8])
-def test_stream_fifo_is_a_queue_of_depth_entries_with_one_cycle_latency(depth, registered_head):
-    """Against a list model, every cycle: ``o`` shows the oldest entry accepted before this
-    cycle, ``i.ready`` is high exactly while fewer than ``depth`` entries are held (also in a
-    cycle in which ``o`` transfers), entries leave in order; random valid/ready (the producer
-    holds a beat until it is taken), both head variants (they must have the same cycles)."""
-    seed = 1000 * depth + registered_head
+_HEADS = {  # StreamFIFO options -> the cycles from an entry's acceptance to `o`
+    "lutram-head": ({"registered_head": False}, 1),
+    "registered-head": ({"registered_head": True}, 1),
+    "no-bypass": ({"registered_head": True, "bypass": False}, 2),
+}
+
+
+@pytest.mark.parametrize("head", sorted(_HEADS))
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 8])
+def test_stream_fifo_is_a_queue_of_depth_entries(depth, head):
+    """Against a list model, every cycle: ``o`` shows the oldest entry accepted at least the
+    head variant's latency before this cycle (one cycle; two without ``bypass``), ``i.ready``
+    is high exactly while fewer than ``depth`` entries are held (also in a cycle in which
+    ``o`` transfers), entries leave in order; random valid/ready (the producer holds a beat
+    until it is taken). The two variants with one cycle must have the same cycles."""
+    options, latency = _HEADS[head]
+    if not options.get("bypass", True) and depth < 3:
+        with pytest.raises(ValueError, match="depth of 3 or more"):
+            StreamFIFO(layout=unsigned(4), depth=depth, **options)
+        return
+    seed = 1000 * depth + sorted(_HEADS).index(head)
     rng = np.random.default_rng(seed)
     layout = data.StructLayout({"pc": 16, "tag": 3})
-    fifo = StreamFIFO(layout=layout, depth=depth, registered_head=registered_head)
+    fifo = StreamFIFO(layout=layout, depth=depth, **options)
     model, sent, got = [], 0, []
     p_valid, p_ready = rng.uniform(0.2, 0.9, size=2)
 
@@ -179,14 +194,14 @@ def test_stream_fifo_is_a_queue_of_depth_entries_with_one_cycle_latency(depth, r
             ctx.set(fifo.o.ready, ready)
             o_valid, i_ready = ctx.get(fifo.o.valid), ctx.get(fifo.i.ready)
             where = f"seed {seed}, cycle {cycle}"
-            assert o_valid == bool(model), where
+            assert o_valid == (bool(model) and model[0][1] <= cycle - latency), where
             assert i_ready == (len(model) < depth), where
             if o_valid:
-                assert ctx.get(fifo.o.payload.as_value()) == model[0], where
+                assert ctx.get(fifo.o.payload.as_value()) == model[0][0], where
                 if ready:
                     got.append(model.pop(0))
             if offer is not None and i_ready:
-                model.append(offer)
+                model.append((offer, cycle))
                 sent += 1
                 offer = None
             await ctx.tick()
