@@ -180,7 +180,16 @@ class Requantizer(wiring.Component):
                 "last": 1,
             },
         )
-        s3 = stage("s3", {"shifted": shifted_l, "out_format": OutFormat, "last": 1})
+        # Stage 3 carries the output format's saturation bounds (registered from the format,
+        # so stage 4's tests start from flip-flops, not from a decode of the format).
+        bounds = {
+            "qmin": signed(8),
+            "qmax": signed(8),
+            "above_from": signed(_WINDOW_BITS),  # 2 qmax + 1
+            "below_to": signed(_WINDOW_BITS),  # 2 qmin - 2
+            "binary": 1,
+        }
+        s3 = stage("s3", {"shifted": shifted_l, **bounds, "last": 1})
         s4 = Signal(self.output_layout, name="s4")  # the output FIFO's write data
 
         inp = self.i.payload
@@ -222,11 +231,18 @@ class Requantizer(wiring.Component):
         # Stage 3: t = (2 * product) >> shift (arithmetic). With the rounding bit
         # r = 1 << (shift - 1), (p + r) >> shift == (t + 1) >> 1 for shift >= 1, and
         # t = 2p gives p for shift 0, so no wide add sits in front of the shifter.
-        m.d.sync += [
-            s3.valid.eq(s2.valid),
-            s3.out_format.eq(s2.out_format),
-            s3.last.eq(s2.last),
-        ]
+        m.d.sync += [s3.valid.eq(s2.valid), s3.last.eq(s2.last)]
+        with m.Switch(s2.out_format):
+            for code in OutFormat:
+                with m.Case(code):
+                    fmt = FORMATS[code.name.lower()]
+                    m.d.sync += [
+                        s3.qmin.eq(fmt.qmin),
+                        s3.qmax.eq(fmt.qmax),
+                        s3.above_from.eq(2 * fmt.qmax + 1),
+                        s3.below_to.eq(2 * fmt.qmin - 2),
+                        s3.binary.eq(code == OutFormat.BINARY),
+                    ]
         m.d.sync += [
             s3.shifted[n].eq((s2.product[n] << 1).as_signed() >> s2.shift) for n in range(lanes)
         ]
@@ -237,21 +253,8 @@ class Requantizer(wiring.Component):
         # range ([-258, 255]), so each test is a 10-bit compare of t's low bits where t fits
         # in 10 bits (its bits 9 and up all equal) and t's sign where it does not: no compare
         # runs along t's 50 bits.
-        qmin = Signal(signed(8))
-        qmax = Signal(signed(8))
-        above_from = Signal(signed(_WINDOW_BITS))  # 2 qmax + 1
-        below_to = Signal(signed(_WINDOW_BITS))  # 2 qmin - 2
-        with m.Switch(s3.out_format):
-            for code in OutFormat:
-                with m.Case(code):
-                    fmt = FORMATS[code.name.lower()]
-                    m.d.comb += [
-                        qmin.eq(fmt.qmin),
-                        qmax.eq(fmt.qmax),
-                        above_from.eq(2 * fmt.qmax + 1),
-                        below_to.eq(2 * fmt.qmin - 2),
-                    ]
-        is_binary = s3.out_format == OutFormat.BINARY
+        qmin, qmax, above_from, below_to = s3.qmin, s3.qmax, s3.above_from, s3.below_to
+        is_binary = s3.binary
         m.d.comb += [s4.last.eq(s3.last), out_fifo.w_en.eq(s3.valid), out_fifo.w_data.eq(s4)]
         for n in range(lanes):
             t = s3.shifted[n]
