@@ -17,7 +17,7 @@ nothing useful and is never part of the Zynq build.
 
 from __future__ import annotations
 
-from amaranth import Cat, ClockDomain, ClockSignal, Module, Shape, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, Module, ResetSignal, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,32 +30,35 @@ XOR_FAN_IN = 4
 class VirtualPins(wiring.Component):
     """``inner`` with its ports on flip-flops; see the module docstring.
 
-    Ports: ``clk`` (the one clock, also ``inner``'s ``clock`` port), ``din`` (shifted in, one
-    bit per cycle), ``dout`` (the XOR of every output bit, ``latency`` cycles after they
-    were driven).
+    Ports: ``clk`` (the one clock), ``din`` (shifted in, one bit per cycle), ``dout`` (the
+    XOR of every output bit, ``latency`` cycles after they were driven).
 
-    ``inner``: a component whose members are plain ports (no nested interfaces) and whose
-    one clock is the 1-bit input ``clock``; its other inputs, in signature order, take bits
-    ``0 ..`` of the shift register (bit 0 the newest), its outputs, in signature order, are
+    ``inner``: a component whose ports may sit in nested interfaces (streams, say: they are
+    taken in ``signature.flatten`` order, each with the flow it has seen from outside).
+    ``clock``: the name of ``inner``'s 1-bit clock input (a top such as ``ZynqTop``, which
+    makes its own domains), or ``None`` for a block clocked by the ``sync`` domain (an
+    engine block alone): the wrapper then creates ``sync``, clocked by ``clk``, with its
+    reset from the shift register's last bit. The other inputs, in flatten order, take bits
+    ``0 ..`` of the shift register (bit 0 the newest); the outputs, in flatten order, are
     concatenated (first port lowest) into the sampled word. Raises ``ValueError`` for a
-    nested member or a missing clock port.
+    missing clock port.
     """
 
-    def __init__(self, inner: wiring.Component, *, clock: str = "aclk"):
+    def __init__(self, inner: wiring.Component, *, clock: str | None = "aclk"):
         members = inner.signature.members
-        if (
+        if clock is not None and (
             clock not in members
             or members[clock].flow != In
+            or not members[clock].is_port
             or Shape.cast(members[clock].shape).width != 1
         ):
             raise ValueError(f"{inner!r} has no 1-bit input {clock!r} to clock it by")
-        for name, member in members.items():
-            if not member.is_port:
-                raise ValueError(f"member {name!r} of {inner!r} is not a plain port")
         self._inner = inner
         self._clock = clock
-        self._inputs = [n for n, mb in members.items() if mb.flow == In and n != clock]
-        self._outputs = [n for n, mb in members.items() if mb.flow == Out]
+        ports = [(path, member.flow, Value.cast(value))
+                 for path, member, value in inner.signature.flatten(inner)]  # fmt: skip
+        self._inputs = [v for path, flow, v in ports if flow == In and path != (clock,)]
+        self._outputs = [v for _, flow, v in ports if flow == Out]
         super().__init__({"clk": In(1), "din": In(1), "dout": Out(1)})
 
     @property
@@ -64,13 +67,14 @@ class VirtualPins(wiring.Component):
 
     @property
     def input_bits(self) -> int:
-        """Width of the shift register: the sum of ``inner``'s input widths (clock excluded)."""
-        return sum(len(getattr(self._inner, n)) for n in self._inputs)
+        """Width of the shift register: the sum of ``inner``'s input widths (clock excluded),
+        plus the ``sync`` reset's bit when ``clock`` is ``None``."""
+        return sum(len(v) for v in self._inputs) + (self._clock is None)
 
     @property
     def output_bits(self) -> int:
         """Width of the sampled output word."""
-        return sum(len(getattr(self._inner, n)) for n in self._outputs)
+        return sum(len(v) for v in self._outputs)
 
     @property
     def latency(self) -> int:
@@ -86,18 +90,22 @@ class VirtualPins(wiring.Component):
         m = Module()
         m.submodules.inner = inner = self._inner
         m.domains.pins = ClockDomain("pins", reset_less=True, local=True)
-        m.d.comb += [ClockSignal("pins").eq(self.clk), getattr(inner, self._clock).eq(self.clk)]
+        m.d.comb += ClockSignal("pins").eq(self.clk)
 
         shift = Signal(max(self.input_bits, 1), name="pins_in")
         m.d.pins += shift.eq(Cat(self.din, shift[:-1]))
         at = 0
-        for name in self._inputs:
-            port = getattr(inner, name)
+        for port in self._inputs:
             m.d.comb += port.eq(shift[at : at + len(port)])
             at += len(port)
+        if self._clock is None:
+            m.domains.sync = ClockDomain("sync")
+            m.d.comb += [ClockSignal("sync").eq(self.clk), ResetSignal("sync").eq(shift[at])]
+        else:
+            m.d.comb += getattr(inner, self._clock).eq(self.clk)
 
         word = Signal(max(self.output_bits, 1), name="pins_out")
-        m.d.pins += word.eq(Cat(*(getattr(inner, n) for n in self._outputs)))
+        m.d.pins += word.eq(Cat(*self._outputs))
         stage = 0
         while len(word) > 1:
             groups = [word[i : i + XOR_FAN_IN] for i in range(0, len(word), XOR_FAN_IN)]

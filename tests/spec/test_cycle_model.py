@@ -173,7 +173,8 @@ def test_seed_000_layers_run_faster_on_the_board_sized_default(name):
 # array's hold slots and credits with the slot release registered (9 and 6 cycles more than
 # step 19's 22357 / 60373 and 26107 / 62971, as the model says; 12 x 32: 22483 / 60499 after
 # step 17, 22491 / 60507 after step 8; 16 x 16: 26194 / 63058 after step 8). 12 x 32 after
-# step 27 (one more operand stage, mac_latency 11): 22367 / 60383, one cycle more. The model
+# step 27 (one more operand stage, mac_latency 11): 22367 / 60383, one cycle more; 16 x 16
+# after step 27: 26113 / 62977 again (the model's one cycle more is hidden there). The model
 # before the hold-row rule (drain_end(i - 2) gating a tile's start) was pessimistic by 254
 # cycles on 12 x 32 (-1.12 % on the attention layer) and 94 on 16 x 16.
 RTL_SEED000_CYCLES = {
