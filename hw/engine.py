@@ -197,8 +197,10 @@ class Engine(wiring.Component):
         owed_is_0 = Signal(name="beats_owed_is_0", init=1)
         owed_is_1 = Signal(name="beats_owed_is_1")
         owed_now = Signal.like(owed)  # the count with the three late registers
-        adds_0 = ~enqueued | (queued == 0)  # queued beats: none, or one
-        adds_1 = enqueued & (queued == 1)
+        queued_is_0 = Signal(name="beats_queued_is_0")  # `queued == 0` / `== 1`, registered
+        queued_is_1 = Signal(name="beats_queued_is_1")  # beside it (step 30)
+        adds_0 = ~enqueued | queued_is_0  # queued beats: none, or one
+        adds_1 = enqueued & queued_is_1
         owing = Signal(name="owing")  # `owed_now != 0`, from registers only
         m.d.comb += [
             owed_now.eq(owed + Mux(enqueued, queued, 0) - took),
@@ -214,6 +216,8 @@ class Engine(wiring.Component):
                 owed_is_1.eq(owed_now == 1),
                 enqueued.eq(dispatcher.load_q.valid & dispatcher.load_q.ready),
                 queued.eq(dispatcher.load_beats),  # a register: the LOAD's beats
+                queued_is_0.eq(dispatcher.load_beats == 0),
+                queued_is_1.eq(dispatcher.load_beats == 1),
                 took.eq(input_stage.i.valid & input_stage.i.ready),
             ]
         m.d.comb += [
