@@ -29,6 +29,21 @@ class _Mixer(wiring.Component):
         return m
 
 
+def _simulate(dut: VirtualPins, bench, cycles: int) -> None:
+    """Run testbench ``bench`` on ``dut`` with ``cycles`` (+ 1) periods of ``clk``, a port:
+    the wrapper's domains are clocked by it."""
+
+    async def clock(ctx):
+        for level in [1, 0] * (cycles + 1):
+            ctx.set(dut.clk, level)
+            await ctx.delay(0.5e-6)
+
+    sim = Simulator(dut)
+    sim.add_process(clock)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def _run(cycles: int, seed: int):
     """Clock the wrapped mixer with random ``din``; per cycle (after the edge): the bits
     shifted in so far (newest first), ``a``, ``b``, the output word and ``dout``."""
@@ -49,15 +64,7 @@ def _run(cycles: int, seed: int):
                 (list(shifted), ctx.get(inner.a), ctx.get(inner.b), word, ctx.get(dut.dout))
             )
 
-    async def clock(ctx):  # `clk` is a port: the wrapper's domains are clocked by it
-        for level in [1, 0] * (cycles + 1):
-            ctx.set(dut.clk, level)
-            await ctx.delay(0.5e-6)
-
-    sim = Simulator(dut)
-    sim.add_process(clock)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench, cycles)
     return dut, trace
 
 
@@ -122,15 +129,7 @@ def test_a_sync_block_takes_its_nested_inputs_and_its_reset_from_the_shift_regis
             assert (ctx.get(inner.o.payload), ctx.get(inner.o.valid)) == expect
             seen["reset" if reset_then else "kept"] += 1
 
-    async def clock(ctx):
-        for level in [1, 0] * 201:
-            ctx.set(dut.clk, level)
-            await ctx.delay(0.5e-6)
-
-    sim = Simulator(dut)
-    sim.add_process(clock)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench, 200)
     assert seen["reset"] > 50 and seen["kept"] > 50
 
 
