@@ -187,9 +187,12 @@ class Engine(wiring.Component):
         # `owed` takes a LOAD's beats and a taken beat a cycle late, from registers
         # (`enqueued`, `queued`, `took`), as the token counters do, so no path runs from the
         # input stage's level or the load queue's handshake into its adder. `owing` (the
-        # count with those registers, not zero) is then a small function of registers: the
-        # count is zero after the adder only if it was 0 or 1 (`owed_is_0`, `owed_is_1`,
-        # registered from the adder's result) and at most one beat is queued.
+        # count with those registers, not zero) is then a small function of registers: a
+        # LOAD just queued always owes beats (the dispatcher rejects a LOAD of no words as
+        # illegal, error 1, so every LOAD on `load_q` has a beat at least), and `took` implies
+        # `owed >= 1` (a beat is taken only while `owing`, and `owed` is then that nonzero
+        # count), so without a new LOAD the count is zero exactly when `owed == took`
+        # (`owed_is_0`, `owed_is_1`: registered from the adder's result).
         owed = Signal(range((cfg.queue_depth + 2) * max_load_beats(cfg) + 1), name="beats_owed")
         queued = Signal.like(dispatcher.load_beats, name="beats_queued")
         enqueued = Signal(name="beats_enqueued")
@@ -197,14 +200,10 @@ class Engine(wiring.Component):
         owed_is_0 = Signal(name="beats_owed_is_0", init=1)
         owed_is_1 = Signal(name="beats_owed_is_1")
         owed_now = Signal.like(owed)  # the count with the three late registers
-        queued_is_0 = Signal(name="beats_queued_is_0")  # `queued == 0` / `== 1`, registered
-        queued_is_1 = Signal(name="beats_queued_is_1")  # beside it (step 30)
-        adds_0 = ~enqueued | queued_is_0  # queued beats: none, or one
-        adds_1 = enqueued & queued_is_1
         owing = Signal(name="owing")  # `owed_now != 0`, from registers only
         m.d.comb += [
             owed_now.eq(owed + Mux(enqueued, queued, 0) - took),
-            owing.eq(~(adds_0 & Mux(took, owed_is_1, owed_is_0) | adds_1 & took & owed_is_0)),
+            owing.eq(enqueued | ~Mux(took, owed_is_1, owed_is_0)),
         ]
         with m.If(reset | begin | flush):
             m.d.sync += [owed.eq(0), enqueued.eq(0), took.eq(0)]
@@ -216,8 +215,6 @@ class Engine(wiring.Component):
                 owed_is_1.eq(owed_now == 1),
                 enqueued.eq(dispatcher.load_q.valid & dispatcher.load_q.ready),
                 queued.eq(dispatcher.load_beats),  # a register: the LOAD's beats
-                queued_is_0.eq(dispatcher.load_beats == 0),
-                queued_is_1.eq(dispatcher.load_beats == 1),
                 took.eq(input_stage.i.valid & input_stage.i.ready),
             ]
         m.d.comb += [

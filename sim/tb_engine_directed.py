@@ -50,6 +50,7 @@ from ttaccel.spec.isa import (
     Store,
     Sync,
     check_program,
+    execute_stream,
     pack_bias,
 )
 from ttaccel.spec.packing import pack_words
@@ -384,6 +385,47 @@ async def end_waits_for_the_last_output_beat(dut):
     case = bench.case("end after a waiting beat", program, [_a_beats(a), _a_beats(w)])
     for _ in range(8):
         await bench.run_checked(case, backpressure=0.7)
+
+
+@cocotb.test()
+async def a_run_takes_only_its_own_beats(dut):
+    """Two runs' streams sent back to back as one transfer: the first run takes exactly its
+    program and its LOADs' beats (the last LOAD is one beat, straight behind the one
+    before), and the second run's program waits at the port until the second start. Both
+    outputs against the reference. A design that takes one beat more than the queued LOADs
+    owe (the input stage still open the cycle after the last owed beat) swallows the
+    second program's first beat on any seed."""
+    bench, config, _ = await _bench(dut, 29)
+    a, w = _fixed(29, (4, 4)), _fixed(30, (1, 4))
+    first = [
+        Load(Buffer.ABUF, 0, 4), Load(Buffer.WBUF, 0, 1, signal=True),
+        _gemm(k=1, n=4, dst_stream=True, wait=True), End(),
+    ]  # fmt: skip
+    second = [_gemm(k=1, n=4, dst_stream=True, requant=Requant(3, 2, INT8)), End()]
+    streams = [stream_of(first, np.concatenate([_a_beats(a), _a_beats(w)])), stream_of(second, [])]
+    for program in (first, second):
+        check_program(program, config)
+    payloads = [{"data": b, "last": int(i == len(s) - 1)} for s in streams for i, b in enumerate(s)]
+    source = StreamSource(bench.harness, "inp", STREAM_BEAT, rng=random.Random(29))
+    sink = StreamSink(bench.harness, "out", STREAM_BEAT, rng=random.Random(30))
+    sink.start()
+    sending = cocotb.start_soon(source.send(payloads))
+    machine, want, taken = bench.machine.copy(), [], 0
+    for name, program, stream in zip(("first", "second"), (first, second), streams, strict=True):
+        dut.program_length.value = len(program)
+        await bench.pulse("start")
+        how, _ = await bench.wait_end(20_000)
+        assert how == "done", f"{name} run: error {int(dut.error_code.value)}"
+        await bench.harness.cycles(16)  # the next run's beats stay offered meanwhile
+        taken += len(stream)
+        assert len(source.sent) == taken, (
+            f"after the {name} run the engine took {len(source.sent)} beats, want {taken}"
+        )
+        want += [int(b) for b in execute_stream(np.array(stream, np.uint64), len(program),
+                                                config, machine).output]  # fmt: skip
+    await sending
+    assert [p["data"] for _, p in sink.received] == want
+    bench.machine = machine
 
 
 @cocotb.test()

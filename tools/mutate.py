@@ -294,6 +294,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "a GEMM reading the last ABUF word is rejected (error 2)",
     ),
     Mutant(
+        "input-beat-unowed", "hw/engine.py",
+        ((r"~Mux\(took, owed_is_1, owed_is_0\)", "~owed_is_0"),),
+        "the input stage takes a beat no queued LOAD owes, the cycle after the last owed one",
+    ),
+    Mutant(
         "sparse-index-swapped", "hw/sparse.py",
         ((r"chosen\[lane\]\.eq\(w\[lane\]\[a\.index\]\)",
           "chosen[lane].eq(w[lane][a.index ^ 1])"),),
