@@ -39,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 from ..spec.accel_config import INSTRUCTION_BITS, AccelConfig
 from ..spec.formats import MAX_SHIFT
 from ..spec.isa import BEATS_PER_INSTRUCTION, FORMAT_CODES, STREAM_BITS, Opcode, encoding_table
+from .dsp import mult18x18d, on_ecp5
 from .interfaces import STREAM_BEAT, check_config
 
 __all__ = [
@@ -266,7 +267,7 @@ class Dispatcher(wiring.Component):
 
         # GEMM bounds: ten multiply-add steps through one pipelined 17 x 16-bit multiplier.
         checking = Signal()
-        bounds_ok, bounds_cycles = self._gemm_bounds(m, cfg, gemm, checking)
+        bounds_ok, bounds_cycles = self._gemm_bounds(m, cfg, gemm, checking, platform)
 
         # Queue entries from the decoded word.
         lq = self.load_q.payload
@@ -475,11 +476,13 @@ class Dispatcher(wiring.Component):
         return gemm.b_from_abuf | (gemm.k & (cfg.sparse_nm[1] - 1)).any()
 
     @staticmethod
-    def _gemm_bounds(m, cfg, gemm, checking):
+    def _gemm_bounds(m, cfg, gemm, checking, platform):
         """The GEMM's largest addresses, exactly (no wrap-around), through one multiplier:
         stage 1 selects the step's operands into registers, stage 2 multiplies into the
-        product register, stage 3 adds into the bound. Returns ``(ok, cycles)``: ``ok`` (from
-        registers) is valid ``cycles`` cycles of ``checking`` after it rises."""
+        product register, stage 3 adds into the bound (on the ECP5 proxy the operand and
+        product registers are the MULT18X18D's own, ``hw/dsp.py``). Returns ``(ok,
+        cycles)``: ``ok`` (from registers) is valid ``cycles`` cycles of ``checking`` after
+        it rises."""
         magic, magic_shift = division_magic(cfg.cols)
         acc_a = Signal(35, name="max_a")
         acc_b = Signal(35, name="max_b")
@@ -502,8 +505,8 @@ class Dispatcher(wiring.Component):
             (last_tile, gemm.b_tile, acc_b, None),
         ]
         issue = Signal(range(len(steps) + 1), name="bound_issue")
-        x_q = Signal(17, name="bound_x")
-        y_q = Signal(16, name="bound_y")
+        x = Signal(17, name="bound_x_next")
+        y = Signal(16, name="bound_y_next")
         s1 = Signal(range(len(steps) + 1), name="bound_s1")  # len(steps): no step
         s2 = Signal(range(len(steps) + 1), name="bound_s2")
         product = Signal(33, name="bound_product")
@@ -511,11 +514,18 @@ class Dispatcher(wiring.Component):
             m.d.sync += issue.eq(issue + 1)
         with m.If(~checking):
             m.d.sync += issue.eq(0)
-        m.d.sync += [s1.eq(Mux(checking, issue, len(steps))), s2.eq(s1), product.eq(x_q * y_q)]
+        m.d.sync += [s1.eq(Mux(checking, issue, len(steps))), s2.eq(s1)]
         with m.Switch(issue):
-            for index, (x, y, _, _) in enumerate(steps):
+            for index, (step_x, step_y, _, _) in enumerate(steps):
                 with m.Case(index):
-                    m.d.sync += [x_q.eq(x), y_q.eq(y)]
+                    m.d.comb += [x.eq(step_x), y.eq(step_y)]
+        if on_ecp5(platform):
+            p = mult18x18d(m, "bound_mult", x, y, en=1, signed_a=False, signed_b=False)
+            m.d.comb += product.eq(p)
+        else:
+            x_q = Signal.like(x, name="bound_x")
+            y_q = Signal.like(y, name="bound_y")
+            m.d.sync += [x_q.eq(x), y_q.eq(y), product.eq(x_q * y_q)]
         with m.Switch(s2):
             for index, (_, _, target, base) in enumerate(steps):
                 with m.Case(index):
@@ -526,12 +536,17 @@ class Dispatcher(wiring.Component):
                     else:
                         m.d.sync += target.eq(base + product)
         b_depth = Mux(gemm.b_from_abuf, cfg.act_buffer_depth, cfg.weight_buffer_depth)
+        # The bias rows' bound, `acc_c + n <= depth`, as a compare with a register of
+        # `depth - n` (set from the decoded word, which is held from FETCH on, so it is
+        # valid long before the steps end): no add in front of `ok`.
+        bias_room = Signal(range(-(2 ** len(gemm.n)), cfg.bias_buffer_depth + 1), name="bias_room")
+        m.d.sync += bias_room.eq(cfg.bias_buffer_depth - gemm.n)
         ok = Signal(name="bounds_ok")
         m.d.sync += ok.eq(
             (acc_a < cfg.act_buffer_depth)
             & (acc_b < b_depth)
             & (gemm.dst_stream | (acc_o < cfg.act_buffer_depth))
-            & (~gemm.bias_en | (acc_c + gemm.n <= cfg.bias_buffer_depth))
+            & (~gemm.bias_en | (acc_c <= bias_room))
         )
         # issue (steps) + select + multiply + add + the `ok` register
         return ok, len(steps) + 3

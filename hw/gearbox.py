@@ -38,11 +38,11 @@ class BeatPacker(wiring.Component):
 
     Throughput and latency
         One word per cycle while a word has at most 64 bits, else one beat per cycle
-        (``ceil(bits / 64)`` cycles per word); a beat leaves 3 cycles after the transfer that
-        completes it (input register, gearbox register, then a 2-entry beat FIFO). ``i.ready``
-        is a function of four registers (the input register's valid, two tests of the
-        gearbox's next state, the beat FIFO's level): no combinational path from ``o.ready``
-        and no adder or compare between it and a flip-flop.
+        (``ceil(bits / 64)`` cycles per word); a beat leaves 4 cycles after the transfer that
+        completes it (input register, placing register, gearbox register, then a 2-entry beat
+        FIFO). ``i.ready`` is a function of five registers (the two word registers' valid,
+        two tests of the gearbox's next state, the beat FIFO's level): no combinational path
+        from ``o.ready`` and no adder or compare between it and a flip-flop.
     """
 
     def __init__(self, *, lanes: int):
@@ -93,8 +93,13 @@ class BeatPacker(wiring.Component):
         word_valid = Signal(name="word_valid")
         word_end = Signal(name="word_end")
         word_final = Signal(name="word_final")
-        take = Signal()  # the gearbox takes the registered word
-        m.d.comb += self.i.ready.eq(~word_valid | take)
+        take = Signal()  # the gearbox takes the placed word
+        advance = Signal()  # the registered word moves to the placing register
+        placed_valid = Signal(name="placed_valid")
+        m.d.comb += [
+            advance.eq(word_valid & (~placed_valid | take)),
+            self.i.ready.eq(~word_valid | ~placed_valid | take),
+        ]
         with m.If(self.i.ready):
             m.d.sync += [
                 word_valid.eq(self.i.valid),
@@ -103,6 +108,28 @@ class BeatPacker(wiring.Component):
                 word_end.eq(self.i.payload.end),
                 word_final.eq(self.i.payload.final),
             ]
+
+        # Placing: the word shifted to where it lands in the gearbox, the bits of its
+        # instruction before it mod 64 (`position`, a register): the gearbox holds those bits
+        # less the whole beats that left (a word is taken only once the bits of an earlier
+        # instruction have all left and fewer than 64 remain), so no barrel shift waits for
+        # the gearbox's fill.
+        low = (STREAM_BITS - 1).bit_length()
+        position = Signal(low, name="position")
+        placed = Signal(cap, name="placed", reset_less=True)
+        placed_bits = Signal.like(word_bits, name="placed_bits")
+        placed_end = Signal(name="placed_end")
+        placed_final = Signal(name="placed_final")
+        with m.If(advance):
+            m.d.sync += [
+                placed.eq(word << position),
+                placed_bits.eq(word_bits),
+                placed_end.eq(word_end),
+                placed_final.eq(word_final),
+                position.eq(Mux(word_end, 0, position + word_bits)),  # mod 64
+            ]
+        with m.If(advance | take):
+            m.d.sync += placed_valid.eq(advance)
 
         # Beat FIFO: decouples o.ready from the gearbox (and so from i.ready).
         m.submodules.beats = beats = fifo.SyncFIFO(width=STREAM_BITS + 1, depth=2)
@@ -142,24 +169,19 @@ class BeatPacker(wiring.Component):
             flush_after.eq(flushing & (fill_after != 0)),
             # = word_valid & (fill_after < 64) & ~flush_after: without a beat to leave, the
             # word fits (fill < 64 and nothing flushing); with one, once it has left.
-            take.eq(word_valid & Mux(can_emit, beats.w_rdy & take_if_emit, 1)),
+            take.eq(placed_valid & Mux(can_emit, beats.w_rdy & take_if_emit, 1)),
         ]
         accept = take
-        # Where the word lands: `fill_after`'s low bits, taken from `fill` itself (subtracting
-        # 64 leaves them as they are) except when a flushing beat of fewer than 64 bits
-        # leaves (then 0), so the barrel shift does not wait for `fill_after`'s subtraction.
-        low = (STREAM_BITS - 1).bit_length()
-        shift = Mux(emit & (fill[low:] == 0), 0, fill[:low])
         fill_next = Signal.like(fill)
         flush_next = Signal()
         fill_next_emitted = Signal.like(fill)
         m.d.comb += [
-            fill_next.eq(fill_after + Mux(accept, word_bits, 0)),
-            flush_next.eq(flush_after | (accept & word_end)),
+            fill_next.eq(fill_after + Mux(accept, placed_bits, 0)),
+            flush_next.eq(flush_after | (accept & placed_end)),
             fill_next_emitted.eq(Mux(fill_next > STREAM_BITS, fill_next - STREAM_BITS, 0)),
         ]
         m.d.sync += [
-            buf.eq(buf_after | Mux(accept, word << shift, Const(0, unsigned(1)))),
+            buf.eq(buf_after | Mux(accept, placed, Const(0, unsigned(1)))),
             fill.eq(fill_next),
             flushing.eq(flush_next),
             can_emit.eq((fill_next >= STREAM_BITS) | (flush_next & (fill_next != 0))),
@@ -168,7 +190,9 @@ class BeatPacker(wiring.Component):
             ),
         ]
         with m.If(accept):
-            m.d.sync += final.eq(word_final)
+            m.d.sync += final.eq(placed_final)
 
-        m.d.comb += self.idle.eq(~word_valid & (fill == 0) & ~flushing & ~beats.r_rdy)
+        m.d.comb += self.idle.eq(
+            ~word_valid & ~placed_valid & (fill == 0) & ~flushing & ~beats.r_rdy
+        )
         return m

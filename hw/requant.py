@@ -8,11 +8,12 @@ is half up), and saturation to the output format: bit for bit
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.formats import ACC_BITS, FORMATS, MAX_SHIFT, MULTIPLIER_BITS, NumberFormat
+from .dsp import mult18x18d, on_ecp5
 from .interfaces import positive_int
 
 __all__ = ["OutFormat", "Requantizer"]
@@ -69,17 +70,18 @@ class Requantizer(wiring.Component):
 
     Timing
         Stages: bias add, multiply in two (two partial products of 17 and 16 bits of the
-        sum, each one DSP48E1 or MULT18X18D, registered; then their sum), shift (of twice the
-        product, so the rounding add moves behind it), round and saturate into an output
-        FIFO. One beat per cycle; ``latency = 5`` cycles from acceptance to ``o.valid``
-        without back-pressure.
+        sum, each one DSP48E1 or MULT18X18D, registered; then their sum), shift in two (of
+        twice the product, so the rounding add moves behind it: by the multiple of 8, then
+        the rest), round and range-test (registered per lane), saturate into an output FIFO.
+        One beat per cycle; ``latency = 7`` cycles from acceptance to ``o.valid`` without
+        back-pressure.
         The pipeline never stalls: ``i.ready`` is a credit counter (a register) that admits at
         most ``capacity`` beats into the pipeline and its output FIFO, and ``o`` comes from
         that FIFO, so no combinational path runs from ``o.ready`` to ``i.ready`` or into the
         pipeline's registers.
     """
 
-    latency = 5
+    latency = 7
     #: Beats the unit holds at most (pipeline and output FIFO): enough credits for one beat per
     #: cycle (a credit returns one cycle after its beat leaves).
     capacity = latency + 2
@@ -161,11 +163,18 @@ class Requantizer(wiring.Component):
             },
         )
         low_bits = MULTIPLIER_BITS + 1  # the sum's low part: unsigned, one 18 x 18 multiply
+        # The partial products are signals of their own (registers, or a DSP's output
+        # registers on the ECP5 proxy); `partial` carries the rest of the beat beside them.
+        low_products = Signal(
+            data.ArrayLayout(unsigned(low_bits + MULTIPLIER_BITS), lanes), name="partial_low"
+        )
+        high_products = Signal(
+            data.ArrayLayout(signed(total_bits - low_bits + MULTIPLIER_BITS), lanes),
+            name="partial_high",
+        )
         partial = stage(
             "partial",
             {
-                "low": data.ArrayLayout(unsigned(low_bits + MULTIPLIER_BITS), lanes),
-                "high": data.ArrayLayout(signed(total_bits - low_bits + MULTIPLIER_BITS), lanes),
                 "shift": unsigned(SHIFT_BITS),
                 "out_format": OutFormat,
                 "last": 1,
@@ -180,7 +189,7 @@ class Requantizer(wiring.Component):
                 "last": 1,
             },
         )
-        # Stage 3 carries the output format's saturation bounds (registered from the format,
+        # Stages 3 carry the output format's saturation bounds (registered from the format,
         # so stage 4's tests start from flip-flops, not from a decode of the format).
         bounds = {
             "qmin": signed(8),
@@ -189,8 +198,8 @@ class Requantizer(wiring.Component):
             "below_to": signed(_WINDOW_BITS),  # 2 qmin - 2
             "binary": 1,
         }
+        s3a = stage("s3a", {"shifted": shifted_l, "fine": unsigned(3), **bounds, "last": 1})
         s3 = stage("s3", {"shifted": shifted_l, **bounds, "last": 1})
-        s4 = Signal(self.output_layout, name="s4")  # the output FIFO's write data
 
         inp = self.i.payload
         # Stage 1: bias add (33 bits: never wraps).
@@ -205,7 +214,11 @@ class Requantizer(wiring.Component):
 
         # Stage 2: multiply by the unsigned 16-bit multiplier (exact, 49 bits) in two steps:
         # the partial products of the sum's low 17 bits (unsigned) and high 16 bits (signed)
-        # are registered (one multiplier each, no adder behind it), then added.
+        # are registered (one multiplier each, no adder behind it), then added. For the
+        # xc7z020 the stage-1 sum and multiplier registers and these product registers map
+        # into each DSP48E1's A/B and M registers; on the ECP5 proxy, whose synthesis keeps
+        # registers out of MULT18X18D, the DSP's own input and output registers are
+        # instantiated in their place (`hw/dsp.py`): the same cycles and products.
         m.d.sync += [
             partial.valid.eq(s1.valid),
             partial.shift.eq(s1.shift),
@@ -213,11 +226,20 @@ class Requantizer(wiring.Component):
             partial.last.eq(s1.last),
         ]
         for n in range(lanes):
-            total = s1.total[n]
-            m.d.sync += [
-                partial.low[n].eq(total[:low_bits] * s1.multiplier),
-                partial.high[n].eq(total[low_bits:].as_signed() * s1.multiplier),
-            ]
+            if on_ecp5(platform):  # the operands before stage 1's registers, into the DSP's
+                total = Signal(signed(total_bits), name=f"total_{n}")
+                m.d.comb += total.eq(inp.acc[n] + inp.bias[n])
+                low = mult18x18d(m, f"mult_low_{n}", total[:low_bits], inp.multiplier, en=1,
+                                 signed_a=False, signed_b=False)  # fmt: skip
+                high = mult18x18d(m, f"mult_high_{n}", total[low_bits:], inp.multiplier, en=1,
+                                  signed_a=True, signed_b=False)  # fmt: skip
+                m.d.comb += [low_products[n].eq(low), high_products[n].eq(high)]  # truncated
+            else:
+                total = s1.total[n]
+                m.d.sync += [
+                    low_products[n].eq(total[:low_bits] * s1.multiplier),
+                    high_products[n].eq(total[low_bits:].as_signed() * s1.multiplier),
+                ]
         m.d.sync += [
             s2.valid.eq(partial.valid),
             s2.shift.eq(partial.shift),
@@ -225,51 +247,68 @@ class Requantizer(wiring.Component):
             s2.last.eq(partial.last),
         ]
         m.d.sync += [
-            s2.product[n].eq((partial.high[n] << low_bits) + partial.low[n]) for n in range(lanes)
+            s2.product[n].eq((high_products[n] << low_bits) + low_products[n]) for n in range(lanes)
         ]
 
-        # Stage 3: t = (2 * product) >> shift (arithmetic). With the rounding bit
+        # Stage 3: t = (2 * product) >> shift (arithmetic), in two stages of three mux levels:
+        # by the multiple of 8 in `shift` (3a), then by the rest (3b). With the rounding bit
         # r = 1 << (shift - 1), (p + r) >> shift == (t + 1) >> 1 for shift >= 1, and
         # t = 2p gives p for shift 0, so no wide add sits in front of the shifter.
-        m.d.sync += [s3.valid.eq(s2.valid), s3.last.eq(s2.last)]
+        m.d.sync += [s3a.valid.eq(s2.valid), s3a.last.eq(s2.last), s3a.fine.eq(s2.shift[:3])]
         with m.Switch(s2.out_format):
             for code in OutFormat:
                 with m.Case(code):
                     fmt = FORMATS[code.name.lower()]
                     m.d.sync += [
-                        s3.qmin.eq(fmt.qmin),
-                        s3.qmax.eq(fmt.qmax),
-                        s3.above_from.eq(2 * fmt.qmax + 1),
-                        s3.below_to.eq(2 * fmt.qmin - 2),
-                        s3.binary.eq(code == OutFormat.BINARY),
+                        s3a.qmin.eq(fmt.qmin),
+                        s3a.qmax.eq(fmt.qmax),
+                        s3a.above_from.eq(2 * fmt.qmax + 1),
+                        s3a.below_to.eq(2 * fmt.qmin - 2),
+                        s3a.binary.eq(code == OutFormat.BINARY),
                     ]
+        coarse = Cat(C(0, 3), s2.shift[3:])
         m.d.sync += [
-            s3.shifted[n].eq((s2.product[n] << 1).as_signed() >> s2.shift) for n in range(lanes)
+            s3a.shifted[n].eq((s2.product[n] << 1).as_signed() >> coarse) for n in range(lanes)
         ]
+        m.d.sync += [s3.valid.eq(s3a.valid), s3.last.eq(s3a.last)]
+        m.d.sync += [s3[name].eq(s3a[name]) for name in bounds]
+        m.d.sync += [s3.shifted[n].eq(s3a.shifted[n] >> s3a.fine) for n in range(lanes)]
 
-        # Stage 4: y = (t + 1) >> 1, saturated to the output format; the range tests are
-        # on t (y > qmax <=> t >= 2 qmax + 1, y < qmin <=> t <= 2 qmin - 2, y >= 0 <=>
-        # t >= -1), so only y's low bits need the add. Every threshold lies in 10-bit signed
-        # range ([-258, 255]), so each test is a 10-bit compare of t's low bits where t fits
-        # in 10 bits (its bits 9 and up all equal) and t's sign where it does not: no compare
-        # runs along t's 50 bits.
-        qmin, qmax, above_from, below_to = s3.qmin, s3.qmax, s3.above_from, s3.below_to
-        is_binary = s3.binary
-        m.d.comb += [s4.last.eq(s3.last), out_fifo.w_en.eq(s3.valid), out_fifo.w_data.eq(s4)]
+        # Stage 4: y = (t + 1) >> 1's low bits and the range tests, registered per lane; the
+        # tests are on t (y > qmax <=> t >= 2 qmax + 1, y < qmin <=> t <= 2 qmin - 2,
+        # y >= 0 <=> t >= -1), so only y's low bits need the add. Every threshold lies in
+        # 10-bit signed range ([-258, 255]), so each test is a 10-bit compare of t's low bits,
+        # used where t fits in 10 bits (its bits 9 and up all equal: `fits`) and replaced by
+        # t's sign where it does not: no compare runs along t's 50 bits.
+        tests = data.StructLayout(
+            {"low": signed(8), "fits": 1, "negative": 1, "above": 1, "below": 1, "not_negative": 1}
+        )
+        s4 = stage("s4", {"lane": data.ArrayLayout(tests, lanes), **bounds, "last": 1})
+        m.d.sync += [s4.valid.eq(s3.valid), s4.last.eq(s3.last)]
+        m.d.sync += [s4[name].eq(s3[name]) for name in bounds]
         for n in range(lanes):
-            t = s3.shifted[n]
-            low = Signal(signed(8), name=f"rounded_{n}")
-            m.d.comb += low.eq((t[:9] + 1)[1:9])
+            t, lane = s3.shifted[n], s4.lane[n]
             high = t[_WINDOW_BITS - 1 :]
-            fits = Signal(name=f"fits_{n}")
-            m.d.comb += fits.eq(high.all() | ~high.any())
             window = t[:_WINDOW_BITS].as_signed()
-            negative = t[-1]
-            above = Mux(fits, window >= above_from, ~negative)
-            below = Mux(fits, window <= below_to, negative)
-            clipped = Mux(below, qmin, Mux(above, qmax, low))
-            not_negative = Mux(fits, window >= -1, ~negative)
-            m.d.comb += s4.codes[n].eq(Mux(is_binary, Mux(not_negative, 1, -1), clipped))
+            m.d.sync += [
+                lane.low.eq((t[:9] + 1)[1:9]),
+                lane.fits.eq(high.all() | ~high.any()),
+                lane.negative.eq(t[-1]),
+                lane.above.eq(window >= s3.above_from),
+                lane.below.eq(window <= s3.below_to),
+                lane.not_negative.eq(window >= -1),
+            ]
+
+        # Stage 5: saturate (or the binary sign) into the output FIFO.
+        codes = Signal(self.output_layout, name="s5")  # the output FIFO's write data
+        m.d.comb += [codes.last.eq(s4.last), out_fifo.w_en.eq(s4.valid), out_fifo.w_data.eq(codes)]
+        for n in range(lanes):
+            lane = s4.lane[n]
+            above = Mux(lane.fits, lane.above, ~lane.negative)
+            below = Mux(lane.fits, lane.below, lane.negative)
+            clipped = Mux(below, s4.qmin, Mux(above, s4.qmax, lane.low))
+            not_negative = Mux(lane.fits, lane.not_negative, ~lane.negative)
+            m.d.comb += codes.codes[n].eq(Mux(s4.binary, Mux(not_negative, 1, -1), clipped))
 
         m.d.comb += [
             self.o.valid.eq(out_fifo.r_rdy),

@@ -86,9 +86,11 @@ class Timing:
     ternary and binary, matched exactly, ``sim/measure_xtc.py``; 10 before step 27, the read
     registers; checked to the cycle on ``pytest sim/``'s builds, e.g. ``sim/test_xtc.py``,
     which fails with 10);
-    ``requant_latency``: the requantizer pipeline to the ABUF write or the stream;
-    ``output_latency``: the packer's input register and the engine's output register, between
-    the last output word reaching the packer and the run's end; ``store_latency``: the
+    ``requant_latency``: the requantizer pipeline to the ABUF write or the stream (7: 5
+    before issue 9's timing step 31 registered its range tests and split its shifter);
+    ``output_latency``: the packer's input and placing registers and the engine's output
+    register, between the last output word reaching the packer and the run's end (3: 2
+    before issue 9's timing step 32 gave the packer its placing register); ``store_latency``: the
     register between a STORE's block-RAM reads and the packer;
     ``gemm_issue``: gap between the last compute step of one GEMM and the first of the next
     when the next one cannot follow directly (fence, or not ready in time);
@@ -109,8 +111,8 @@ class Timing:
     (dispatcher, load engine, requantizer) as documented there."""
 
     mac_latency: int = 11
-    requant_latency: int = 5
-    output_latency: int = 2
+    requant_latency: int = 7
+    output_latency: int = 3
     store_latency: int = 1
     gemm_issue: int = 1
     load_setup: int = 2
@@ -120,8 +122,8 @@ class Timing:
     assembler_bypass_latency: int = 1
     barrier_latency: int = 2
     slot_turnaround: int = 4
-    slack_words: int = 7
-    slack_offset: int = 4
+    slack_words: int = 9
+    slack_offset: int = 5
 
     def latency(self, config: AccelConfig) -> int:
         """Cycles from a result's drain slot to its write: the skew of the array's PE columns
@@ -131,7 +133,7 @@ class Timing:
     def stream_slack(self, config: AccelConfig) -> int:
         """Beats of a streamed tile its drain may send ahead of the output stream:
         ``slack_words`` A-words of ``config.a_word_bits`` in beats, less ``slack_offset``
-        (6 on the 12 x 32 default, 10 on 16 x 16). Only drains slower than one column per
+        (8 on the 12 x 32 default, 13 on 16 x 16). Only drains slower than one column per
         cycle (A-words wider than a beat) use it."""
         return self.slack_words * config.a_word_bits // STREAM_BITS - self.slack_offset
 
