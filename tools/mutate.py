@@ -259,7 +259,10 @@ MUTANTS: tuple[Mutant, ...] = (
           "(s2.product[n] + round_bit - (s2.shift != 0)) >> s2.shift"),
          # t = (2p) >> shift, y = (t + 1) >> 1: 2p - 1 moves exact ties below the boundary
          (r"\(s2\.product\[n\] << 1\)\.as_signed\(\) >> s2\.shift",
-          "((s2.product[n] << 1) - (s2.shift != 0)).as_signed() >> s2.shift")),
+          "((s2.product[n] << 1) - (s2.shift != 0)).as_signed() >> s2.shift"),
+         # step 31: the same on the first of the two shift stages
+         (r"\(s2\.product\[n\] << 1\)\.as_signed\(\) >> coarse",
+          "((s2.product[n] << 1) - (s2.shift != 0)).as_signed() >> coarse")),
         "ties round down instead of half up (differs only exactly half-way)",
         ("requant",),
     ),
@@ -292,6 +295,17 @@ MUTANTS: tuple[Mutant, ...] = (
         ((r"\(acc_a >= cfg\.act_buffer_depth\)", "(acc_a >= cfg.act_buffer_depth - 1)"),
          (r"\(acc_a < cfg\.act_buffer_depth\)", "(acc_a < cfg.act_buffer_depth - 1)")),
         "a GEMM reading the last ABUF word is rejected (error 2)",
+    ),
+    Mutant(
+        "packer-position-kept-at-end", "hw/gearbox.py",
+        ((r"position\.eq\(Mux\(word_end, 0, position \+ word_bits\)\)",
+          "position.eq(position + word_bits)"),),
+        "the packer's placing position runs on across an instruction's end (step 32)",
+    ),
+    Mutant(
+        "bias-bound-off-by-one", "hw/dispatch.py",
+        ((r"\(acc_c <= bias_room\)", "(acc_c < bias_room)"),),
+        "a GEMM whose bias rows end at the bias buffer's last word is rejected (step 33)",
     ),
     Mutant(
         "input-beat-unowed", "hw/engine.py",
