@@ -30,6 +30,20 @@ def test_only_the_ecp5_platform_gets_mult18x18d():
     assert on_ecp5(ECP5_PROXY) and on_ecp5(Ecp5Proxy()) and not on_ecp5(None)
 
 
+def test_the_requantizer_and_bound_multipliers_use_mult18x18d_on_ecp5_only():
+    """Steps 31 and 33: two MULT18X18D per requantizer lane, one for the dispatcher's bounds;
+    none in the portable build."""
+    from ttaccel.hw.dispatch import Dispatcher
+    from ttaccel.hw.requant import Requantizer
+    from ttaccel.spec.accel_config import AccelConfig
+
+    for make, count in ((lambda: Requantizer(lanes=3), 6),
+                        (lambda: Dispatcher(config=AccelConfig(rows=4, cols=4)), 1)):  # fmt: skip
+        assert verilog.convert(make(), name="dut").count("MULT18X18D ") == 0
+        ecp5 = verilog.convert(make(), name="dut", platform=ECP5_PROXY)
+        assert ecp5.count("MULT18X18D ") == count
+
+
 def test_mult18x18d_rejects_wide_operands():
     from amaranth import Module, Signal
 
