@@ -189,7 +189,7 @@ class Requantizer(wiring.Component):
                 "last": 1,
             },
         )
-        # Stages 3 carry the output format's saturation bounds (registered from the format,
+        # Stages 3a and 3 carry the output format's saturation bounds (registered from the format,
         # so stage 4's tests start from flip-flops, not from a decode of the format).
         bounds = {
             "qmin": signed(8),
@@ -210,7 +210,9 @@ class Requantizer(wiring.Component):
             s1.out_format.eq(inp.out_format),
             s1.last.eq(inp.last),
         ]
-        m.d.sync += [s1.total[n].eq(inp.acc[n] + inp.bias[n]) for n in range(lanes)]
+        sums = [inp.acc[n] + inp.bias[n] for n in range(lanes)]
+        if not on_ecp5(platform):  # on the proxy the sums go straight into the DSPs' registers
+            m.d.sync += [s1.total[n].eq(sums[n]) for n in range(lanes)]
 
         # Stage 2: multiply by the unsigned 16-bit multiplier (exact, 49 bits) in two steps:
         # the partial products of the sum's low 17 bits (unsigned) and high 16 bits (signed)
@@ -228,7 +230,7 @@ class Requantizer(wiring.Component):
         for n in range(lanes):
             if on_ecp5(platform):  # the operands before stage 1's registers, into the DSP's
                 total = Signal(signed(total_bits), name=f"total_{n}")
-                m.d.comb += total.eq(inp.acc[n] + inp.bias[n])
+                m.d.comb += total.eq(sums[n])
                 low = mult18x18d(m, f"mult_low_{n}", total[:low_bits], inp.multiplier, en=1,
                                  signed_a=False, signed_b=False)  # fmt: skip
                 high = mult18x18d(m, f"mult_high_{n}", total[low_bits:], inp.multiplier, en=1,

@@ -94,6 +94,8 @@ def test_output_stream_bound_tiles():
 # more than measured before it, and sim/test_xtc's 3 x 5 binary build fails with the old one.
 # Timing step 27 registered each buffer word before the operand FIFO (mac_latency 10 -> 11):
 # one more again, and sim/test_xtc fails with mac_latency 10.
+# Timing step 31 gave the requantizer two more stages (requant_latency 5 -> 7): two more
+# again, matched to the cycle by sim/test_xtc.
 RTL_LATENCIES = [
     (4, 4, "int8", True, 20), (4, 4, "int8", False, 22), (4, 8, "int8", True, 20),
     (8, 4, "int8", True, 22), (8, 8, "int8", True, 22), (8, 8, "ternary", True, 26),
