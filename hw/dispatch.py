@@ -31,9 +31,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..spec.accel_config import INSTRUCTION_BITS, AccelConfig
@@ -41,6 +40,7 @@ from ..spec.formats import MAX_SHIFT
 from ..spec.isa import BEATS_PER_INSTRUCTION, FORMAT_CODES, STREAM_BITS, Opcode, encoding_table
 from .dsp import mult18x18d, on_ecp5
 from .interfaces import STREAM_BEAT, check_config
+from .memory import RegisteredReadMemory
 
 __all__ = [
     "ERR_ADDRESS",
@@ -228,14 +228,12 @@ class Dispatcher(wiring.Component):
         m = Module()
         cfg = self._config
 
-        # Instruction memory: one 320-bit word per instruction; its read data are registered
-        # once more (`word`) before anything is decoded from them.
-        m.submodules.imem = imem = Memory(
-            shape=unsigned(INSTRUCTION_BITS), depth=cfg.instruction_depth, init=[]
+        # Instruction memory: one 320-bit word per instruction, read in FETCH and taken into
+        # its output register (`word`, never reset) in READ; everything is decoded from it.
+        m.submodules.imem = imem = RegisteredReadMemory(
+            width=INSTRUCTION_BITS, depth=cfg.instruction_depth
         )
-        imem_w = imem.write_port()
-        imem_r = imem.read_port()
-        word = Signal(INSTRUCTION_BITS, name="word", reset_less=True)
+        word = imem.r_data
 
         length = Signal(16, name="length")
         pc = Signal(16, name="pc_q")
@@ -329,9 +327,9 @@ class Dispatcher(wiring.Component):
             with m.State("PROGRAM"):
                 m.d.comb += [self.busy.eq(1), self.loading.eq(1), self.inp.ready.eq(1)]
                 m.d.comb += [
-                    imem_w.addr.eq(loaded),
-                    imem_w.data.eq(Cat(shift_in, self.inp.payload.data)),
-                    imem_w.en.eq(self.inp.valid & (beat == BEATS_PER_INSTRUCTION - 1)),
+                    imem.w_addr.eq(loaded),
+                    imem.w_data.eq(Cat(shift_in, self.inp.payload.data)),
+                    imem.w_en.eq(self.inp.valid & (beat == BEATS_PER_INSTRUCTION - 1)),
                 ]
                 with m.If(self.inp.valid):
                     m.d.sync += shift_in.eq(Cat(shift_in[STREAM_BITS:], self.inp.payload.data))
@@ -353,15 +351,15 @@ class Dispatcher(wiring.Component):
                     with m.Elif(self.inp.payload.last):
                         fail(ERR_TLAST, loaded)
             with m.State("FETCH"):
-                m.d.comb += [self.busy.eq(1), imem_r.addr.eq(pc), imem_r.en.eq(1)]
+                m.d.comb += [self.busy.eq(1), imem.r_addr.eq(pc), imem.r_en.eq(1)]
                 with m.If(pc >= length):
                     fail(ERR_ILLEGAL, pc)
                 with m.Else():
                     m.next = "READ"
                 halt_here()
             with m.State("READ"):  # the memory's read register -> `word`
-                m.d.comb += [self.busy.eq(1), imem_r.en.eq(0)]
-                m.d.sync += [word.eq(imem_r.data), check_step.eq(0)]
+                m.d.comb += [self.busy.eq(1), imem.r_data_en.eq(1)]
+                m.d.sync += check_step.eq(0)
                 m.next = "CHECK"
                 halt_here()
             with m.State("CHECK"):  # `word` -> the registered checks

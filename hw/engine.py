@@ -36,9 +36,8 @@ accepted. Buffer contents are kept. See :class:`Engine` for the ports.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, ResetInserter, Signal, unsigned
+from amaranth import Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 
 from ..spec.isa import TOKEN_LIMIT
 from .dispatch import (
@@ -52,6 +51,7 @@ from .dispatch import (
 from .execute import ExecuteEngine
 from .interfaces import STREAM_BEAT, StreamFIFO, check_config, engine_signature
 from .load_engine import LoadEngine
+from .memory import RegisteredReadMemory
 
 __all__ = ["Engine"]
 
@@ -228,38 +228,42 @@ class Engine(wiring.Component):
         ]
         wiring.connect(m, input_stage.o, load.inp)
 
-        # Buffers. ABUF's single write port: results first, LOAD words when it is free.
+        # Buffers, each read through its output register (`RegisteredReadMemory`). ABUF's
+        # single write port: results first, LOAD words when it is free.
         abufs = []
         for copy in range(2 if has_b2 else 1):
-            mem = Memory(shape=unsigned(cfg.a_word_bits), depth=cfg.act_buffer_depth, init=[])
+            mem = RegisteredReadMemory(width=cfg.a_word_bits, depth=cfg.act_buffer_depth)
             m.submodules[f"abuf{copy}"] = mem
-            write = mem.write_port()
             m.d.comb += [
-                write.en.eq(Mux(execute.res_en, 1, load.abuf_en)),
-                write.addr.eq(Mux(execute.res_en, execute.res_addr, load.abuf_addr)),
-                write.data.eq(Mux(execute.res_en, execute.res_data, load.abuf_data)),
+                mem.w_en.eq(Mux(execute.res_en, 1, load.abuf_en)),
+                mem.w_addr.eq(Mux(execute.res_en, execute.res_addr, load.abuf_addr)),
+                mem.w_data.eq(Mux(execute.res_en, execute.res_data, load.abuf_data)),
             ]
-            abufs.append(mem.read_port())
+            abufs.append(mem)
         m.d.comb += load.abuf_grant.eq(~execute.res_en)
-        reads = [(abufs[0], execute.a_addr, execute.a_en, execute.a_data)]
+        reads = [(abufs[0], execute.a_addr, execute.a_en, execute.a_data_en, execute.a_data)]
         if has_b2:
-            reads.append((abufs[1], execute.b2_addr, execute.b2_en, execute.b2_data))
-        m.submodules.wbuf = wbuf = Memory(
-            shape=unsigned(cfg.b_word_bits), depth=cfg.weight_buffer_depth, init=[]
+            reads.append((abufs[1], execute.b2_addr, execute.b2_en, 1, execute.b2_data))
+        m.submodules.wbuf = wbuf = RegisteredReadMemory(
+            width=cfg.b_word_bits, depth=cfg.weight_buffer_depth
         )
-        m.submodules.bias = bias = Memory(shape=unsigned(32), depth=cfg.bias_buffer_depth, init=[])
+        m.submodules.bias = bias = RegisteredReadMemory(width=32, depth=cfg.bias_buffer_depth)
         for mem, writer, reader in (
             (wbuf, (load.wbuf_addr, load.wbuf_data, load.wbuf_en),
-             (execute.w_addr, execute.w_en, execute.w_data)),
+             (execute.w_addr, execute.w_en, 1, execute.w_data)),
             (bias, (load.bias_addr, load.bias_data, load.bias_en),
-             (execute.bias_addr, execute.bias_en, execute.bias_data)),
+             (execute.bias_addr, execute.bias_en, execute.bias_data_en, execute.bias_data)),
         ):  # fmt: skip
-            write = mem.write_port()
             addr, data, en = writer
-            m.d.comb += [write.addr.eq(addr), write.data.eq(data), write.en.eq(en)]
-            reads.append((mem.read_port(), *reader))
-        for port, addr, en, data in reads:
-            m.d.comb += [port.addr.eq(addr), port.en.eq(en), data.eq(port.data)]
+            m.d.comb += [mem.w_addr.eq(addr), mem.w_data.eq(data), mem.w_en.eq(en)]
+            reads.append((mem, *reader))
+        for mem, addr, en, data_en, data in reads:
+            m.d.comb += [
+                mem.r_addr.eq(addr),
+                mem.r_en.eq(en),
+                mem.r_data_en.eq(data_en),
+                data.eq(mem.r_data),
+            ]
 
         # Token counters: load -> execute and execute -> load (they saturate: error 4). An
         # overflow is registered (`token_overflow`, with the pushing instruction's index)

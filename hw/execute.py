@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Module, Mux, Signal, Value, signed
+from amaranth import Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -65,11 +65,15 @@ class ExecuteEngine(wiring.Component):
         ``token_ready`` / ``token_take``: a token from the load engine is available / is
         consumed (``wait``); ``retired`` (pulse) with ``signal`` and ``signal_pc``; ``idle``:
         nothing in progress or in flight and every output beat sent.
-        Buffer ports (addresses 16 bits, read data one cycle after an enabled read):
-        ``a_*`` ABUF read (A operands, STORE words); ``b2_*`` ABUF read for ``b_from_abuf``
-        (when the configuration allows it: rows == cols, int8 weights); ``w_*`` WBUF read;
-        ``bias_*`` BIAS read; ``res_*`` ABUF write of results (from registers, the cycle
-        after a result leaves the requantizer; it has priority over LOADs).
+        Buffer ports (addresses 16 bits), each a :class:`~.memory.RegisteredReadMemory`'s
+        read: ``*_en`` reads the word at ``*_addr``, ``*_data_en`` takes the read word into
+        the output register ``*_data`` (so a word read in cycle t and taken in cycle t + 1 is
+        on ``*_data`` in cycle t + 2). ``a_*`` ABUF read (A operands, STORE words); ``b2_*``
+        ABUF read for ``b_from_abuf`` (when the configuration allows it: rows == cols, int8
+        weights); ``w_*`` WBUF read; ``bias_*`` BIAS read. The ``w`` and ``b2`` words are
+        taken every cycle (no ``*_data_en`` port: the engine ties it to 1). ``res_*``: ABUF
+        write of results (from registers, the cycle after a result leaves the requantizer;
+        it has priority over LOADs).
         ``out``: the output stream. ``mac_fire`` / ``macs``: a beat entered the array, worth
         ``macs`` lane-MACs (``rows * valid columns``).
     """
@@ -89,12 +93,14 @@ class ExecuteEngine(wiring.Component):
             "idle": Out(1),
             "a_addr": Out(16),
             "a_en": Out(1),
+            "a_data_en": Out(1),
             "a_data": In(a_bits),
             "w_addr": Out(16),
             "w_en": Out(1),
             "w_data": In(b_bits),
             "bias_addr": Out(16),
             "bias_en": Out(1),
+            "bias_data_en": Out(1),
             "bias_data": In(32),
             "res_addr": Out(16),
             "res_data": Out(a_bits),
@@ -555,12 +561,12 @@ class ExecuteEngine(wiring.Component):
 
     def _read_stage(self, m, n, **issued):
         """The read stages between a beat's issue and the operand FIFO: the block RAMs' read
-        (one cycle), then a register of each read word taken straight from the block RAM (no
-        logic behind a block RAM's clock-to-out, 5.8 ns on the ECP5 proxy's DP16KD without
-        their output register). ``issued``: the beat's fields at its issue (name -> value);
-        returns (those fields two cycles later, the registered words ``a``, ``w`` and
-        ``b2`` where built), each a namespace of signals. The words are taken every cycle:
-        they are used only with ``valid``."""
+        (one cycle), then their output registers (``RegisteredReadMemory``: no logic behind
+        a block RAM's clock-to-out). ``issued``: the beat's fields at its issue (name ->
+        value); returns (those fields two cycles later, the registered words ``a``, ``w`` and
+        ``b2`` where built), each a namespace of signals. The words are taken every cycle
+        outside a STORE (``a_data_en``, set in :meth:`_outputs`): they are used only with
+        ``valid``."""
         late = {}
         for name, value in issued.items():
             shape = Value.cast(value).shape()
@@ -570,11 +576,7 @@ class ExecuteEngine(wiring.Component):
         words = {"a": self.a_data, "w": self.w_data}
         if self.has_b2:
             words["b2"] = self.b2_data
-        registered = {}
-        for name, word in words.items():
-            registered[name] = Signal.like(word, name=f"{name}_read_word", reset_less=True)
-            m.d.sync += registered[name].eq(word)
-        return SimpleNamespace(**late), SimpleNamespace(**registered)
+        return SimpleNamespace(**late), SimpleNamespace(**words)
 
     def _drain(self, m, n):
         """The drain: one column per cycle, bias read, into the requantizer."""
@@ -603,10 +605,10 @@ class ExecuteEngine(wiring.Component):
             "pc": 16,
         }
         # d1: the column as it leaves the array, while its bias word is read; d2: the same
-        # with the bias word registered straight from the block RAM (whose clock-to-out is
-        # most of a cycle), so the requantizer's bias add starts from a flip-flop.
+        # while the bias word sits in the BIAS memory's output register (`bias_data`, taken
+        # with d2), so the requantizer's bias add starts from a flip-flop.
         d1 = Signal(data.StructLayout(drain_fields), name="d1")
-        d2 = Signal(data.StructLayout({**drain_fields, "bias": signed(32)}), name="d2")
+        d2 = Signal(data.StructLayout(drain_fields), name="d2")
         d1_adv = Signal()
         d2_adv = Signal()
         addr_j = Signal(17)
@@ -626,6 +628,7 @@ class ExecuteEngine(wiring.Component):
             tiles.o.ready.eq(drained & j_last),
             self.bias_addr.eq(tile.bias_base + j),
             self.bias_en.eq(d1_adv),
+            self.bias_data_en.eq(d2_adv),
         ]
         with m.If(drained):
             m.d.sync += [
@@ -650,8 +653,8 @@ class ExecuteEngine(wiring.Component):
                 d1.pc.eq(tile.pc),
             ]
         with m.If(d2_adv):
-            m.d.sync += [d2.eq(Cat(d1.as_value(), self.bias_data))]  # `bias` is d2's last field
-        bias = Mux(d2.bias_en, d2.bias, 0)
+            m.d.sync += d2.eq(d1)
+        bias = Mux(d2.bias_en, self.bias_data.as_signed(), 0)
         result_in = results.i.payload
         m.d.comb += [
             requant.i.valid.eq(d2.valid),
@@ -717,12 +720,12 @@ class ExecuteEngine(wiring.Component):
             res_codes.eq(requant.o.payload.codes),
         ]
 
-        # -- STORE: ABUF words to the packer, through a register after the read (no logic
-        # between the block RAM and a register).
+        # -- STORE: ABUF words to the packer from the ABUF's output register, which a STORE
+        # advances with its pipeline (`s_adv`; outside a STORE it is taken every cycle).
         t_valid = Signal(name="store_word_valid")
         t_end = Signal(name="store_word_end")
-        t_codes = Signal.like(a_word, name="store_word", reset_less=True)
-        m.d.comb += s_adv.eq(~t_valid | packer.i.ready)
+        t_codes = a_word
+        m.d.comb += [s_adv.eq(~t_valid | packer.i.ready), self.a_data_en.eq(~in_store | s_adv)]
         s_issue = in_store & (s_left != 0) & s_adv
         with m.If(n.in_idle):  # as the sequencer's `restart`: the STORE starts from IDLE only
             m.d.sync += [s_addr.eq(head.a_base), s_left.eq(head.n)]
@@ -732,7 +735,6 @@ class ExecuteEngine(wiring.Component):
                 s_end.eq(s_left == 1),
                 t_valid.eq(s_valid),
                 t_end.eq(s_end),
-                t_codes.eq(a_word),
             ]
         with m.If(s_issue):
             m.d.sync += [s_addr.eq(s_addr + 1), s_left.eq(s_left - 1)]

@@ -1,9 +1,11 @@
 # amaranth: UnusedElaboratable=no
-"""The ECP5 proxy build (``hw/dsp.py``): the engine elaborated for ``ECP5_PROXY``, whose packed
-PEs are MULT18X18D instances with their own registers, runs the engine testbench (random TT
-layers, dense and attention-score GEMMs, soft reset, the error paths, back-to-back tiles) on
-Verilator with ``sim/models/MULT18X18D.v``: the same results and the same cycles as the
-portable build, which is what the ECP5 proxy Fmax is measured on."""
+"""The ECP5 proxy build (``hw/dsp.py``, ``hw/memory.py``): the engine elaborated for
+``ECP5_PROXY``, whose packed PEs, requantizer and bound multiplier are MULT18X18D instances
+with their own registers and whose buffers are DP16KD with their output registers, runs the
+engine testbench (random TT layers, dense and attention-score GEMMs, soft reset, the error
+paths, back-to-back tiles) on Verilator with ``sim/models/MULT18X18D.v`` and
+``sim/models/DP16KD.v``: the same results and the same cycles as the portable build, which
+is what the ECP5 proxy Fmax is measured on."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from ttaccel.hw.pe import Int8DspPacked, ProcessingElement
 from ttaccel.sim.runner import run_cocotb, test_seed
 from ttaccel.sim.test_engine import ALL_TESTS, SMALL
 
-MODEL = Path(__file__).resolve().parent / "models" / "MULT18X18D.v"
+MODELS = [
+    Path(__file__).resolve().parent / "models" / f"{name}.v" for name in ("MULT18X18D", "DP16KD")
+]
 
 
 def test_only_the_ecp5_platform_gets_mult18x18d():
@@ -56,4 +60,4 @@ def test_the_ecp5_engine_matches_the_reference_executor():
           "measure": []}  # fmt: skip
     run_cocotb(Engine(config=SMALL), sim="verilator", config_name="engine-4x4-int8-ecp5",
                test_module="ttaccel.sim.tb_engine", config=tb, testcase=ALL_TESTS,
-               platform=ECP5_PROXY, extra_sources=[MODEL])  # fmt: skip
+               platform=ECP5_PROXY, extra_sources=MODELS)  # fmt: skip
