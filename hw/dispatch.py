@@ -239,6 +239,9 @@ class Dispatcher(wiring.Component):
         pc = Signal(16, name="pc_q")
         beat = Signal(range(BEATS_PER_INSTRUCTION), name="beat")
         loaded = Signal(16, name="loaded")
+        # `loaded == length - 1`, kept in a register (step 35): the program's last beat is
+        # then told from two flip-flops, not from a 16-bit compare into the error outputs.
+        last_instruction = Signal(name="last_instruction")
         shift_in = Signal((BEATS_PER_INSTRUCTION - 1) * STREAM_BITS, name="shift_in")
         last_out_pc = Signal(17, name="last_out_pc")  # 2**16: no instruction sends output
         m.d.comb += self.pc.eq(pc)
@@ -316,6 +319,7 @@ class Dispatcher(wiring.Component):
                     pc.eq(0),
                     beat.eq(0),
                     loaded.eq(0),
+                    last_instruction.eq(self.program_length == 1),
                     last_out_pc.eq(1 << 16),
                 ]
                 with m.If(self.program_length > cfg.instruction_depth):
@@ -334,7 +338,11 @@ class Dispatcher(wiring.Component):
                 with m.If(self.inp.valid):
                     m.d.sync += shift_in.eq(Cat(shift_in[STREAM_BITS:], self.inp.payload.data))
                     with m.If(beat == BEATS_PER_INSTRUCTION - 1):
-                        m.d.sync += [beat.eq(0), loaded.eq(loaded + 1)]
+                        m.d.sync += [
+                            beat.eq(0),
+                            loaded.eq(loaded + 1),
+                            last_instruction.eq(loaded == length - 2),
+                        ]
                     with m.Else():
                         m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == 0):  # opcode and dst_stream sit in the first beat
@@ -345,7 +353,7 @@ class Dispatcher(wiring.Component):
                         )
                         with m.If(sends):
                             m.d.sync += last_out_pc.eq(loaded)
-                    last_beat = (beat == BEATS_PER_INSTRUCTION - 1) & (loaded == length - 1)
+                    last_beat = (beat == BEATS_PER_INSTRUCTION - 1) & last_instruction
                     with m.If(last_beat):
                         m.next = "FETCH"
                     with m.Elif(self.inp.payload.last):

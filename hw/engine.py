@@ -252,7 +252,7 @@ class Engine(wiring.Component):
             (wbuf, (load.wbuf_addr, load.wbuf_data, load.wbuf_en),
              (execute.w_addr, execute.w_en, 1, execute.w_data)),
             (bias, (load.bias_addr, load.bias_data, load.bias_en),
-             (execute.bias_addr, execute.bias_en, execute.bias_data_en, execute.bias_data)),
+             (execute.bias_addr, execute.bias_en, 1, execute.bias_data)),
         ):  # fmt: skip
             addr, data, en = writer
             m.d.comb += [mem.w_addr.eq(addr), mem.w_data.eq(data), mem.w_en.eq(en)]

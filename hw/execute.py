@@ -51,6 +51,7 @@ from .transposed import transposed_provider
 __all__ = ["ExecuteEngine"]
 
 _OPERAND_SLOTS = 5
+_DRAIN_STAGES = 2  # d1 and d2 of the drain: the requantizer's lead stages
 """Operand FIFO entries: a credit is out for four cycles (issue, read, read register, FIFO)
 at full rate."""
 
@@ -70,10 +71,10 @@ class ExecuteEngine(wiring.Component):
         the output register ``*_data`` (so a word read in cycle t and taken in cycle t + 1 is
         on ``*_data`` in cycle t + 2). ``a_*`` ABUF read (A operands, STORE words); ``b2_*``
         ABUF read for ``b_from_abuf`` (when the configuration allows it: rows == cols, int8
-        weights); ``w_*`` WBUF read; ``bias_*`` BIAS read. The ``w`` and ``b2`` words are
-        taken every cycle (no ``*_data_en`` port: the engine ties it to 1). ``res_*``: ABUF
-        write of results (from registers, the cycle after a result leaves the requantizer;
-        it has priority over LOADs).
+        weights); ``w_*`` WBUF read; ``bias_*`` BIAS read. The ``w``, ``b2`` and ``bias``
+        words are taken every cycle (no ``*_data_en`` port: the engine ties it to 1).
+        ``res_*``: ABUF write of results (from registers, the cycle after a result leaves
+        the requantizer; it has priority over LOADs).
         ``out``: the output stream. ``mac_fire`` / ``macs``: a beat entered the array, worth
         ``macs`` lane-MACs (``rows * valid columns``).
     """
@@ -100,7 +101,6 @@ class ExecuteEngine(wiring.Component):
             "w_data": In(b_bits),
             "bias_addr": Out(16),
             "bias_en": Out(1),
-            "bias_data_en": Out(1),
             "bias_data": In(32),
             "res_addr": Out(16),
             "res_data": Out(a_bits),
@@ -143,7 +143,9 @@ class ExecuteEngine(wiring.Component):
         m.submodules.array = array = SystolicArray(
             rows=cols, cols=rows, macp=provider, k_max=cfg.max_k
         )
-        m.submodules.requant = requant = Requantizer(lanes=rows, acc_bits=array.acc_bits)
+        m.submodules.requant = requant = Requantizer(
+            lanes=rows, acc_bits=array.acc_bits, lead=_DRAIN_STAGES
+        )
         m.submodules.packer = packer = BeatPacker(lanes=rows)
 
         tile_layout = data.StructLayout(
@@ -179,18 +181,17 @@ class ExecuteEngine(wiring.Component):
         # read flip-flops, not a LUT-RAM read. The tile queue has no bypass: a descriptor
         # reaches the drain two cycles after its push, long before the tile's first column
         # leaves the array, and its LUT-RAM's write enable does not depend on the drain's
-        # ready chain (`tiles.o.ready`, from the requantizer's credits through both drain
-        # stages).
+        # ready chain (`tiles.o.ready`, from the requantizer's `credit`).
         m.submodules.tiles = tiles = StreamFIFO(
             layout=tile_layout, depth=8, registered_head=True, bypass=False
         )
         # The result descriptors' head is a register (`registered_head`): `dst` decides the
         # ABUF write and the packer input without a LUT-RAM read in the path. A descriptor
         # enters as its beat enters the requantizer and leaves as the beat leaves it, and the
-        # queue holds `Requantizer.capacity`, so it has room whenever the requantizer has a
-        # credit: the drain tests `requant.i.ready` (a register) only.
+        # queue holds `requant.capacity`, so it has room whenever the requantizer has a
+        # credit: the drain tests `requant.credit` (a register) only.
         m.submodules.results = results = StreamFIFO(
-            layout=result_layout, depth=Requantizer.capacity, registered_head=True
+            layout=result_layout, depth=requant.capacity, registered_head=True
         )
         n.array = array
         n.packer = packer
@@ -605,12 +606,14 @@ class ExecuteEngine(wiring.Component):
             "pc": 16,
         }
         # d1: the column as it leaves the array, while its bias word is read; d2: the same
-        # while the bias word sits in the BIAS memory's output register (`bias_data`, taken
-        # with d2), so the requantizer's bias add starts from a flip-flop.
+        # while the bias word sits in the BIAS memory's output register (`bias_data`), so the
+        # requantizer's bias add starts from a flip-flop. Both are the requantizer's lead
+        # stages (step 36): a column leaves the array only with a requantizer credit
+        # (`requant.credit`, a register, claimed as it enters d1), so d1 and d2 never stall
+        # and need no enable. That holds at most `requant.capacity` = 11 beats from d1 on,
+        # as the stall-able d1 and d2 in front of 9 credits did before, to the cycle.
         d1 = Signal(data.StructLayout(drain_fields), name="d1")
         d2 = Signal(data.StructLayout(drain_fields), name="d2")
-        d1_adv = Signal()
-        d2_adv = Signal()
         addr_j = Signal(17)
         drained = Signal()
         # `j == cols - 1` and `j < tile.valid` kept in registers, computed a column ahead, so
@@ -620,15 +623,13 @@ class ExecuteEngine(wiring.Component):
         j_last = Signal(init=(cols == 1), name="drain_col_last")
         valid_col = Signal(init=1, name="drain_col_valid")
         m.d.comb += [
-            d2_adv.eq(~d2.valid | requant.i.ready),
-            d1_adv.eq(~d1.valid | d2_adv),
-            array.o.ready.eq(~valid_col | d1_adv),
+            array.o.ready.eq(~valid_col | requant.credit),
             drained.eq(array.o.valid & array.o.ready),
+            requant.claim.eq(array.o.valid & valid_col),
             addr_j.eq(Mux(j == 0, tile.out_base, o_run)),
             tiles.o.ready.eq(drained & j_last),
             self.bias_addr.eq(tile.bias_base + j),
-            self.bias_en.eq(d1_adv),
-            self.bias_data_en.eq(d2_adv),
+            self.bias_en.eq(1),
         ]
         with m.If(drained):
             m.d.sync += [
@@ -637,23 +638,21 @@ class ExecuteEngine(wiring.Component):
                 j_last.eq(Mux(j_last, cols == 1, j == cols - 2)),
                 valid_col.eq(j_last | (j + 1 < tile.valid)),
             ]
-        with m.If(d1_adv):
-            m.d.sync += [
-                d1.valid.eq(array.o.valid & valid_col),
-                d1.acc.eq(array.o.payload.acc),
-                d1.multiplier.eq(tile.multiplier),
-                d1.shift.eq(tile.shift),
-                d1.out_format.eq(tile.out_format),
-                d1.bias_en.eq(tile.bias_en),
-                d1.dst.eq(tile.dst),
-                d1.addr.eq(addr_j),
-                d1.last.eq(tile.last & (j == tile.valid - 1)),
-                d1.signal.eq(tile.signal),
-                d1.final.eq(tile.final),
-                d1.pc.eq(tile.pc),
-            ]
-        with m.If(d2_adv):
-            m.d.sync += d2.eq(d1)
+        m.d.sync += [
+            d1.valid.eq(requant.claim & requant.credit),
+            d1.acc.eq(array.o.payload.acc),
+            d1.multiplier.eq(tile.multiplier),
+            d1.shift.eq(tile.shift),
+            d1.out_format.eq(tile.out_format),
+            d1.bias_en.eq(tile.bias_en),
+            d1.dst.eq(tile.dst),
+            d1.addr.eq(addr_j),
+            d1.last.eq(tile.last & (j == tile.valid - 1)),
+            d1.signal.eq(tile.signal),
+            d1.final.eq(tile.final),
+            d1.pc.eq(tile.pc),
+        ]
+        m.d.sync += d2.eq(d1)
         bias = Mux(d2.bias_en, self.bias_data.as_signed(), 0)
         result_in = results.i.payload
         m.d.comb += [
@@ -662,7 +661,7 @@ class ExecuteEngine(wiring.Component):
             requant.i.payload.multiplier.eq(d2.multiplier),
             requant.i.payload.shift.eq(d2.shift),
             requant.i.payload.out_format.eq(d2.out_format),
-            results.i.valid.eq(requant.i.valid & requant.i.ready),
+            results.i.valid.eq(d2.valid),
             result_in.dst.eq(d2.dst),
             result_in.addr.eq(d2.addr),
             result_in.out_format.eq(d2.out_format),

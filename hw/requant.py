@@ -50,7 +50,8 @@ class Requantizer(wiring.Component):
 
     Parameters (keyword-only)
         ``lanes``: values per beat; ``acc_bits``: width of the incoming accumulators
-        (1 to ``ACC_BITS`` = 32; sign-extended).
+        (1 to ``ACC_BITS`` = 32; sign-extended); ``lead``: register stages (0 to 8) the
+        caller keeps in front of ``i``, whose beats the credits count (below).
 
     Input ``i`` (``stream``), per beat
         ``acc``: ``ArrayLayout(signed(acc_bits), lanes)``; ``bias``:
@@ -75,19 +76,24 @@ class Requantizer(wiring.Component):
         the rest), round and range-test (registered per lane), saturate into an output FIFO.
         One beat per cycle; ``latency = 7`` cycles from acceptance to ``o.valid`` without
         back-pressure.
-        The pipeline never stalls: ``i.ready`` is a credit counter (a register) that admits at
-        most ``capacity`` beats into the pipeline and its output FIFO, and ``o`` comes from
-        that FIFO, so no combinational path runs from ``o.ready`` to ``i.ready`` or into the
-        pipeline's registers.
+        The pipeline never stalls: a credit counter admits at most ``capacity`` beats into the
+        pipeline and its output FIFO, and ``o`` comes from that FIFO, so no combinational path
+        runs from ``o.ready`` into the pipeline's registers. With ``lead == 0``, ``i.ready``
+        is ``credit``, a register: there are credits left. With ``lead > 0`` the credits are
+        taken ``lead`` cycles early: the caller claims one (``claim``, while ``credit`` is
+        set) as a beat enters its first lead stage, and that beat reaches ``i`` exactly
+        ``lead`` cycles later, through stages that never stall; ``i.ready`` is then always
+        1, and a beat on ``i`` that was not claimed may be lost. So the caller's stages need
+        no enable, and its ready (``credit``) is one flip-flop.
     """
 
     latency = 7
-    #: Beats the unit holds at most (pipeline and output FIFO): enough credits for one beat per
-    #: cycle (a credit returns one cycle after its beat leaves).
-    capacity = latency + 2
 
-    def __init__(self, *, lanes: int, acc_bits: int = ACC_BITS):
+    def __init__(self, *, lanes: int, acc_bits: int = ACC_BITS, lead: int = 0):
         self._lanes = positive_int(lanes, "Lanes")
+        if isinstance(lead, bool) or not isinstance(lead, int) or not (0 <= lead <= 8):
+            raise ValueError(f"Lead must be an integer in [0, 8], not {lead!r}")
+        self._lead = lead
         if (
             isinstance(acc_bits, bool)
             or not isinstance(acc_bits, int)
@@ -95,15 +101,24 @@ class Requantizer(wiring.Component):
         ):
             raise ValueError(f"Acc bits must be an integer in [1, {ACC_BITS}], not {acc_bits!r}")
         self._acc_bits = acc_bits
-        super().__init__(
-            {
-                "i": In(stream.Signature(self.input_layout)),
-                "o": Out(stream.Signature(self.output_layout)),
-            }
-        )
+        ports = {
+            "i": In(stream.Signature(self.input_layout)),
+            "o": Out(stream.Signature(self.output_layout)),
+            "credit": Out(1),
+        }
+        if lead:
+            ports["claim"] = In(1)
+        super().__init__(ports)
 
     lanes = property(lambda self: self._lanes)
     acc_bits = property(lambda self: self._acc_bits)
+    lead = property(lambda self: self._lead)
+
+    @property
+    def capacity(self) -> int:
+        """Beats the unit holds at most (lead stages, pipeline and output FIFO): enough
+        credits for one beat per cycle (a credit returns one cycle after its beat leaves)."""
+        return self.latency + 2 + self._lead
 
     @property
     def input_layout(self) -> data.StructLayout:
@@ -134,16 +149,24 @@ class Requantizer(wiring.Component):
         product_bits = total_bits + MULTIPLIER_BITS
         shifted_bits = product_bits + 1
 
-        # Credits: at most `capacity` beats inside (pipeline and output FIFO), so the pipeline
-        # never stalls and `i.ready` is a register; a credit returns when a beat leaves.
+        # Credits: at most `capacity` beats inside (lead stages, pipeline and output FIFO),
+        # so the pipeline never stalls; a credit returns when a beat leaves. `credit` is
+        # registered: it is the next count's `!= 0`.
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(
             width=self.output_layout.size, depth=self.capacity
         )
         credits = Signal(range(self.capacity + 1), name="credits", init=self.capacity)
-        accept = self.i.valid & self.i.ready
+        credit = Signal(name="credit", init=1)
+        if self._lead:
+            taken = self.claim & credit
+            m.d.comb += self.i.ready.eq(1)
+        else:
+            taken = self.i.valid & credit
+            m.d.comb += self.i.ready.eq(credit)
         leave = self.o.valid & self.o.ready
-        m.d.comb += self.i.ready.eq(credits != 0)
-        m.d.sync += credits.eq(credits - accept + leave)
+        remaining = credits - taken + leave
+        m.d.sync += [credits.eq(remaining), credit.eq(remaining != 0)]
+        m.d.comb += self.credit.eq(credit)
 
         def stage(name, fields):
             layout = data.StructLayout({"valid": 1, **fields})
@@ -204,7 +227,7 @@ class Requantizer(wiring.Component):
         inp = self.i.payload
         # Stage 1: bias add (33 bits: never wraps).
         m.d.sync += [
-            s1.valid.eq(accept),
+            s1.valid.eq(self.i.valid & self.i.ready),
             s1.multiplier.eq(inp.multiplier),
             s1.shift.eq(inp.shift),
             s1.out_format.eq(inp.out_format),

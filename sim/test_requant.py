@@ -17,6 +17,8 @@ from ttaccel.spec.formats import FORMATS, INT2, INT4, INT8, Requant, requantize
     [
         ({"lanes": 0}, "Lanes must be a positive integer, not 0"),
         ({"lanes": 2, "acc_bits": 33}, "Acc bits must be an integer in [1, 32], not 33"),
+        ({"lanes": 2, "lead": 9}, "Lead must be an integer in [0, 8], not 9"),
+        ({"lanes": 2, "lead": True}, "Lead must be an integer in [0, 8], not True"),
     ],
 )
 def test_rejects_bad_parameters(kwargs, message):
@@ -85,6 +87,53 @@ def test_amaranth_sim_saturation_at_every_threshold():
                 acc = [*values[at : at + 4], 0, 0, 0][:4]
                 cases.append((acc, [0, 0, 0, 0], 1, shift, fmt))
     assert _amaranth_requantize(cases) == _spec_requantize(cases)
+
+
+@pytest.mark.parametrize("lead", [0, 2])
+def test_credits_cover_the_lead_stages(lead):
+    """With the output stalled, exactly ``latency + 2 + lead`` beats get a credit (claimed
+    ``lead`` cycles ahead of ``i`` through a never-stalling delay line, or at ``i`` itself);
+    released, every one comes out in order with its codes, and the credits return."""
+    dut = Requantizer(lanes=2, acc_bits=32, lead=lead)
+    capacity = Requantizer.latency + 2 + lead
+    assert dut.capacity == capacity
+    out = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 0)
+        line = [None] * lead  # the caller's lead stages: beat numbers, None for a bubble
+        sent = 0
+        for _ in range(3 * capacity):
+            credit = ctx.get(dut.credit)
+            take = credit and sent < 2 * capacity
+            beat = sent if take else None
+            if lead:
+                ctx.set(dut.claim, int(take))
+                line.append(beat)
+                beat = line.pop(0)
+            payload = {"acc": [beat or 0, -(beat or 0)], "bias": [0, 0], "multiplier": 1,
+                       "shift": 0, "out_format": OutFormat.INT8, "last": 0}  # fmt: skip
+            ctx.set(dut.i.payload, payload)
+            ctx.set(dut.i.valid, int(beat is not None))
+            assert ctx.get(dut.i.ready) == (1 if lead else credit)
+            sent += take
+            await ctx.tick()
+        assert sent == capacity  # the stalled output holds them all; no credit is left
+        ctx.set(dut.i.valid, 0)
+        if lead:
+            ctx.set(dut.claim, 0)
+        ctx.set(dut.o.ready, 1)
+        for _ in range(2 * capacity):
+            if ctx.get(dut.o.valid):
+                out.append([int(x) for x in ctx.get(dut.o.payload.codes)])
+            await ctx.tick()
+        assert ctx.get(dut.credit) == 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert out == [[b, -b] for b in range(capacity)]  # multiplier 1, shift 0: y = acc
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
