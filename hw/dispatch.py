@@ -18,10 +18,11 @@ pipelined 17 x 16-bit multiplier (operand select, product and accumulate registe
 wrap-around, as the ISA requires). The first error ends dispatch (``error`` pulse); so does
 ``halt``.
 
-Timing: the program arrives at one beat per cycle; after it, a LOAD, STORE or SYNC takes 4
-cycles to dispatch (fetch, the memory's read register, the registered checks, decode and
-push) and a GEMM 16 (fetch, read, 13 cycles of the bound pipeline -- ten steps, three
-register stages -- which overlap the checks and decode, push). Every decision reads
+Timing: the program arrives at one beat per cycle; after it, a LOAD, STORE or SYNC takes 5
+cycles to dispatch (fetch, the memory's read and output registers, the copy into ``word``,
+the registered checks, decode and push) and a GEMM 17 (fetch, read, copy, 13 cycles of the
+bound pipeline -- ten steps, three register stages -- which overlap the checks and decode,
+push). Every decision reads
 registers only: no path runs from the instruction memory through the checks or the
 multiplier.
 """
@@ -229,11 +230,15 @@ class Dispatcher(wiring.Component):
         cfg = self._config
 
         # Instruction memory: one 320-bit word per instruction, read in FETCH and taken into
-        # its output register (`word`, never reset) in READ; everything is decoded from it.
+        # its output register in READ, then copied into `word` (COPY), a fabric register
+        # beside the decode logic (step 37: the block RAMs sit in their own columns, and the
+        # route from their output registers alone takes half a 150 MHz cycle). Everything is
+        # decoded from `word`.
         m.submodules.imem = imem = RegisteredReadMemory(
             width=INSTRUCTION_BITS, depth=cfg.instruction_depth
         )
-        word = imem.r_data
+        word = Signal(INSTRUCTION_BITS, name="word", reset_less=True)
+        m.d.sync += word.eq(imem.r_data)  # r_data changes only after READ
 
         length = Signal(16, name="length")
         pc = Signal(16, name="pc_q")
@@ -365,8 +370,12 @@ class Dispatcher(wiring.Component):
                 with m.Else():
                     m.next = "READ"
                 halt_here()
-            with m.State("READ"):  # the memory's read register -> `word`
+            with m.State("READ"):  # the memory's read register -> its output register
                 m.d.comb += [self.busy.eq(1), imem.r_data_en.eq(1)]
+                m.next = "COPY"
+                halt_here()
+            with m.State("COPY"):  # the output register -> `word`
+                m.d.comb += self.busy.eq(1)
                 m.d.sync += check_step.eq(0)
                 m.next = "CHECK"
                 halt_here()
@@ -543,7 +552,7 @@ class Dispatcher(wiring.Component):
                         m.d.sync += target.eq(base + product)
         b_depth = Mux(gemm.b_from_abuf, cfg.act_buffer_depth, cfg.weight_buffer_depth)
         # The bias rows' bound, `acc_c + n <= depth`, as a compare with a register of
-        # `depth - n` (set from the decoded word, which is held from FETCH on, so it is
+        # `depth - n` (set from the decoded word, which is held from CHECK on, so it is
         # valid long before the steps end): no add in front of `ok`.
         bias_room = Signal(range(-(2 ** len(gemm.n)), cfg.bias_buffer_depth + 1), name="bias_room")
         m.d.sync += bias_room.eq(cfg.bias_buffer_depth - gemm.n)

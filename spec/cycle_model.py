@@ -116,8 +116,8 @@ class Timing:
     store_latency: int = 1
     gemm_issue: int = 1
     load_setup: int = 2
-    dispatch: int = 4
-    dispatch_gemm: int = 16
+    dispatch: int = 5
+    dispatch_gemm: int = 17
     assembler_latency: int = 2
     assembler_bypass_latency: int = 1
     barrier_latency: int = 2

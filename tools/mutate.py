@@ -198,10 +198,11 @@ MUTANTS: tuple[Mutant, ...] = (
         ("systolic",),
     ),
     Mutant(
-        "bias-read-ignores-stall", "hw/execute.py",
-        ((r"self\.bias_en\.eq\(d1_adv\)", "self.bias_en.eq(1)"),),
-        "the bias word is read every cycle, so a column held in the drain's first stage "
-        "under back-pressure takes the next column's bias into the second (step 15's register)",
+        "drain-ignores-credit", "hw/execute.py",
+        ((r"array\.o\.ready\.eq\(~valid_col \| requant\.credit\)", "array.o.ready.eq(1)"),),
+        "a column leaves the array without a requantizer credit, so under back-pressure its "
+        "results are dropped (step 36: the drain stages are the requantizer's lead stages; "
+        "step 15's `bias-read-ignores-stall` has no stall left to ignore)",
     ),
     Mutant(
         "column-last-reload-late", "hw/execute.py",
