@@ -52,6 +52,7 @@ __all__ = ["ExecuteEngine"]
 
 _OPERAND_SLOTS = 5
 _DRAIN_STAGES = 2  # d1 and d2 of the drain: the requantizer's lead stages
+_TILE_SLOTS = 8  # tile descriptors queued between the address generator and the drain
 """Operand FIFO entries: a credit is out for four cycles (issue, read, read register, FIFO)
 at full rate."""
 
@@ -179,11 +180,12 @@ class ExecuteEngine(wiring.Component):
         # Both descriptor FIFOs keep their head in a register (`registered_head`): the drain
         # (column count, result and bias addresses) and the ABUF-or-stream choice (`dst`)
         # read flip-flops, not a LUT-RAM read. The tile queue has no bypass: a descriptor
-        # reaches the drain two cycles after its push, long before the tile's first column
-        # leaves the array, and its LUT-RAM's write enable does not depend on the drain's
-        # ready chain (`tiles.o.ready`, from the requantizer's `credit`).
+        # reaches the drain three cycles after its tile's first beat (it is pushed from a
+        # register, below), long before the tile's first column leaves the array, and its
+        # write enable does not depend on the drain's ready chain (`tiles.o.ready`, from
+        # the requantizer's `credit`).
         m.submodules.tiles = tiles = StreamFIFO(
-            layout=tile_layout, depth=8, registered_head=True, bypass=False
+            layout=tile_layout, depth=_TILE_SLOTS, registered_head=True, bypass=False
         )
         # The result descriptors' head is a register (`registered_head`): `dst` decides the
         # ABUF write and the packer input without a LUT-RAM read in the path. A descriptor
@@ -259,7 +261,10 @@ class ExecuteEngine(wiring.Component):
 
         advance = Signal()
         issue = Signal()
-        m.d.comb += issue.eq(in_gemm & advance & (~kk_first | tiles.i.ready))
+        # A tile's first beat needs a slot in the tile queue: `tile_credit` (a register),
+        # from a count of the descriptors issued and not yet popped by the drain.
+        tile_credit = Signal(name="tile_credit", init=1)
+        m.d.comb += issue.eq(in_gemm & advance & (~kk_first | tile_credit))
 
         token_ok = ~head.wait | self.token_ready
         gemm_ok = (gemms_out == 0) | ((gemms_out == 1) & ~head.fence)
@@ -392,10 +397,17 @@ class ExecuteEngine(wiring.Component):
                 with m.If(store_done):
                     m.next = "IDLE"
 
-        # Tile descriptors, pushed with each tile's first beat.
-        tile_in = tiles.i.payload
-        m.d.comb += [
-            tiles.i.valid.eq(issue & kk_first),
+        # Tile descriptors, taken into a register with each tile's first beat and pushed from
+        # it the cycle after (step 39), so the tile queue's write depends on flip-flops only,
+        # not on `issue`. The credits count the descriptor in that register too.
+        tile_credits = Signal(range(_TILE_SLOTS + 1), name="tile_credits", init=_TILE_SLOTS)
+        first_beat = issue & kk_first
+        remaining = tile_credits - first_beat + (tiles.o.valid & tiles.o.ready)
+        m.d.sync += [tile_credits.eq(remaining), tile_credit.eq(remaining != 0)]
+        tile_in = Signal(tiles.i.payload.shape(), name="tile_in")
+        m.d.sync += tiles.i.valid.eq(first_beat)
+        m.d.comb += tiles.i.payload.eq(tile_in)
+        m.d.sync += [
             tile_in.out_base.eq(o_t),
             tile_in.out_col.eq(g.out_col),
             tile_in.bias_base.eq(bias_t),
