@@ -51,10 +51,10 @@ from .transposed import transposed_provider
 __all__ = ["ExecuteEngine"]
 
 _OPERAND_SLOTS = 5
-_DRAIN_STAGES = 2  # d1 and d2 of the drain: the requantizer's lead stages
-_TILE_SLOTS = 8  # tile descriptors queued between the address generator and the drain
 """Operand FIFO entries: a credit is out for four cycles (issue, read, read register, FIFO)
 at full rate."""
+_DRAIN_STAGES = 2  # d1 and d2 of the drain: the requantizer's lead stages
+_TILE_SLOTS = 8  # tile descriptors queued between the address generator and the drain
 
 
 class ExecuteEngine(wiring.Component):
