@@ -105,7 +105,8 @@ class Timing:
     tile's first drain slot, besides its ``cols`` columns and the PE columns' skew, to the
     first cycle in which a tile ``array_slots`` later may finish (its hold slot is free);
     ``slack_words`` / ``slack_offset``: a streamed drain runs ahead of the output
-    stream by ``slack_words`` results (the requantizer's capacity, ``hw/requant.py``) less
+    stream by ``slack_words`` results (the requantizer's pipeline and FIFO: its ``capacity``
+    less its ``lead`` stages, ``hw/requant.py``) less
     ``slack_offset`` beats (:meth:`stream_slack`; the offset fitted to Verilator traces of
     seed 000's layers on the 12 x 32 default and on 16 x 16). The defaults follow ``hw/``
     (dispatcher, load engine, requantizer) as documented there."""
