@@ -205,6 +205,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "step 15's `bias-read-ignores-stall` has no stall left to ignore)",
     ),
     Mutant(
+        "tile-credit-never-taken", "hw/execute.py",
+        ((r"remaining = tile_credits - first_beat \+", "remaining = tile_credits +"),),
+        "a tile's first beat takes no tile-queue credit, so the address generator may run "
+        "more tiles ahead than the queue holds (step 39's registered push)",
+    ),
+    Mutant(
         "column-last-reload-late", "hw/execute.py",
         ((r"t_last\.eq\(cols_left <= 2 \* cols\)", "t_last.eq(cols_left <= cols)"),),
         "the registered last-column-tile test of the next column tile keeps this tile's test "
