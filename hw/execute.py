@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from ..spec.accel_config import AccelConfig
 from .dispatch import exec_layout
 from .gearbox import BeatPacker
-from .interfaces import STREAM_BEAT, StreamFIFO, check_config
+from .interfaces import STREAM_BEAT, StreamFIFO, check_config, credit_counter
 from .requant import Requantizer
 from .sparse import GroupAssembler, SparseSelect
 from .systolic import SystolicArray
@@ -263,7 +263,7 @@ class ExecuteEngine(wiring.Component):
         issue = Signal()
         # A tile's first beat needs a slot in the tile queue: `tile_credit` (a register),
         # from a count of the descriptors issued and not yet popped by the drain.
-        tile_credit = Signal(name="tile_credit", init=1)
+        tile_credit = Signal()
         m.d.comb += issue.eq(in_gemm & advance & (~kk_first | tile_credit))
 
         token_ok = ~head.wait | self.token_ready
@@ -400,10 +400,11 @@ class ExecuteEngine(wiring.Component):
         # Tile descriptors, taken into a register with each tile's first beat and pushed from
         # it the cycle after (step 39), so the tile queue's write depends on flip-flops only,
         # not on `issue`. The credits count the descriptor in that register too.
-        tile_credits = Signal(range(_TILE_SLOTS + 1), name="tile_credits", init=_TILE_SLOTS)
         first_beat = issue & kk_first
-        remaining = tile_credits - first_beat + (tiles.o.valid & tiles.o.ready)
-        m.d.sync += [tile_credits.eq(remaining), tile_credit.eq(remaining != 0)]
+        m.d.comb += tile_credit.eq(
+            credit_counter(m, "tile_credits", _TILE_SLOTS, taken=first_beat,
+                           returned=tiles.o.valid & tiles.o.ready)
+        )  # fmt: skip
         tile_in = Signal(tiles.i.payload.shape(), name="tile_in")
         m.d.sync += tiles.i.valid.eq(first_beat)
         m.d.comb += tiles.i.payload.eq(tile_in)

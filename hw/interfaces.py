@@ -9,13 +9,20 @@ to the AXI DMA's streams.
 
 from __future__ import annotations
 
-from amaranth import unsigned
+from amaranth import Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.isa import STREAM_BITS
 
-__all__ = ["STREAM_BEAT", "StreamFIFO", "check_config", "engine_signature", "positive_int"]
+__all__ = [
+    "STREAM_BEAT",
+    "StreamFIFO",
+    "check_config",
+    "credit_counter",
+    "engine_signature",
+    "positive_int",
+]
 
 STREAM_BEAT = data.StructLayout({"data": unsigned(STREAM_BITS), "last": unsigned(1)})
 """One stream beat: ``data`` (TDATA, little-endian 64 bits) and ``last`` (TLAST)."""
@@ -36,6 +43,23 @@ def check_config(config: object):
     if not isinstance(config, AccelConfig):
         raise TypeError(f"Config must be an AccelConfig, not {config!r}")
     return config
+
+
+def credit_counter(m, name: str, capacity: int, *, taken, returned) -> Signal:
+    """A count of ``capacity`` credits in ``m``'s ``sync`` domain, named ``name``: ``taken``
+    (1 bit, only while the returned flag is set) spends one, ``returned`` (1 bit, at most
+    ``capacity`` outstanding) gives one back, both counted at the end of their cycle.
+    Returns ``name + "_credit"``, a register: some credit is left (the count after the
+    cycle's changes is not 0). It is set from tests of the count (``!= 0``, ``!= 1``) that do
+    not wait for the add, so ``taken`` passes one LUT level on its way to it."""
+    count = Signal(range(capacity + 1), name=name, init=capacity)
+    credit = Signal(name=f"{name}_credit", init=1)
+    spent = taken & ~returned
+    m.d.sync += [
+        count.eq(count - taken + returned),
+        credit.eq(Mux(spent, count != 1, returned | (count != 0))),
+    ]
+    return credit
 
 
 def engine_signature() -> wiring.Signature:

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..spec.formats import ACC_BITS, FORMATS, MAX_SHIFT, MULTIPLIER_BITS, NumberFormat
 from .dsp import mult18x18d, on_ecp5
-from .interfaces import positive_int
+from .interfaces import credit_counter, positive_int
 
 __all__ = ["OutFormat", "Requantizer"]
 
@@ -150,23 +150,17 @@ class Requantizer(wiring.Component):
         shifted_bits = product_bits + 1
 
         # Credits: at most `capacity` beats inside (lead stages, pipeline and output FIFO),
-        # so the pipeline never stalls; a credit returns when a beat leaves. `credit` is
-        # registered: it is the next count's `!= 0`.
+        # so the pipeline never stalls; a credit returns when a beat leaves. `credit` is a
+        # register (`credit_counter`).
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(
             width=self.output_layout.size, depth=self.capacity
         )
-        credits = Signal(range(self.capacity + 1), name="credits", init=self.capacity)
-        credit = Signal(name="credit", init=1)
-        if self._lead:
-            taken = self.claim & credit
-            m.d.comb += self.i.ready.eq(1)
-        else:
-            taken = self.i.valid & credit
-            m.d.comb += self.i.ready.eq(credit)
-        leave = self.o.valid & self.o.ready
-        remaining = credits - taken + leave
-        m.d.sync += [credits.eq(remaining), credit.eq(remaining != 0)]
-        m.d.comb += self.credit.eq(credit)
+        claim = self.claim if self._lead else self.i.valid
+        credit = credit_counter(
+            m, "credits", self.capacity, taken=claim & self.credit,
+            returned=self.o.valid & self.o.ready,
+        )  # fmt: skip
+        m.d.comb += [self.credit.eq(credit), self.i.ready.eq(1 if self._lead else credit)]
 
         def stage(name, fields):
             layout = data.StructLayout({"valid": 1, **fields})

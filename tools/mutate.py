@@ -206,7 +206,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "tile-credit-never-taken", "hw/execute.py",
-        ((r"remaining = tile_credits - first_beat \+", "remaining = tile_credits +"),),
+        ((r"taken=first_beat,", "taken=0,"),),
         "a tile's first beat takes no tile-queue credit, so the address generator may run "
         "more tiles ahead than the queue holds (step 39's registered push)",
     ),
