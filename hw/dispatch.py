@@ -22,9 +22,8 @@ Timing: the program arrives at one beat per cycle; after it, a LOAD, STORE or SY
 cycles to dispatch (fetch, the memory's read and output registers, the copy into ``word``,
 the registered checks, decode and push) and a GEMM 17 (fetch, read, copy, 13 cycles of the
 bound pipeline -- ten steps, three register stages -- which overlap the checks and decode,
-push). Every decision reads
-registers only: no path runs from the instruction memory through the checks or the
-multiplier.
+push). Every decision reads registers only: no path runs from the instruction memory
+through the checks or the multiplier.
 """
 
 from __future__ import annotations
@@ -231,7 +230,7 @@ class Dispatcher(wiring.Component):
 
         # Instruction memory: one 320-bit word per instruction, read in FETCH and taken into
         # its output register in READ, then copied into `word` (COPY), a fabric register
-        # beside the decode logic (step 37: the block RAMs sit in their own columns, and the
+        # beside the decode logic (step 38: the block RAMs sit in their own columns, and the
         # route from their output registers alone takes half a 150 MHz cycle). Everything is
         # decoded from `word`.
         m.submodules.imem = imem = RegisteredReadMemory(
