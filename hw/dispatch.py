@@ -269,6 +269,16 @@ class Dispatcher(wiring.Component):
 
         # Checks, registered (`*_q`) the cycle before the dispatch decision.
         flags = self._checks(m, cfg, views)
+        # The opcode, decoded into flags registered beside the checks (step 40), so DECODE's
+        # choice (and `pc`'s enable) starts from flip-flops rather than from `word` through
+        # a compare. `word` is held from CHECK on, so `op` is valid from DECODE on.
+        op = Signal(data.StructLayout({"load": 1, "store": 1, "gemm": 1, "end": 1}), name="op")
+        m.d.sync += [
+            op.load.eq(opcode == Opcode.LOAD),
+            op.store.eq(opcode == Opcode.STORE),
+            op.gemm.eq(opcode == Opcode.GEMM),
+            op.end.eq(opcode == Opcode.END),
+        ]
 
         # GEMM bounds: ten multiply-add steps through one pipelined 17 x 16-bit multiplier.
         checking = Signal()
@@ -303,7 +313,7 @@ class Dispatcher(wiring.Component):
         ]
         if cfg.sparse_nm is not None:
             m.d.comb += eq.sparse.eq(gemm.sparse)
-        with m.If(opcode == Opcode.STORE):
+        with m.If(op.store):  # exec_q is valid in DECODE and PUSH only, where `op` is
             m.d.comb += [
                 eq.store.eq(1),
                 eq.fence.eq(0),
@@ -384,26 +394,28 @@ class Dispatcher(wiring.Component):
                 m.next = "DECODE"
                 halt_here()
             with m.State("DECODE"):
-                m.d.comb += self.busy.eq(1)
+                # The queues' valid from one register each (step 40): it enters the queue
+                # head's load enable, so it is not the end of the chain of tests below.
+                m.d.comb += [
+                    self.busy.eq(1),
+                    self.load_q.valid.eq(flags.load_ok),
+                    self.exec_q.valid.eq(flags.store_ok),
+                ]
                 with m.If(flags.illegal):
                     fail(ERR_ILLEGAL, pc)
                 with m.Elif(flags.out_of_range):
                     fail(ERR_ADDRESS, pc)
-                with m.Elif(opcode == Opcode.LOAD):
-                    m.d.comb += self.load_q.valid.eq(1)
-                    with m.If(self.load_q.ready):
-                        m.d.sync += pc.eq(pc + 1)
-                        m.next = "FETCH"
-                with m.Elif(opcode == Opcode.STORE):
-                    m.d.comb += self.exec_q.valid.eq(1)
-                    with m.If(self.exec_q.ready):
-                        m.d.sync += pc.eq(pc + 1)
-                        m.next = "FETCH"
-                with m.Elif(opcode == Opcode.GEMM):
+                with m.Elif(op.load), m.If(self.load_q.ready):
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
+                with m.Elif(op.store), m.If(self.exec_q.ready):
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
+                with m.Elif(op.gemm):
                     m.next = "BOUNDS"
                 with m.Elif(self.drained):  # SYNC / END, once everything before is done
                     m.d.sync += pc.eq(pc + 1)
-                    with m.If(opcode == Opcode.END):
+                    with m.If(op.end):
                         m.d.comb += self.done.eq(1)
                         m.next = "IDLE"
                     with m.Else():
@@ -431,7 +443,8 @@ class Dispatcher(wiring.Component):
     @staticmethod
     def _checks(m, cfg, views):
         """Field and reserved-bit checks of the decoded word and the LOAD / STORE bounds,
-        registered: ``illegal`` (error 1) and ``out_of_range`` (error 2, LOAD / STORE)."""
+        registered: ``illegal`` (error 1) and ``out_of_range`` (error 2, LOAD / STORE), and
+        ``load_ok`` / ``store_ok``: a LOAD / STORE that passes both (DECODE pushes it)."""
         gemm, load, store = views[Opcode.GEMM], views[Opcode.LOAD], views[Opcode.STORE]
         opcode = gemm.opcode
         nformats = len(FORMAT_CODES)
@@ -464,13 +477,18 @@ class Dispatcher(wiring.Component):
                 m.d.comb += depth_of.eq(cfg.weight_buffer_depth)
             with m.Default():
                 m.d.comb += depth_of.eq(cfg.bias_buffer_depth)
-        flags = Signal(data.StructLayout({"illegal": 1, "out_of_range": 1}), name="checks")
+        layout = data.StructLayout({"illegal": 1, "out_of_range": 1, "load_ok": 1, "store_ok": 1})
+        flags = Signal(layout, name="checks")
+        illegal_now = illegal | Cat(*((opcode == op) & bad[op] for op in bad)).any()
+        out_of_range_now = ((opcode == Opcode.LOAD) & (load.base + load.count > depth_of)) | (
+            (opcode == Opcode.STORE) & (store.base + store.count > cfg.act_buffer_depth)
+        )
+        passes = ~illegal_now & ~out_of_range_now
         m.d.sync += [
-            flags.illegal.eq(illegal | Cat(*((opcode == op) & bad[op] for op in bad)).any()),
-            flags.out_of_range.eq(
-                ((opcode == Opcode.LOAD) & (load.base + load.count > depth_of))
-                | ((opcode == Opcode.STORE) & (store.base + store.count > cfg.act_buffer_depth))
-            ),
+            flags.illegal.eq(illegal_now),
+            flags.out_of_range.eq(out_of_range_now),
+            flags.load_ok.eq((opcode == Opcode.LOAD) & passes),
+            flags.store_ok.eq((opcode == Opcode.STORE) & passes),
         ]
         return flags
 

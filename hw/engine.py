@@ -321,16 +321,22 @@ class Engine(wiring.Component):
         # index), and applied the next: `stopping`, `limit`, and the first one's code and
         # index, which stay until the next start. So no path runs from a queue head through
         # an engine's start, a token pop and the overflow test into `limit`.
+        # `code` and `at` matter only with `error_now`, so the load engine's error (last in
+        # priority) is their default rather than a condition: it selects nothing and enters
+        # `error_now` alone, not the 24 `pending_*` flip-flops (step 40; its stray-TLAST
+        # test follows the input handshake).
         error_now = Signal()
         code = Signal(8)
         at = Signal(16)
+        m.d.comb += [
+            error_now.eq(token_overflow | dispatcher.error | load.error),
+            code.eq(ERR_TLAST),
+            at.eq(load.pc),
+        ]
         with m.If(token_overflow):  # found a cycle before the others: first
-            m.d.comb += [error_now.eq(1), code.eq(ERR_TOKENS), at.eq(overflow_pc)]
+            m.d.comb += [code.eq(ERR_TOKENS), at.eq(overflow_pc)]
         with m.Elif(dispatcher.error):
-            m.d.comb += [error_now.eq(1), code.eq(dispatcher.error_code),
-                         at.eq(dispatcher.error_pc)]  # fmt: skip
-        with m.Elif(load.error):
-            m.d.comb += [error_now.eq(1), code.eq(ERR_TLAST), at.eq(load.pc)]
+            m.d.comb += [code.eq(dispatcher.error_code), at.eq(dispatcher.error_pc)]
         error_code = Signal(8, name="error_code_q")
         error_pc = Signal(16, name="error_pc_q")
         m.d.comb += [self.error_code.eq(error_code), self.error_pc.eq(error_pc)]

@@ -606,7 +606,6 @@ class ExecuteEngine(wiring.Component):
         o_run = Signal(17, name="drain_addr")
         drain_fields = {
             "valid": 1,
-            "acc": array.output_layout["acc"].shape,
             "multiplier": 16,
             "shift": 6,
             "out_format": 3,
@@ -625,8 +624,12 @@ class ExecuteEngine(wiring.Component):
         # (`requant.credit`, a register, claimed as it enters d1), so d1 and d2 never stall
         # and need no enable. That holds at most `requant.capacity` = 11 beats from d1 on,
         # as the stall-able d1 and d2 in front of 9 credits did before, to the cycle.
+        # The column's values skip d1 (step 40): d2 takes them from the array's
+        # `drained_acc`, the array's select in two registered levels, where d1 held them
+        # after one.
         d1 = Signal(data.StructLayout(drain_fields), name="d1")
-        d2 = Signal(data.StructLayout(drain_fields), name="d2")
+        d2_fields = {**drain_fields, "acc": array.output_layout["acc"].shape}
+        d2 = Signal(data.StructLayout(d2_fields), name="d2")
         addr_j = Signal(17)
         drained = Signal()
         # `j == cols - 1` and `j < tile.valid` kept in registers, computed a column ahead, so
@@ -653,7 +656,6 @@ class ExecuteEngine(wiring.Component):
             ]
         m.d.sync += [
             d1.valid.eq(requant.claim & requant.credit),
-            d1.acc.eq(array.o.payload.acc),
             d1.multiplier.eq(tile.multiplier),
             d1.shift.eq(tile.shift),
             d1.out_format.eq(tile.out_format),
@@ -665,7 +667,8 @@ class ExecuteEngine(wiring.Component):
             d1.final.eq(tile.final),
             d1.pc.eq(tile.pc),
         ]
-        m.d.sync += d2.eq(d1)
+        m.d.sync += [d2[name].eq(d1[name]) for name in drain_fields]
+        m.d.sync += d2.acc.eq(array.drained_acc)
         bias = Mux(d2.bias_en, self.bias_data.as_signed(), 0)
         result_in = results.i.payload
         m.d.comb += [

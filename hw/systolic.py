@@ -11,6 +11,8 @@ stage, needs no reconfiguration: a tile is simply a run of beats ending in ``las
 
 from __future__ import annotations
 
+import math
+
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -39,6 +41,14 @@ class SystolicArray(wiring.Component):
     Output ``o`` (``stream``), ``rows`` beats per tile, in tile order
         ``acc``: ``ArrayLayout(signed(acc_bits), cols)``, row r of C (exact, never wraps);
         ``last``: marks row ``rows - 1``.
+
+    Output ``drained_acc`` (``ArrayLayout(signed(acc_bits), cols)``)
+        The ``acc`` of the row transferred on ``o`` in the cycle before (undefined after a
+        cycle without a transfer). It is the same select as ``o.payload.acc`` cut into two
+        levels with a register between them: ``drain_group`` entries each into one
+        register per group, near the hold rows they read, then the group (see Resources).
+        A consumer that registers the row anyway (the engine's drain) takes it from here a
+        cycle later instead, and the wide one-cycle select into its register disappears.
 
     Dataflow
         PE (r, j) owns ``C[r, j*lanes : (j+1)*lanes]``. ``A`` rows enter from the left skewed by
@@ -69,7 +79,9 @@ class SystolicArray(wiring.Component):
         ``rows * pe_cols`` PEs (see the provider's ``dsps_per_pe``), ``1 + hold_slots``
         ``acc_bits`` registers per output (accumulator and hold slots), the skew registers
         (``rows * (rows - 1) / 2`` activations, ``pe_cols * (pe_cols - 1) / 2`` weight
-        groups) and a ``hold_slots * rows``-to-1 row multiplexer on the drain.
+        groups) and a ``hold_slots * rows``-to-1 row multiplexer on the drain: for
+        ``drained_acc`` in two levels, ``drain_group``-to-1 into ``drain_groups`` row
+        registers, then ``drain_groups``-to-1.
     """
 
     def __init__(self, *, rows: int, cols: int, macp: MacProvider, k_max: int):
@@ -88,6 +100,7 @@ class SystolicArray(wiring.Component):
             {
                 "i": In(stream.Signature(self.input_layout)),
                 "o": Out(stream.Signature(self.output_layout)),
+                "drained_acc": Out(self.output_layout["acc"].shape),
             }
         )
 
@@ -137,6 +150,17 @@ class SystolicArray(wiring.Component):
         ``(slots - 1) * rows >= latency + 1`` keeps them from ever waiting for a slot
         (and a run of shorter tiles from ever starving the drain)."""
         return max(2, 1 + -(-(self.latency + 1) // self._rows))
+
+    @property
+    def drain_group(self) -> int:
+        """Hold entries (``hold_slots * rows``, in drain order) per first-level group of
+        ``drained_acc``'s select: ``ceil(sqrt(entries))``, so both levels are about as wide."""
+        return math.isqrt(self.hold_slots * self._rows - 1) + 1
+
+    @property
+    def drain_groups(self) -> int:
+        """First-level groups of ``drained_acc``'s select, each one registered row."""
+        return -(-self.hold_slots * self._rows // self.drain_group)
 
     @property
     def bubble_free_k(self) -> int:
@@ -272,4 +296,33 @@ class SystolicArray(wiring.Component):
                 with m.Case(e):
                     m.d.comb += self.o.payload.acc.eq(hold[e])
         m.d.comb += self.o.payload.last.eq(drain_row == rows - 1)
+
+        # `drained_acc`: the same select in two registered levels. `drain_at` is kept as
+        # (group, entry in group) counters; every group's register loads its selected entry
+        # each cycle, and the group number, registered alongside, picks one a cycle later.
+        group, groups = self.drain_group, self.drain_groups
+        in_group = Signal(range(group), name="drain_in_group")
+        group_at = Signal(range(groups), name="drain_group_at")
+        group_q = Signal.like(group_at, name="drain_group_q", reset_less=True)
+        with m.If(drained):
+            wraps = drain_at == entries - 1
+            group_ends = in_group == group - 1
+            m.d.sync += [
+                in_group.eq(Mux(wraps | group_ends, 0, in_group + 1)),
+                group_at.eq(Mux(wraps, 0, group_at + group_ends)),
+            ]
+        m.d.sync += group_q.eq(group_at)
+        picks = []
+        for g in range(groups):
+            pick = Signal(row_layout, name=f"drain_pick_{g}", reset_less=True)
+            members = hold[g * group : (g + 1) * group]
+            with m.Switch(in_group):
+                for k, entry in enumerate(members):
+                    with m.Case(k) if k < len(members) - 1 else m.Default():
+                        m.d.sync += pick.eq(entry)
+            picks.append(pick)
+        with m.Switch(group_q):
+            for g, pick in enumerate(picks):
+                with m.Case(g) if g < groups - 1 else m.Default():
+                    m.d.comb += self.drained_acc.eq(pick)
         return m

@@ -12,9 +12,11 @@ import random
 
 import cocotb
 import numpy as np
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from ttaccel.hw.pe import mac_provider
 from ttaccel.hw.systolic import SystolicArray
+from ttaccel.sim.layouts import unpack
 from ttaccel.sim.stimulus import encode_weight, random_activations, random_codes
 from ttaccel.sim.tb import Harness, StreamSink, StreamSource, tb_config
 from ttaccel.spec.formats import format_by_name
@@ -59,9 +61,29 @@ def decode_beats(fmt, beats) -> list[tuple[int, np.ndarray, np.ndarray]]:
     return tiles
 
 
+async def check_drained_acc(dut, array, mismatches: list) -> None:
+    """Forever: in the cycle after every transfer on ``o``, ``drained_acc`` must equal the
+    transferred ``acc``; appends ``(cycle, got, expected)`` to ``mismatches`` otherwise."""
+    row = array.output_layout["acc"].shape
+    expected = None
+    cycle = 0
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        cycle += 1
+        if expected is not None:
+            got = unpack(row, int(dut.drained_acc.value))
+            if list(got) != expected:
+                mismatches.append((cycle, list(got), expected))
+        moved = int(dut.o__valid.value) and int(dut.o__ready.value)
+        payload = unpack(array.output_layout, int(dut.o__payload.value))
+        expected = payload["acc"] if moved else None
+
+
 async def run_tiles(dut, tiles, *, idle, backpressure, seed, exact_latency=False):
     """Send ``tiles`` [(A, B)], check every output row against ``gemm_int``, the stream's
-    ``last`` flags, the latency (exact or a lower bound) and that nothing else comes out."""
+    ``last`` flags, the latency (exact or a lower bound), ``drained_acc`` the cycle after
+    every row and that nothing else comes out."""
     _, fmt, array = make_dut()
     rng = random.Random(seed)
     harness = Harness(dut)
@@ -71,12 +93,15 @@ async def run_tiles(dut, tiles, *, idle, backpressure, seed, exact_latency=False
     )
     await harness.start()
     sink.start()
+    mismatches = []
+    cocotb.start_soon(check_drained_acc(dut, array, mismatches))
     beats = [beat for a, b in tiles for beat in tile_beats(fmt, a, b)]
     await source.send(beats)
     rows = array.rows
     await sink.wait_for(rows * len(tiles), timeout_cycles=12 * (len(beats) + rows * len(tiles)))
     await sink.assert_quiet(array.latency + rows + 8)
 
+    assert not mismatches, f"drained_acc is not the row moved a cycle before: {mismatches[:3]}"
     check_rows(fmt, array, source, sink, len(tiles), exact_latency=exact_latency)
     return source, sink, array
 

@@ -198,6 +198,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("systolic",),
     ),
     Mutant(
+        "drain-group-select-early", "hw/systolic.py",
+        ((r"with m\.Switch\(group_q\):", "with m.Switch(group_at):"),),
+        "the second level of the array's registered drain select picks a group by the "
+        "current entry instead of the one its registers loaded, so a row comes from the "
+        "wrong group whenever the drain crosses a group boundary (step 40)",
+        ("systolic",),
+    ),
+    Mutant(
         "drain-ignores-credit", "hw/execute.py",
         ((r"array\.o\.ready\.eq\(~valid_col \| requant\.credit\)", "array.o.ready.eq(1)"),),
         "a column leaves the array without a requantizer credit, so under back-pressure its "
