@@ -394,12 +394,12 @@ class Dispatcher(wiring.Component):
                 m.next = "DECODE"
                 halt_here()
             with m.State("DECODE"):
-                # The queues' valid from one register each (step 40): it enters the queue
+                # The queues' valid from two registers each (step 40): it enters the queue
                 # head's load enable, so it is not the end of the chain of tests below.
                 m.d.comb += [
                     self.busy.eq(1),
-                    self.load_q.valid.eq(flags.load_ok),
-                    self.exec_q.valid.eq(flags.store_ok),
+                    self.load_q.valid.eq(flags.load_ok & ~flags.out_of_range),
+                    self.exec_q.valid.eq(flags.store_ok & ~flags.out_of_range),
                 ]
                 with m.If(flags.illegal):
                     fail(ERR_ILLEGAL, pc)
@@ -444,7 +444,8 @@ class Dispatcher(wiring.Component):
     def _checks(m, cfg, views):
         """Field and reserved-bit checks of the decoded word and the LOAD / STORE bounds,
         registered: ``illegal`` (error 1) and ``out_of_range`` (error 2, LOAD / STORE), and
-        ``load_ok`` / ``store_ok``: a LOAD / STORE that passes both (DECODE pushes it)."""
+        ``load_ok`` / ``store_ok``: a LOAD / STORE that is not illegal (DECODE pushes it if it
+        is not out of range either)."""
         gemm, load, store = views[Opcode.GEMM], views[Opcode.LOAD], views[Opcode.STORE]
         opcode = gemm.opcode
         nformats = len(FORMAT_CODES)
@@ -483,12 +484,12 @@ class Dispatcher(wiring.Component):
         out_of_range_now = ((opcode == Opcode.LOAD) & (load.base + load.count > depth_of)) | (
             (opcode == Opcode.STORE) & (store.base + store.count > cfg.act_buffer_depth)
         )
-        passes = ~illegal_now & ~out_of_range_now
+        # (`*_ok` leave out the bounds: their adders and compares are the longest tests.)
         m.d.sync += [
             flags.illegal.eq(illegal_now),
             flags.out_of_range.eq(out_of_range_now),
-            flags.load_ok.eq((opcode == Opcode.LOAD) & passes),
-            flags.store_ok.eq((opcode == Opcode.STORE) & passes),
+            flags.load_ok.eq((opcode == Opcode.LOAD) & ~illegal_now),
+            flags.store_ok.eq((opcode == Opcode.STORE) & ~illegal_now),
         ]
         return flags
 
