@@ -116,6 +116,9 @@ class Engine(wiring.Component):
         busy = Signal(name="busy_q")
         pending = Signal(name="error_pending")  # an error was found last cycle (registered)
         token_overflow = Signal(name="token_overflow")  # a token counter overflowed (registered)
+        # `~pending & ~token_overflow` in a register of its own (step 42), set from their
+        # inputs: each queue head's gate below is then one LUT4 of flip-flops.
+        no_new_error = Signal(name="no_new_error", init=1)
         overflow_pc = Signal(16, name="token_overflow_pc")
         stopping = Signal(name="stopping")  # an error was seen; waiting for quiescence
         limit = Signal(16, name="stop_limit")  # no instruction at or after it starts
@@ -131,7 +134,7 @@ class Engine(wiring.Component):
         m.d.comb += [
             dispatcher.start.eq(begin),
             dispatcher.program_length.eq(self.program_length),
-            dispatcher.halt.eq(stopping | pending | token_overflow),
+            dispatcher.halt.eq(stopping | ~no_new_error),
             self.pc.eq(dispatcher.pc),
         ]
         wiring.connect(m, dispatcher.load_q, load_q.i)
@@ -143,7 +146,7 @@ class Engine(wiring.Component):
                 before_limit.eq(fifo_q.o.payload.pc < limit),
                 head_stable.eq(fifo_q.o.valid & ~fifo_q.o.ready & ~pending),
             ]
-            allowed = ~pending & ~token_overflow & (~stopping | (before_limit & head_stable))
+            allowed = no_new_error & (~stopping | (before_limit & head_stable))
             m.d.comb += [
                 engine.q.payload.eq(fifo_q.o.payload),
                 engine.q.valid.eq(fifo_q.o.valid & allowed),
@@ -345,6 +348,7 @@ class Engine(wiring.Component):
         m.d.sync += [
             load_abort.eq((busy | begin) & load.error & ~reset),
             pending.eq((busy | begin) & error_now & ~reset),
+            no_new_error.eq(~((busy | begin) & error_now & ~reset) & ~(to_exec_now | to_load_now)),
             pending_code.eq(code),
             pending_pc.eq(at),
         ]
