@@ -21,9 +21,9 @@ wrap-around, as the ISA requires). The first error ends dispatch (``error`` puls
 Timing: the program arrives at one beat per cycle; after it, a LOAD, STORE or SYNC takes 5
 cycles to dispatch (fetch, the memory's read and output registers, the copy into ``word``,
 the registered checks, decode and push) and a GEMM 17 (fetch, read, copy, 13 cycles of the
-bound pipeline -- ten steps, three register stages -- which overlap the checks and decode,
-push). Every decision reads registers only: no path runs from the instruction memory
-through the checks or the multiplier.
+bound pipeline -- ten steps, four register stages, the first step issued in decode -- which
+overlap the checks and decode, push). Every decision reads registers only: no path runs from
+the instruction memory through the checks or the multiplier.
 """
 
 from __future__ import annotations
@@ -411,7 +411,8 @@ class Dispatcher(wiring.Component):
                 with m.Elif(op.store), m.If(self.exec_q.ready):
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
-                with m.Elif(op.gemm):
+                with m.Elif(op.gemm):  # DECODE is the bound pipeline's first cycle
+                    m.d.comb += checking.eq(1)
                     m.next = "BOUNDS"
                 with m.Elif(self.drained):  # SYNC / END, once everything before is done
                     m.d.sync += pc.eq(pc + 1)
@@ -425,7 +426,7 @@ class Dispatcher(wiring.Component):
             with m.State("BOUNDS"):
                 m.d.comb += [self.busy.eq(1), checking.eq(1)]
                 m.d.sync += check_step.eq(check_step + 1)
-                with m.If(check_step == bounds_cycles - 1):
+                with m.If(check_step == bounds_cycles - 2):  # after DECODE's cycle
                     m.next = "PUSH"
                 halt_here()
             with m.State("PUSH"):
@@ -511,9 +512,10 @@ class Dispatcher(wiring.Component):
     @staticmethod
     def _gemm_bounds(m, cfg, gemm, checking, platform):
         """The GEMM's largest addresses, exactly (no wrap-around), through one multiplier:
-        stage 1 selects the step's operands into registers, stage 2 multiplies into the
-        product register, stage 3 adds into the bound (on the ECP5 proxy the operand and
-        product registers are the MULT18X18D's own, ``hw/dsp.py``). Returns ``(ok,
+        stage 1 selects the step's operands into registers, stage 2 copies them into the
+        multiplier's input registers, stage 3 multiplies into the product register, stage 4
+        adds into the bound (on the ECP5 proxy the input and product registers are the
+        MULT18X18D's own, ``hw/dsp.py``). Returns ``(ok,
         cycles)``: ``ok`` (from registers) is valid ``cycles`` cycles of ``checking`` after
         it rises."""
         magic, magic_shift = division_magic(cfg.cols)
@@ -540,26 +542,33 @@ class Dispatcher(wiring.Component):
         issue = Signal(range(len(steps) + 1), name="bound_issue")
         x = Signal(17, name="bound_x_next")
         y = Signal(16, name="bound_y_next")
+        # The selected operands pass a fabric register (`bound_x_sel`, step 43) before the
+        # multiplier's input registers: on the ECP5 proxy those are the MULT18X18D's own, in
+        # a DSP row far from the select (a 3.4 ns route behind it, the top's worst path).
+        x_sel = Signal.like(x, name="bound_x_sel")
+        y_sel = Signal.like(y, name="bound_y_sel")
         s1 = Signal(range(len(steps) + 1), name="bound_s1")  # len(steps): no step
         s2 = Signal(range(len(steps) + 1), name="bound_s2")
+        s3 = Signal(range(len(steps) + 1), name="bound_s3")
         product = Signal(33, name="bound_product")
         with m.If(checking & (issue != len(steps))):
             m.d.sync += issue.eq(issue + 1)
         with m.If(~checking):
             m.d.sync += issue.eq(0)
-        m.d.sync += [s1.eq(Mux(checking, issue, len(steps))), s2.eq(s1)]
+        m.d.sync += [s1.eq(Mux(checking, issue, len(steps))), s2.eq(s1), s3.eq(s2)]
         with m.Switch(issue):
             for index, (step_x, step_y, _, _) in enumerate(steps):
                 with m.Case(index):
                     m.d.comb += [x.eq(step_x), y.eq(step_y)]
+        m.d.sync += [x_sel.eq(x), y_sel.eq(y)]
         if on_ecp5(platform):
-            p = mult18x18d(m, "bound_mult", x, y, en=1, signed_a=False, signed_b=False)
+            p = mult18x18d(m, "bound_mult", x_sel, y_sel, en=1, signed_a=False, signed_b=False)
             m.d.comb += product.eq(p)
         else:
             x_q = Signal.like(x, name="bound_x")
             y_q = Signal.like(y, name="bound_y")
-            m.d.sync += [x_q.eq(x), y_q.eq(y), product.eq(x_q * y_q)]
-        with m.Switch(s2):
+            m.d.sync += [x_q.eq(x_sel), y_q.eq(y_sel), product.eq(x_q * y_q)]
+        with m.Switch(s3):
             for index, (_, _, target, base) in enumerate(steps):
                 with m.Case(index):
                     if isinstance(base, str):
@@ -581,5 +590,5 @@ class Dispatcher(wiring.Component):
             & (gemm.dst_stream | (acc_o < cfg.act_buffer_depth))
             & (~gemm.bias_en | (acc_c <= bias_room))
         )
-        # issue (steps) + select + multiply + add + the `ok` register
-        return ok, len(steps) + 3
+        # issue (steps) + operand register + select + multiply + add + the `ok` register
+        return ok, len(steps) + 4
