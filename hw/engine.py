@@ -153,29 +153,52 @@ class Engine(wiring.Component):
                 fifo_q.o.ready.eq(engine.q.ready),
             ]
 
-        # Output register: loads from the execute engine, or the error's TLAST beat.
+        # Output stage: the output register (`out_q`, what `out` shows) and a skid register
+        # behind it (step 44). A beat enters while the skid is empty (`take_in`, a register),
+        # into the output register if it is free or leaving, else into the skid, which moves
+        # up when the output register leaves. So the execute engine's ready, the trailer and
+        # `sent_last` no longer follow `out.ready` (the AXI-Stream TREADY, from outside the
+        # engine): it reaches only this stage's own registers. With `out.ready` high the skid
+        # stays empty, so a run's cycles are those of the output register alone; under
+        # back-pressure the engine can hand over one beat more. A soft reset drops a beat in
+        # the skid (never offered on `out`) and keeps the offered one.
         out_q = Signal(STREAM_BEAT, name="out_q")
         out_valid = Signal(name="out_valid")
-        out_free = Signal()
-        sent_last = Signal(name="sent_last")  # this run's TLAST beat has been offered
+        skid = Signal(STREAM_BEAT, name="out_skid", reset_less=True)
+        skid_valid = Signal(name="out_skid_valid")
+        take_in = Signal()  # the stage accepts a beat this cycle (its skid is empty)
+        out_free = Signal()  # the output register is empty or leaving
+        sent_last = Signal(name="sent_last")  # this run's TLAST beat has entered the stage
         trailer = Signal()  # load the error's TLAST beat now
+        incoming = Signal(STREAM_BEAT)
+        arrives = Signal()
         m.d.comb += [
+            take_in.eq(~skid_valid),
             out_free.eq(~out_valid | self.out.ready),
             self.out.valid.eq(out_valid),
             self.out.payload.eq(out_q),
             # Not `& ~trailer`: the trailer is loaded only while `quiet`, which a cycle before
             # saw the execute engine idle with nothing startable, so it offers no beat then.
             # So no path runs from `quiet` (the engines' idle tests) into the packer.
-            execute.out.ready.eq(out_free),
+            execute.out.ready.eq(take_in),
+            arrives.eq(take_in & (trailer | execute.out.valid)),
+            incoming.eq(execute.out.payload),
         ]
+        with m.If(trailer):
+            m.d.comb += [incoming.data.eq(0), incoming.last.eq(1)]
+        moves_up = skid_valid & ~reset
         with m.If(out_free):
-            m.d.sync += out_valid.eq(0)
-            with m.If(trailer):
-                m.d.sync += [out_valid.eq(1), out_q.data.eq(0), out_q.last.eq(1), sent_last.eq(1)]
-            with m.Elif(execute.out.valid):
-                m.d.sync += [out_valid.eq(1), out_q.eq(execute.out.payload)]
-                with m.If(execute.out.payload.last):
-                    m.d.sync += sent_last.eq(1)
+            m.d.sync += [out_valid.eq(moves_up | arrives), skid_valid.eq(0)]
+            with m.If(moves_up):
+                m.d.sync += out_q.eq(skid)
+            with m.Elif(arrives):
+                m.d.sync += out_q.eq(incoming)
+        with m.Elif(arrives):
+            m.d.sync += [skid.eq(incoming), skid_valid.eq(1)]
+        with m.If(reset):
+            m.d.sync += skid_valid.eq(0)
+        with m.If(arrives & incoming.last):
+            m.d.sync += sent_last.eq(1)
         with m.If(begin):
             m.d.sync += sent_last.eq(0)
 
@@ -385,7 +408,7 @@ class Engine(wiring.Component):
             & ~reset
         )
         m.d.comb += [
-            trailer.eq(quiet & ~sent_last & out_free),
+            trailer.eq(quiet & ~sent_last & take_in),
             finish.eq(quiet & (sent_last | trailer)),
         ]
 
@@ -398,7 +421,7 @@ class Engine(wiring.Component):
         drained = Signal(name="drained")
         m.d.sync += drained.eq(
             ~load_q.i.valid & ~exec_q.i.valid & ~load_q.o.valid & ~exec_q.o.valid
-            & load.idle & execute.idle & ~out_valid
+            & load.idle & execute.idle & ~out_valid & ~skid_valid
         )  # fmt: skip
         m.d.comb += [
             dispatcher.drained.eq(drained),
