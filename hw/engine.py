@@ -14,7 +14,8 @@ writes. The input stage (three entries, the head a register) takes the LOADs' be
 as their LOADs are queued, at most the beats those LOADs consume, so the load engine takes a
 LOAD's first beat the cycle after its start, as from the port, without a path from the port
 into its placement shift.
-``out`` comes from a register (``TDATA``/``TVALID``/``TLAST`` never from logic).
+``out`` comes from a register (``TDATA``/``TVALID``/``TLAST`` never from logic), with a skid
+register behind it, so ``out.ready`` reaches only those two registers.
 
 Errors (the run-stop sequence that :mod:`ttaccel.spec.isa`, "Errors", documents for the
 host): the first error's code and instruction index ``e`` are registered; the dispatcher
@@ -31,7 +32,8 @@ TLAST if the run's TLAST beat has not been sent, then pulses ``error`` and drops
 From then until the next ``start`` or ``soft_reset`` every input beat is accepted and
 discarded. ``soft_reset`` resets every engine, queue, token counter and the dispatcher
 (``ResetInserter``) but not the output register: a beat it offers stays offered until it is
-accepted. Buffer contents are kept. See :class:`Engine` for the ports.
+accepted (a beat in the skid register behind it, never offered, is dropped). Buffer contents
+are kept. See :class:`Engine` for the ports.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class Engine(wiring.Component):
     Latency and throughput: see :mod:`.dispatch`, :mod:`.load_engine` and :mod:`.execute`; in
     short one input beat and one output beat per cycle, one array beat (``rows * cols`` MACs)
     per cycle, no bubble between back-to-back tiles of ``k >= bubble_free_k`` (16 on 16 x 16);
-    the output register adds one cycle to every output beat.
+    the output register adds one cycle to every output beat (its skid register none: it holds
+    a beat only while ``out.ready`` is low).
     """
 
     def __init__(self, *, config):

@@ -232,6 +232,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "(step 18's registered kk == 0)",
     ),
     Mutant(
+        "output-skid-beat-lost", "hw/engine.py",
+        ((r"m\.d\.sync \+= out_q\.eq\(skid\)", "m.d.sync += out_q.eq(incoming)"),),
+        "the output stage's skid register does not move up: the beat it caught under "
+        "back-pressure is replaced by whatever the execute engine offers (step 44)",
+    ),
+    Mutant(
         "barrier-ignores-output", "hw/engine.py",
         ((r"& load\.idle & execute\.idle & ~out_valid", "& load.idle & execute.idle"),),
         "SYNC / END retire while the engine's output register still holds a beat (step 17's "
