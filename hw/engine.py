@@ -340,8 +340,9 @@ class Engine(wiring.Component):
         # it), so the queue-head gate reads one flip-flop for it; `to_load_overflow` says
         # which counter overflowed (both in one cycle: the execute engine's push is reported).
         to_load_overflow = Signal(name="tokens_to_load_overflow")
+        overflows_now = to_exec_now | to_load_now
         m.d.sync += [
-            token_overflow.eq(to_exec_now | to_load_now),
+            token_overflow.eq(overflows_now),
             to_load_overflow.eq(to_load_now),
         ]
         m.d.comb += overflow_pc.eq(Mux(to_load_overflow, to_load_pc, to_exec_pc))
@@ -366,6 +367,7 @@ class Engine(wiring.Component):
             m.d.comb += [code.eq(ERR_TOKENS), at.eq(overflow_pc)]
         with m.Elif(dispatcher.error):
             m.d.comb += [code.eq(dispatcher.error_code), at.eq(dispatcher.error_pc)]
+        pending_next = (busy | begin) & error_now & ~reset
         error_code = Signal(8, name="error_code_q")
         error_pc = Signal(16, name="error_pc_q")
         m.d.comb += [self.error_code.eq(error_code), self.error_pc.eq(error_pc)]
@@ -373,8 +375,8 @@ class Engine(wiring.Component):
         pending_pc = Signal(16, name="pending_pc")
         m.d.sync += [
             load_abort.eq((busy | begin) & load.error & ~reset),
-            pending.eq((busy | begin) & error_now & ~reset),
-            no_new_error.eq(~((busy | begin) & error_now & ~reset) & ~(to_exec_now | to_load_now)),
+            pending.eq(pending_next),
+            no_new_error.eq(~pending_next & ~overflows_now),
             pending_code.eq(code),
             pending_pc.eq(at),
         ]

@@ -238,6 +238,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "back-pressure is replaced by whatever the execute engine offers (step 44)",
     ),
     Mutant(
+        "queue-gate-ignores-token-overflow", "hw/engine.py",
+        ((r"no_new_error\.eq\(~pending_next & ~overflows_now\)",
+          "no_new_error.eq(~pending_next)"),),
+        "a queue head may start in the cycle a token counter's overflow is registered, "
+        "before the error is pending (step 42's merged gate register)",
+    ),
+    Mutant(
         "barrier-ignores-output", "hw/engine.py",
         ((r"& load\.idle & execute\.idle & ~out_valid", "& load.idle & execute.idle"),),
         "SYNC / END retire while the engine's output register still holds a beat (step 17's "
