@@ -112,7 +112,7 @@ def test_random_tt_layers_run_exactly(layer_seed, tokens, array, cold):
     try:
         compiled = compile_tt_linear(layer, tokens, config)
     except LayerDoesNotFit as error:  # a fully merged 6-core layer can outgrow the buffers
-        assert "depth" in str(error)
+        assert "depth" in str(error) or "max_k" in str(error), str(error)  # or the array's K
         assume(False)
     got, _ = run_layer(compiled, x, cold)
     np.testing.assert_array_equal(got, tt_linear_int(x, layer))
