@@ -514,10 +514,11 @@ async def token_overflow_is_error_4(dut):
 
 @cocotb.test()
 async def no_head_starts_as_an_overflow_is_registered(dut):
-    """The LOAD queued behind the overflowing one never starts: the load engine is free the
-    cycle after the 256th signalling LOAD's last word, which is the cycle its overflow is
-    registered and a cycle before the error is pending, so only the token-overflow term of
-    the queue heads' gate keeps it from starting (:mod:`ttaccel.spec.isa`, "Errors": no
+    """The LOAD queued behind the overflowing one never starts: its word held back, the
+    256th signalling LOAD waits until the LOAD behind it is the load queue's head; the load
+    engine is free the cycle after that word, which is the cycle its overflow is registered
+    and a cycle before the error is pending, so only the token-overflow term of the queue
+    heads' gate keeps the head from starting (:mod:`ttaccel.spec.isa`, "Errors": no
     instruction at or after the error's index starts). That LOAD would write ABUF word 100,
     which a later run STOREs: it must still hold what was loaded before."""
     bench, config, _ = await _bench(dut, 30)
@@ -530,7 +531,11 @@ async def no_head_starts_as_an_overflow_is_registered(dut):
     program = [Load(Buffer.ABUF, i % 8, 1, signal=True) for i in range(TOKEN_LIMIT + 1)]
     program += [Load(Buffer.ABUF, 100, 1), End()]
     data = np.concatenate([word] * (TOKEN_LIMIT + 1) + [_a_beats(after)])
-    await bench.expect_error(program, data, TOKENS, TOKEN_LIMIT)
+    bench.holds = {TOKEN_LIMIT: 40}  # the LOAD behind is queued before that last word comes
+    try:
+        await bench.expect_error(program, data, TOKENS, TOKEN_LIMIT)
+    finally:
+        bench.holds = {}
     bench.machine = kept  # only ABUF word 100 is read below; the error run did not write it
     await bench.run_checked(bench.case("word 100 still kept", [Store(100, 1), End()], []))
 
