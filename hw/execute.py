@@ -3,8 +3,8 @@
 Pipeline of a GEMM (one beat = one reduction step ``kk`` of one tile)::
 
     address generator -> ABUF / WBUF read (1 cycle) -> SystolicArray (transposed, see
-    hw/transposed.py) -> drain (column select and bias read, then the bias word registered)
-    -> Requantizer -> ABUF write or BeatPacker -> output stream
+    hw/transposed.py) -> drain (column select and bias read, the bias word in the BIAS
+    memory's output register, then in a fabric register) -> Requantizer -> ABUF write or BeatPacker -> output stream
 
 The address generator walks the ISA's fixed loop order ``for p: for q: for t: for kk`` with
 adders only: ``A(p, q, kk) = a_base + p*a_outer + q*a_inner + kk*a_k``,
@@ -53,7 +53,7 @@ __all__ = ["ExecuteEngine"]
 _OPERAND_SLOTS = 5
 """Operand FIFO entries: a credit is out for four cycles (issue, read, read register, FIFO)
 at full rate."""
-_DRAIN_STAGES = 2  # d1 and d2 of the drain: the requantizer's lead stages
+_DRAIN_STAGES = 3  # d1, d2 and d3 of the drain: the requantizer's lead stages
 _TILE_SLOTS = 8  # tile descriptors queued between the address generator and the drain
 
 
@@ -618,18 +618,21 @@ class ExecuteEngine(wiring.Component):
             "pc": 16,
         }
         # d1: the column as it leaves the array, while its bias word is read; d2: the same
-        # while the bias word sits in the BIAS memory's output register (`bias_data`), so the
-        # requantizer's bias add starts from a flip-flop. Both are the requantizer's lead
-        # stages (step 36): a column leaves the array only with a requantizer credit
-        # (`requant.credit`, a register, claimed as it enters d1), so d1 and d2 never stall
-        # and need no enable. That holds at most `requant.capacity` = 11 beats from d1 on,
-        # as the stall-able d1 and d2 in front of 9 credits did before, to the cycle.
+        # while the bias word sits in the BIAS memory's output register (`bias_data`); d3:
+        # the same with the bias word (or 0 without bias) in a fabric register (`d3.bias`,
+        # step 45), so the requantizer's bias add starts from a flip-flop placed by the
+        # adders it feeds, not from the block RAM's output (on the ECP5 proxy that route
+        # and the add ran into the multipliers' input registers in one cycle). All three
+        # are the requantizer's lead stages (step 36): a column leaves the array only with
+        # a requantizer credit (`requant.credit`, a register, claimed as it enters d1), so
+        # d1 to d3 never stall and need no enable; the requantizer's capacity counts them.
         # The column's values skip d1 (step 40): d2 takes them from the array's
         # `drained_acc`, the array's select in two registered levels, where d1 held them
         # after one.
         d1 = Signal(data.StructLayout(drain_fields), name="d1")
         d2_fields = {**drain_fields, "acc": array.output_layout["acc"].shape}
         d2 = Signal(data.StructLayout(d2_fields), name="d2")
+        d3 = Signal(data.StructLayout({**d2_fields, "bias": signed(32)}), name="d3")
         addr_j = Signal(17)
         drained = Signal()
         # `j == cols - 1` and `j < tile.valid` kept in registers, computed a column ahead, so
@@ -669,25 +672,26 @@ class ExecuteEngine(wiring.Component):
         ]
         m.d.sync += [d2[name].eq(d1[name]) for name in drain_fields]
         m.d.sync += d2.acc.eq(array.drained_acc)
-        bias = Mux(d2.bias_en, self.bias_data.as_signed(), 0)
+        m.d.sync += [d3[name].eq(d2[name]) for name in d2_fields]
+        m.d.sync += d3.bias.eq(Mux(d2.bias_en, self.bias_data.as_signed(), 0))
         result_in = results.i.payload
         m.d.comb += [
-            requant.i.valid.eq(d2.valid),
-            requant.i.payload.acc.eq(d2.acc),
-            requant.i.payload.multiplier.eq(d2.multiplier),
-            requant.i.payload.shift.eq(d2.shift),
-            requant.i.payload.out_format.eq(d2.out_format),
-            results.i.valid.eq(d2.valid),
-            result_in.dst.eq(d2.dst),
-            result_in.addr.eq(d2.addr),
-            result_in.out_format.eq(d2.out_format),
-            result_in.last.eq(d2.last),
-            result_in.signal.eq(d2.signal),
-            result_in.final.eq(d2.final),
-            result_in.pc.eq(d2.pc),
+            requant.i.valid.eq(d3.valid),
+            requant.i.payload.acc.eq(d3.acc),
+            requant.i.payload.multiplier.eq(d3.multiplier),
+            requant.i.payload.shift.eq(d3.shift),
+            requant.i.payload.out_format.eq(d3.out_format),
+            results.i.valid.eq(d3.valid),
+            result_in.dst.eq(d3.dst),
+            result_in.addr.eq(d3.addr),
+            result_in.out_format.eq(d3.out_format),
+            result_in.last.eq(d3.last),
+            result_in.signal.eq(d3.signal),
+            result_in.final.eq(d3.final),
+            result_in.pc.eq(d3.pc),
         ]
         for lane in range(rows):
-            m.d.comb += requant.i.payload.bias[lane].eq(bias)
+            m.d.comb += requant.i.payload.bias[lane].eq(d3.bias)
 
     def _outputs(self, m, n):
         """Results to ABUF or the packer, the STOREs, and retirement."""

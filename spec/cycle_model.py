@@ -80,8 +80,10 @@ class Timing:
     against simulation). ``mac_latency``: from a tile's drain slot to its first result at the
     requantizer besides the PE columns' skew: the buffers' read registers (each word taken
     straight from the block RAM) and operand FIFO, the PE pipeline (DSP48E1 operand, product
-    and accumulator registers), the hold row and the drain's two stages (the second registers
-    the bias word read in the first): 11 cycles (9 before issue 9's timing step 15, which
+    and accumulator registers), the hold row and the drain's three stages (the second holds
+    the bias word read in the first in the block RAM's output register, the third in a fabric
+    register): 12 cycles (11 before issue 9's timing step 45, the fabric register; 9 before
+    issue 9's timing step 15, which
     Verilator runs of 3 x 5, 4 x 4, 4 x 8, 8 x 4 and 8 x 8 builds, int8 packed and not,
     ternary and binary, matched exactly, ``sim/measure_xtc.py``; 10 before step 27, the read
     registers; checked to the cycle on ``pytest sim/``'s builds, e.g. ``sim/test_xtc.py``,
@@ -111,7 +113,7 @@ class Timing:
     seed 000's layers on the 12 x 32 default and on 16 x 16). The defaults follow ``hw/``
     (dispatcher, load engine, requantizer) as documented there."""
 
-    mac_latency: int = 11
+    mac_latency: int = 12
     requant_latency: int = 7
     output_latency: int = 3
     store_latency: int = 1
