@@ -4,7 +4,8 @@ Pipeline of a GEMM (one beat = one reduction step ``kk`` of one tile)::
 
     address generator -> ABUF / WBUF read (1 cycle) -> SystolicArray (transposed, see
     hw/transposed.py) -> drain (column select and bias read, the bias word in the BIAS
-    memory's output register, then in a fabric register) -> Requantizer -> ABUF write or BeatPacker -> output stream
+    memory's output register, then in a fabric register) -> Requantizer -> ABUF write or
+    BeatPacker -> output stream
 
 The address generator walks the ISA's fixed loop order ``for p: for q: for t: for kk`` with
 adders only: ``A(p, q, kk) = a_base + p*a_outer + q*a_inner + kk*a_k``,
