@@ -34,6 +34,8 @@ tile).
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from types import SimpleNamespace
 
 from amaranth import Module, Mux, Signal, Value, signed
@@ -281,36 +283,65 @@ class ExecuteEngine(wiring.Component):
         # token take and the next state, so that test does not reach these ~400 flip-flops.
         in_idle = Signal()
         restart = Signal()
-        m.d.comb += restart.eq(in_idle | issue & kk_last & t_last & q_last & p_last)
+        # Which loop the next beat advances, one-hot from the loop-test registers (one LUT4
+        # each): the kk loop, the column tiles (t), the inner (q) or outer (p) row tiles; or
+        # none (`loops_done`: the GEMM's last beat).
+        step_kk = ~kk_last
+        step_t = kk_last & ~t_last
+        step_q = kk_last & t_last & ~q_last
+        loops_done = kk_last & t_last & q_last & p_last
+        m.d.comb += restart.eq(in_idle | issue & loops_done)
         with m.If(restart):
             m.d.sync += [
                 g.eq(head),
-                kk.eq(0),
-                kk_first.eq(1),
                 kk_end.eq(head_kk_end),
                 inner_end.eq(head.m_inner - 1),
                 outer_end.eq(head.m_outer - 1),
-                kk_last.eq(head_k_single),
-                t_last.eq(head_n_single),
-                q_last.eq(head_inner_single),
-                p_last.eq(head.m_outer == 1),
                 k_single.eq(head_k_single),
                 n_single.eq(head_n_single),
                 inner_single.eq(head_inner_single),
-                cols_left.eq(head.n),
-                qi.eq(0),
-                pi.eq(0),
-                a_p.eq(head.a_base),
-                a_pq.eq(head.a_base),
-                a_ptr.eq(head.a_base),
-                b_t.eq(head.b_base),
-                b_ptr.eq(head.b_base),
-                o_p.eq(head.out_base),
-                o_pq.eq(head.out_base),
-                o_t.eq(head.out_base),
-                bias_p.eq(head.bias_base),
-                bias_t.eq(head.bias_base),
             ]
+
+        # The address generator (step 46): each register loads its value for the next beat
+        # with an enable of `in_idle` or `issue` and the loops it moves with, and its data
+        # is the queue head's start value or the value of the loop that moves, chosen by the
+        # loop tests alone, so `issue` (the array's credits, the tile credit, the state)
+        # reaches the flip-flops' enables only, not the adders' select chain behind them.
+        # Per register: the start value, then its value when each loop moves (kk, t, q, p;
+        # every register moves with p, the outermost; None: it holds while that loop moves).
+        def walk(reg, start, *, p, kk=None, t=None, q=None):
+            value, holds = p, []
+            for flag, moved in ((step_q, q), (step_t, t), (step_kk, kk)):
+                if moved is None:
+                    holds.append(flag)
+                else:
+                    value = Mux(flag, moved, value)
+            beat_moves = ~reduce(operator.or_, holds) if holds else 1
+            with m.If(in_idle | issue & beat_moves):
+                m.d.sync += reg.eq(Mux(in_idle | loops_done, start, value))
+
+        walk(kk, 0, kk=kk + 1, t=0, q=0, p=0)
+        walk(kk_first, 1, kk=0, t=1, q=1, p=1)
+        walk(kk_last, head_k_single, kk=(kk + 1)[:16] == kk_end, t=k_single, q=k_single,
+             p=k_single)  # fmt: skip
+        walk(a_ptr, head.a_base, kk=a_ptr + a_step, t=a_pq, q=a_pq + g.a_inner,
+             p=a_p + g.a_outer)  # fmt: skip
+        walk(b_ptr, head.b_base, kk=b_ptr + g.b_k, t=b_t + g.b_tile, q=g.b_base, p=g.b_base)
+        walk(cols_left, head.n, t=cols_left - cols, q=g.n, p=g.n)
+        walk(t_last, head_n_single, t=cols_left <= 2 * cols, q=n_single, p=n_single)
+        walk(b_t, head.b_base, t=b_t + g.b_tile, q=g.b_base, p=g.b_base)
+        walk(o_t, head.out_base, t=o_t + g.out_col * cols, q=o_pq + g.out_inner,
+             p=o_p + g.out_outer)  # fmt: skip
+        walk(bias_t, head.bias_base, t=bias_t + cols, q=bias_p, p=bias_p + g.bias_outer)
+        walk(qi, 0, q=qi + 1, p=0)
+        walk(q_last, head_inner_single, q=(qi + 1)[:16] == inner_end, p=inner_single)
+        walk(a_pq, head.a_base, q=a_pq + g.a_inner, p=a_p + g.a_outer)
+        walk(o_pq, head.out_base, q=o_pq + g.out_inner, p=o_p + g.out_outer)
+        walk(pi, 0, p=pi + 1)
+        walk(p_last, head.m_outer == 1, p=(pi + 1)[:16] == outer_end)
+        walk(bias_p, head.bias_base, p=bias_p + g.bias_outer)
+        walk(a_p, head.a_base, p=a_p + g.a_outer)
+        walk(o_p, head.out_base, p=o_p + g.out_outer)
 
         def take():
             """Pop the queue head (loaded into `g` by `restart` in this cycle) and start it."""
@@ -328,68 +359,8 @@ class ExecuteEngine(wiring.Component):
                     take()
             with m.State("GEMM"):
                 m.d.comb += in_gemm.eq(1)
-                with m.If(issue):
-                    with m.If(~kk_last):
-                        m.d.sync += [
-                            kk.eq(kk + 1),
-                            kk_first.eq(0),
-                            kk_last.eq((kk + 1)[:16] == kk_end),
-                            a_ptr.eq(a_ptr + a_step),
-                            b_ptr.eq(b_ptr + g.b_k),
-                        ]
-                    with m.Elif(~t_last):  # next column tile
-                        m.d.sync += [
-                            kk.eq(0),
-                            kk_first.eq(1),
-                            kk_last.eq(k_single),
-                            cols_left.eq(cols_left - cols),
-                            t_last.eq(cols_left <= 2 * cols),
-                            b_t.eq(b_t + g.b_tile),
-                            b_ptr.eq(b_t + g.b_tile),
-                            a_ptr.eq(a_pq),
-                            o_t.eq(o_t + g.out_col * cols),
-                            bias_t.eq(bias_t + cols),
-                        ]
-                    with m.Elif(~q_last):  # next inner row tile
-                        m.d.sync += [
-                            kk.eq(0),
-                            kk_first.eq(1),
-                            kk_last.eq(k_single),
-                            cols_left.eq(g.n),
-                            t_last.eq(n_single),
-                            qi.eq(qi + 1),
-                            q_last.eq((qi + 1)[:16] == inner_end),
-                            b_t.eq(g.b_base),
-                            b_ptr.eq(g.b_base),
-                            bias_t.eq(bias_p),
-                            a_pq.eq(a_pq + g.a_inner),
-                            a_ptr.eq(a_pq + g.a_inner),
-                            o_pq.eq(o_pq + g.out_inner),
-                            o_t.eq(o_pq + g.out_inner),
-                        ]
-                    with m.Elif(~p_last):  # next outer row tile
-                        m.d.sync += [
-                            kk.eq(0),
-                            kk_first.eq(1),
-                            kk_last.eq(k_single),
-                            cols_left.eq(g.n),
-                            t_last.eq(n_single),
-                            qi.eq(0),
-                            q_last.eq(inner_single),
-                            pi.eq(pi + 1),
-                            p_last.eq((pi + 1)[:16] == outer_end),
-                            b_t.eq(g.b_base),
-                            b_ptr.eq(g.b_base),
-                            bias_p.eq(bias_p + g.bias_outer),
-                            bias_t.eq(bias_p + g.bias_outer),
-                            a_p.eq(a_p + g.a_outer),
-                            a_pq.eq(a_p + g.a_outer),
-                            a_ptr.eq(a_p + g.a_outer),
-                            o_p.eq(o_p + g.out_outer),
-                            o_pq.eq(o_p + g.out_outer),
-                            o_t.eq(o_p + g.out_outer),
-                        ]
-                    with m.Elif(chain):
+                with m.If(issue & loops_done):
+                    with m.If(chain):
                         take()
                     with m.Else():
                         m.next = "IDLE"

@@ -220,14 +220,13 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "column-last-reload-late", "hw/execute.py",
-        ((r"t_last\.eq\(cols_left <= 2 \* cols\)", "t_last.eq(cols_left <= cols)"),),
+        ((r"t=cols_left <= 2 \* cols,", "t=cols_left <= cols,"),),
         "the registered last-column-tile test of the next column tile keeps this tile's test "
         "(step 16's loop-test registers)",
     ),
     Mutant(
         "column-tile-first-beat-unflagged", "hw/execute.py",
-        ((r"kk_first\.eq\(1\),(\s+)kk_last\.eq\(k_single\),(\s+)cols_left\.eq\(cols_left - cols\)",
-          r"kk_first.eq(kk_first),\1kk_last.eq(k_single),\2cols_left.eq(cols_left - cols)"),),
+        ((r"walk\(kk_first, 1, kk=0, t=1,", "walk(kk_first, 1, kk=0, t=kk_first,"),),
         "the next column tile's first beat is not flagged, so it pushes no tile descriptor "
         "(step 18's registered kk == 0)",
     ),
@@ -252,18 +251,17 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "a-k-step-off-by-one", "hw/execute.py",
-        ((r"a_ptr\.eq\(a_ptr \+ g\.a_k\)", "a_ptr.eq(a_ptr + g.a_k + 1)"),
-         (r"a_ptr\.eq\(a_ptr \+ a_step\)", "a_ptr.eq(a_ptr + a_step + 1)")),
+        ((r"kk=a_ptr \+ a_step,", "kk=a_ptr + a_step + 1,"),),
         "the A address steps a_k + 1 per reduction step",
     ),
     Mutant(
         "a-inner-step-off-by-one", "hw/execute.py",
-        ((r"a_ptr\.eq\(a_pq \+ g\.a_inner\)", "a_ptr.eq(a_pq + g.a_inner + 1)"),),
+        ((r"t=a_pq, q=a_pq \+ g\.a_inner,", "t=a_pq, q=a_pq + g.a_inner + 1,"),),
         "the first A address of an inner row tile is one too high",
     ),
     Mutant(
         "b-tile-step-off-by-one", "hw/execute.py",
-        ((r"b_ptr\.eq\(b_t \+ g\.b_tile\)", "b_ptr.eq(b_t + g.b_tile - 1)"),),
+        ((r"g\.b_k, t=b_t \+ g\.b_tile,", "g.b_k, t=b_t + g.b_tile - 1,"),),
         "the first B address of the next column tile is one too low",
     ),
     Mutant(
@@ -273,7 +271,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "bias-outer-step-off-by-one", "hw/execute.py",
-        ((r"bias_p\.eq\(bias_p \+ g\.bias_outer\)", "bias_p.eq(bias_p + g.bias_outer + 1)"),),
+        ((r"walk\(bias_p, head\.bias_base, p=bias_p \+ g\.bias_outer\)",
+          "walk(bias_p, head.bias_base, p=bias_p + g.bias_outer + 1)"),),
         "the bias row of outer row tiles after the first is one entry too far",
     ),
     Mutant(
