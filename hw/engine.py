@@ -180,8 +180,8 @@ class Engine(wiring.Component):
             out_free.eq(~out_valid | self.out.ready),
             self.out.valid.eq(out_valid),
             self.out.payload.eq(out_q),
-            # Not `& ~trailer`: the trailer is loaded only while `quiet`, which a cycle before
-            # saw the execute engine idle with nothing startable, so it offers no beat then.
+            # Not `& ~trailer`: the trailer is loaded only while `quiet` (and `trailer_armed`),
+            # which saw the execute engine idle with nothing startable, so it offers no beat.
             # So no path runs from `quiet` (the engines' idle tests) into the packer.
             execute.out.ready.eq(take_in),
             arrives.eq(take_in & (trailer | execute.out.valid)),
@@ -412,8 +412,16 @@ class Engine(wiring.Component):
             & ~flush
             & ~reset
         )
+        # The trailer waits for `trailer_armed`, a register set a cycle after `quiet` while
+        # the run's TLAST beat is not sent (step 47), so the output stage's enables start
+        # from flip-flops placed beside it, not from `quiet`, whose inputs come from every
+        # engine (c7e44a9's and c7c18fb's worst paths ran from `quiet` across the die into
+        # the output stage: `sent_last`, `out_q`'s enable). The error's TLAST beat and
+        # `finish` come a cycle later.
+        armed = Signal(name="trailer_armed")
+        m.d.sync += armed.eq(quiet & ~sent_last & ~trailer & ~reset)
         m.d.comb += [
-            trailer.eq(quiet & ~sent_last & take_in),
+            trailer.eq(armed & ~sent_last & take_in),
             finish.eq(quiet & (sent_last | trailer)),
         ]
 
