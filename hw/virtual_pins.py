@@ -11,6 +11,15 @@ every output port is sampled into a register and folded by a registered XOR tree
 pad (``dout``), so each port ends at a flip-flop the placer may put next to it, and yosys can
 remove nothing (every output bit reaches ``dout``, every input bit comes from ``din``).
 
+Each port has a flip-flop of its own between it and the chain (issue 9, after step 47): the
+input ports read a register copy of the shift register (``pins_held``), the output ports are
+sampled twice (``pins_out``, then ``pins_sampled``, which the XOR tree reads). A chain bit is
+pulled towards its two neighbours in the chain and an XOR tree input towards its tree, so a
+port driven by or sampled into those alone sat wherever the chain or the tree went (c7c18fb
+and 389a02b routed TREADY's and TVALID's logic at the chain's end of the die, 3 ns from the
+output register it feeds); with a register of its own, only a flip-flop-to-flip-flop net
+crosses the die, as an out-of-context build's port has no placement at all.
+
 Used for the ECP5 proxy Fmax only (:func:`ttaccel.hw.synth.ecp5_proxy_fmax`); it computes
 nothing useful and is never part of the Zynq build.
 """
@@ -30,8 +39,9 @@ XOR_FAN_IN = 4
 class VirtualPins(wiring.Component):
     """``inner`` with its ports on flip-flops; see the module docstring.
 
-    Ports: ``clk`` (the one clock), ``din`` (shifted in, one bit per cycle), ``dout`` (the
-    XOR of every output bit, ``latency`` cycles after they were driven).
+    Ports: ``clk`` (the one clock), ``din`` (shifted in, one bit per cycle; an input port
+    reads the shift register's bits ``input_latency`` = 1 cycle late, from ``pins_held``),
+    ``dout`` (the XOR of every output bit, ``latency`` cycles after they were driven).
 
     ``inner``: a component whose ports may sit in nested interfaces (streams, say: they are
     taken in ``signature.flatten`` order, each with the flow it has seen from outside).
@@ -76,11 +86,14 @@ class VirtualPins(wiring.Component):
         """Width of the sampled output word."""
         return sum(len(v) for v in self._outputs)
 
+    input_latency = 1
+    """Cycles from a bit's place in the shift register to the input port: ``pins_held``."""
+
     @property
     def latency(self) -> int:
-        """Cycles from an output port's value to its effect on ``dout``: the sample register
-        and one register per XOR stage."""
-        stages, width = 1, self.output_bits
+        """Cycles from an output port's value to its effect on ``dout``: the two sample
+        registers and one register per XOR stage."""
+        stages, width = 2, self.output_bits
         while width > 1:
             width = -(-width // XOR_FAN_IN)
             stages += 1
@@ -93,10 +106,11 @@ class VirtualPins(wiring.Component):
         m.d.comb += ClockSignal("pins").eq(self.clk)
 
         shift = Signal(max(self.input_bits, 1), name="pins_in")
-        m.d.pins += shift.eq(Cat(self.din, shift[:-1]))
+        held = Signal(len(shift), name="pins_held")
+        m.d.pins += [shift.eq(Cat(self.din, shift[:-1])), held.eq(shift)]
         at = 0
         for port in self._inputs:
-            m.d.comb += port.eq(shift[at : at + len(port)])
+            m.d.comb += port.eq(held[at : at + len(port)])
             at += len(port)
         if self._clock is None:
             m.domains.sync = ClockDomain("sync")
@@ -104,8 +118,9 @@ class VirtualPins(wiring.Component):
         else:
             m.d.comb += getattr(inner, self._clock).eq(self.clk)
 
-        word = Signal(max(self.output_bits, 1), name="pins_out")
-        m.d.pins += word.eq(Cat(*self._outputs))
+        sampled = Signal(max(self.output_bits, 1), name="pins_out")
+        word = Signal(len(sampled), name="pins_sampled")
+        m.d.pins += [sampled.eq(Cat(*self._outputs)), word.eq(sampled)]
         stage = 0
         while len(word) > 1:
             groups = [word[i : i + XOR_FAN_IN] for i in range(0, len(word), XOR_FAN_IN)]

@@ -70,16 +70,16 @@ def _run(cycles: int, seed: int):
 
 def test_inputs_are_the_shift_register_bits_in_signature_order():
     dut, trace = _run(40, seed=1)
-    assert dut.input_bits == 13
-    for shifted, a, b, _, _ in trace[13:]:
-        bits = shifted[:13]  # bit 0 the newest
+    assert (dut.input_bits, dut.input_latency) == (13, 1)
+    for shifted, a, b, _, _ in trace[14:]:
+        bits = shifted[1:14]  # the register a cycle ago, bit 0 the newest
         assert a == sum(bit << i for i, bit in enumerate(bits[:8]))
         assert b == sum(bit << i for i, bit in enumerate(bits[8:13]))
 
 
 def test_dout_is_the_parity_of_every_output_bit_latency_cycles_before():
     dut, trace = _run(120, seed=2)
-    assert (dut.output_bits, dut.latency) == (13, 3)  # 13 bits -> 4 -> 1, behind the sample
+    assert (dut.output_bits, dut.latency) == (13, 4)  # 13 bits -> 4 -> 1, behind two samples
     words = [word for *_, word, _ in trace]
     outs = [dout for *_, dout in trace]
     checked = 0
@@ -119,9 +119,9 @@ def test_a_sync_block_takes_its_nested_inputs_and_its_reset_from_the_shift_regis
             ctx.set(dut.din, bit)
             await ctx.posedge(dut.clk)
             shifted.insert(0, bit)
-            if len(shifted) < 10:
+            if len(shifted) < 11:
                 continue
-            bits = shifted[:9]
+            bits = shifted[1:10]  # the ports read the register a cycle late
             assert ctx.get(inner.i.payload) == sum(b << k for k, b in enumerate(bits[:6]))
             assert ctx.get(inner.i.valid) == bits[6] and ctx.get(inner.o.ready) == bits[7]
             reset_then = before[2] == [1]  # the reset bit during the edge just taken
