@@ -119,11 +119,28 @@ class StreamFIFO(wiring.Component):
     entries and ``i.ready`` are the same), and the ``SyncFIFO``'s write enable depends on
     ``i`` and the level only, not on ``o.ready``: for a queue whose reader needs an entry
     only some cycles after it was written (the tile descriptors).
+
+    ``two_heads`` (default False; with ``registered_head`` and ``bypass``, ``depth`` >= 3):
+    the head alternates between two registers (the older one is the head, ``o.payload`` a
+    two-way select of them), and a register loads only while it is empty at the start of
+    the cycle, so ``o.ready`` reaches the two full flags, the pointer and the level, not
+    the payload registers' enables: for a queue whose reader pops it at the end of a long
+    test (the execute and load engines' starts). Same cycles, capacity and order as with
+    one head register (the reader sees the next entry the cycle after a pop).
     """
 
-    def __init__(self, *, layout, depth: int, registered_head: bool = False, bypass: bool = True):
+    def __init__(
+        self,
+        *,
+        layout,
+        depth: int,
+        registered_head: bool = False,
+        bypass: bool = True,
+        two_heads: bool = False,
+    ):
         self._depth = positive_int(depth, "Depth")
-        for name, flag in (("Registered head", registered_head), ("Bypass", bypass)):
+        flags = (("Registered head", registered_head), ("Bypass", bypass), ("Two heads", two_heads))
+        for name, flag in flags:
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, not {flag!r}")
         if not bypass and (not registered_head or self._depth < 3):
@@ -131,14 +148,21 @@ class StreamFIFO(wiring.Component):
                 f"Bypass=False needs a registered head and a depth of 3 or more, not "
                 f"registered_head={registered_head!r}, depth={self._depth}"
             )
+        if two_heads and (not registered_head or not bypass or self._depth < 3):
+            raise ValueError(
+                f"Two heads need a registered head with bypass and a depth of 3 or more, not "
+                f"registered_head={registered_head!r}, bypass={bypass!r}, depth={self._depth}"
+            )
         self._layout = layout
         self._registered_head = registered_head
         self._bypass = bypass
+        self._two_heads = two_heads
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     depth = property(lambda self: self._depth)
     registered_head = property(lambda self: self._registered_head)
     bypass = property(lambda self: self._bypass)
+    two_heads = property(lambda self: self._two_heads)
 
     def elaborate(self, platform):
         from amaranth import Module, Shape, Signal
@@ -156,6 +180,10 @@ class StreamFIFO(wiring.Component):
                 self.o.valid.eq(queue.r_rdy),
                 queue.r_en.eq(self.o.ready),
             ]
+            return m
+
+        if self._two_heads:
+            self._elaborate_two_heads(m, width)
             return m
 
         # The head register and the entries behind it; the head is empty only when nothing
@@ -189,3 +217,44 @@ class StreamFIFO(wiring.Component):
             with m.Elif(accept):
                 m.d.sync += head.eq(self.i.payload)
         return m
+
+    def _elaborate_two_heads(self, m, width: int) -> None:
+        """Two head registers (``slot0``, ``slot1``; ``older`` says which one is the head)
+        in front of a ``SyncFIFO`` of ``depth - 1`` entries (one more than ``level`` lets it
+        hold, so it can take a write in the cycle it refills a slot while full)."""
+        from amaranth import Mux, Signal
+        from amaranth.lib import fifo
+
+        depth = self._depth
+        m.submodules.fifo = rest = fifo.SyncFIFO(width=width, depth=depth - 1)
+        slots = [Signal(self._layout, name=f"slot{k}", reset_less=True) for k in (0, 1)]
+        full = [Signal(name=f"slot{k}_full") for k in (0, 1)]
+        older = Signal(name="older")  # the slot holding the head
+        level = Signal(range(depth + 1), name="level")  # entries held
+        room = Signal(name="room", init=1)  # level < depth (registered)
+        accept, pop = Signal(), Signal()
+        m.d.comb += [
+            self.o.payload.eq(Mux(older, slots[1], slots[0])),
+            self.o.valid.eq(Mux(older, full[1], full[0])),
+            self.i.ready.eq(room),
+            accept.eq(self.i.valid & room),
+            pop.eq(self.o.valid & self.o.ready),
+        ]
+        # The slot to fill this cycle: the head's if it is empty, else the other one if that
+        # is; from the flags alone. It takes the SyncFIFO's oldest entry, or `i` if the
+        # SyncFIFO is empty; `i` goes into the SyncFIFO unless it went into a slot.
+        targets = [~full[k] & ((older == k) | full[1 - k]) for k in (0, 1)]
+        some_target = targets[0] | targets[1]
+        incoming = Mux(rest.r_rdy, rest.r_data, self.i.payload)
+        m.d.comb += [
+            rest.r_en.eq(some_target),
+            rest.w_data.eq(self.i.payload),
+            rest.w_en.eq(accept & ~(some_target & ~rest.r_rdy)),
+        ]
+        for k in (0, 1):
+            load = targets[k] & (rest.r_rdy | accept)
+            with m.If(load):
+                m.d.sync += slots[k].eq(incoming)
+            m.d.sync += full[k].eq(full[k] & ~(pop & (older == k)) | load)
+        level_next = level + accept - pop
+        m.d.sync += [older.eq(older ^ pop), level.eq(level_next), room.eq(level_next < depth)]
