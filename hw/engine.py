@@ -425,7 +425,7 @@ class Engine(wiring.Component):
         armed = Signal(name="trailer_armed")
         m.d.sync += armed.eq(quiet & ~sent_last & ~trailer & ~reset)
         m.d.comb += [
-            trailer.eq(armed & ~sent_last & take_in),
+            trailer.eq(armed & take_in),  # armed only while unsent; nothing else sends now
             finish.eq(quiet & (sent_last | trailer)),
         ]
 

@@ -17,8 +17,9 @@ sampled twice (``pins_out``, then ``pins_sampled``, which the XOR tree reads). A
 pulled towards its two neighbours in the chain and an XOR tree input towards its tree, so a
 port driven by or sampled into those alone sat wherever the chain or the tree went (c7c18fb
 and 389a02b routed TREADY's and TVALID's logic at the chain's end of the die, 3 ns from the
-output register it feeds); with a register of its own, only a flip-flop-to-flip-flop net
-crosses the die, as an out-of-context build's port has no placement at all.
+output register it feeds). With a register of its own a port's logic is free to sit by
+its block; bc91e96's route still placed the output stage's enable LUT near the die's edge,
+so this does not by itself keep that stage compact.
 
 Used for the ECP5 proxy Fmax only (:func:`ttaccel.hw.synth.ecp5_proxy_fmax`); it computes
 nothing useful and is never part of the Zynq build.

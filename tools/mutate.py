@@ -231,6 +231,19 @@ MUTANTS: tuple[Mutant, ...] = (
         "(step 18's registered kk == 0)",
     ),
     Mutant(
+        "trailer-armed-twice", "hw/engine.py",
+        ((r"armed\.eq\(quiet & ~sent_last & ~trailer & ~reset\)",
+          "armed.eq(quiet & ~sent_last & ~reset)"),),
+        "the error trailer stays armed in the cycle it is sent, so a second TLAST beat may "
+        "follow it (step 47's registered trailer)",
+    ),
+    Mutant(
+        "two-heads-pointer-stuck", "hw/interfaces.py",
+        ((r"older\.eq\(older \^ pop\)", "older.eq(older)"),),
+        "a queue's head pointer does not move on a pop, so the two head registers are not "
+        "read in turn (step 48's two_heads)",
+    ),
+    Mutant(
         "output-skid-beat-lost", "hw/engine.py",
         ((r"m\.d\.sync \+= out_q\.eq\(skid\)", "m.d.sync += out_q.eq(incoming)"),),
         "the output stage's skid register does not move up: the beat it caught under "
