@@ -58,7 +58,6 @@ SUITES = {
     "top": ["sim/test_top_engine.py::test_top_with_engine_cocotb[verilator]"],
     "sparse": ["sim/test_sparse.py"],
     "systolic": ["sim/test_systolic.py"],
-    "fifo": ["sim/test_engine_blocks.py::test_stream_fifo_is_a_queue_of_depth_entries"],
 }
 """Suite name -> pytest node ids (relative to the shadow package root)."""
 
@@ -237,13 +236,6 @@ MUTANTS: tuple[Mutant, ...] = (
           "armed.eq(quiet & ~sent_last & ~reset)"),),
         "the error trailer stays armed in the cycle it is sent, so a second TLAST beat may "
         "follow it (step 47's registered trailer)",
-    ),
-    Mutant(
-        "two-heads-pointer-stuck", "hw/interfaces.py",
-        ((r"older\.eq\(older \^ pop\)", "older.eq(older)"),),
-        "a queue's head pointer does not move on a pop, so the two head registers are not "
-        "read in turn (step 48's two_heads; the StreamFIFO list-model test pins it down alone)",
-        ("fifo",),
     ),
     Mutant(
         "output-skid-beat-lost", "hw/engine.py",
