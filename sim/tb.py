@@ -56,6 +56,17 @@ class Harness:
         for _ in range(n):
             await RisingEdge(self.clk)
 
+    async def join(self, task, timeout_cycles: int, what: str) -> None:
+        """Wait for the cocotb ``task`` to end; AssertionError naming ``what`` after
+        ``timeout_cycles`` (a design that never takes the rest of a stream fails the test
+        instead of hanging the suite)."""
+        for _ in range(timeout_cycles):
+            if task.done():
+                break
+            await RisingEdge(self.clk)
+        assert task.done(), f"{what}: not done after {timeout_cycles} cycles"
+        await task
+
 
 class _StreamPort:
     """The ``valid`` / ``ready`` / ``payload`` handles of the Amaranth stream named ``prefix``."""

@@ -156,7 +156,7 @@ class EngineBench:
             for name in ("busy_cycles", "macs_issued", "stall_cycles", "instructions_retired", "pc")
         }
         await sink.assert_quiet(8)
-        await task
+        await self.harness.join(task, 4 * nbeats + 50, f"{case.name}: the input stream")
         assert len(source.sent) == nbeats, f"{case.name}: {len(source.sent)} of {nbeats} beats"
 
         # Scoreboard: the reference executor on the stream actually sent.

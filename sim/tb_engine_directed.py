@@ -423,7 +423,7 @@ async def a_run_takes_only_its_own_beats(dut):
         )
         want += [int(b) for b in execute_stream(np.array(stream, np.uint64), len(program),
                                                 config, machine).output]  # fmt: skip
-    await sending
+    await bench.harness.join(sending, 50, "the input stream of both runs")
     assert [p["data"] for _, p in sink.received] == want
     bench.machine = machine
 

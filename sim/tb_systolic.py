@@ -235,6 +235,6 @@ async def a_held_output_admits_one_tile_per_hold_slot(dut):
     assert not sink.received
     sink.backpressure = 0.75
     await sink.wait_for(rows * len(tiles), timeout_cycles=40 * rows * len(tiles))
-    await sending
+    await harness.join(sending, 50, "the tile stream")
     await sink.assert_quiet(array.latency + rows + 8)
     check_rows(fmt, array, source, sink, len(tiles))

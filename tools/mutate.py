@@ -238,6 +238,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "follow it (step 47's registered trailer)",
     ),
     Mutant(
+        "two-heads-pointer-stuck", "hw/interfaces.py",
+        ((r"older\.eq\(older \^ pop\)", "older.eq(older)"),),
+        "a queue's head pointer does not move on a pop, so the two head registers are not "
+        "read in turn (step 48's two_heads, in the engine's load and execute queues)",
+    ),
+    Mutant(
         "output-skid-beat-lost", "hw/engine.py",
         ((r"m\.d\.sync \+= out_q\.eq\(skid\)", "m.d.sync += out_q.eq(incoming)"),),
         "the output stage's skid register does not move up: the beat it caught under "
