@@ -194,9 +194,12 @@ class ExecuteEngine(wiring.Component):
         # ABUF write and the packer input without a LUT-RAM read in the path. A descriptor
         # enters as its beat enters the requantizer and leaves as the beat leaves it, and the
         # queue holds `requant.capacity`, so it has room whenever the requantizer has a
-        # credit: the drain tests `requant.credit` (a register) only.
+        # credit: the drain tests `requant.credit` (a register) only. Its head alternates
+        # between two registers (`two_heads`, step 49): the pop (`res_fire`, from the
+        # requantizer's output FIFO level, `dst` and the packer's ready) reaches the slots'
+        # flags, not the enables of the head's flip-flops (047b9af's routed worst path).
         m.submodules.results = results = StreamFIFO(
-            layout=result_layout, depth=requant.capacity, registered_head=True
+            layout=result_layout, depth=requant.capacity, registered_head=True, two_heads=True
         )
         n.array = array
         n.packer = packer
