@@ -40,9 +40,9 @@ class BeatPacker(wiring.Component):
         One word per cycle while a word has at most 64 bits, else one beat per cycle
         (``ceil(bits / 64)`` cycles per word); a beat leaves 4 cycles after the transfer that
         completes it (input register, placing register, gearbox register, then a 2-entry beat
-        FIFO). ``i.ready`` is a function of five registers (the two word registers' valid,
-        two tests of the gearbox's next state, the beat FIFO's level): no combinational path
-        from ``o.ready`` and no adder or compare between it and a flip-flop.
+        FIFO). ``i.ready`` is a register: low while the input skid holds a word (the
+        input register could not take it), which happens only while the gearbox waits, so
+        the packer holds one word more under back-pressure and the same cycles without.
     """
 
     def __init__(self, *, lanes: int):
@@ -96,18 +96,34 @@ class BeatPacker(wiring.Component):
         take = Signal()  # the gearbox takes the placed word
         advance = Signal()  # the registered word moves to the placing register
         placed_valid = Signal(name="placed_valid")
+        # Input skid (step 50): `i.ready` is a register (`~skid_valid`), so the producer's
+        # pop (the requantizer's output FIFO and the result descriptors) does not wait for
+        # the gearbox's tests. A compacted word goes into the input register when that can
+        # load (`word_free`), else into the skid, which moves up first when it can.
+        skid = Signal(data.StructLayout({"word": word_max, "bits": len(bits_d), "end": 1,
+                                         "final": 1}), name="skid", reset_less=True)  # fmt: skip
+        skid_valid = Signal(name="skid_valid")
+        incoming = Signal.like(skid)
+        source = Signal.like(skid)  # the skid's word, else the incoming one
+        word_free = Signal()  # the input register is empty or its word moves on
         m.d.comb += [
+            incoming.eq(Cat(word_d, bits_d, self.i.payload.end, self.i.payload.final)),
             advance.eq(word_valid & (~placed_valid | take)),
-            self.i.ready.eq(~word_valid | ~placed_valid | take),
+            word_free.eq(~word_valid | ~placed_valid | take),
+            self.i.ready.eq(~skid_valid),
+            source.eq(Mux(skid_valid, skid, incoming)),
         ]
-        with m.If(self.i.ready):
+        with m.If(word_free):
             m.d.sync += [
-                word_valid.eq(self.i.valid),
-                word.eq(word_d),
-                word_bits.eq(bits_d),
-                word_end.eq(self.i.payload.end),
-                word_final.eq(self.i.payload.final),
+                word_valid.eq(skid_valid | self.i.valid),
+                word.eq(source.word),
+                word_bits.eq(source.bits),
+                word_end.eq(source.end),
+                word_final.eq(source.final),
+                skid_valid.eq(0),
             ]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(incoming), skid_valid.eq(1)]
 
         # Placing: the word shifted to where it lands in the gearbox, the bits of its
         # instruction before it mod 64 (`position`, a register): the gearbox holds those bits
@@ -147,9 +163,9 @@ class BeatPacker(wiring.Component):
         flushing = Signal(name="flushing")
         final = Signal(name="final")
         # Two tests of the gearbox's state are registers, computed from its next state, so
-        # `i.ready` (which pops the requantizer and the result descriptors) is a function of
-        # three flip-flops and the beat FIFO's `w_rdy` only: `can_emit`, a beat is there to
-        # leave; `take_if_emit`, a word fits once that beat has left.
+        # `take` (and the input register's `word_free`) is a function of three flip-flops and
+        # the beat FIFO's `w_rdy` only: `can_emit`, a beat is there to leave;
+        # `take_if_emit`, a word fits once that beat has left.
         can_emit = Signal(name="can_emit")
         take_if_emit = Signal(init=1, name="take_if_emit")
         emit = Signal()
@@ -193,6 +209,6 @@ class BeatPacker(wiring.Component):
             m.d.sync += final.eq(placed_final)
 
         m.d.comb += self.idle.eq(
-            ~word_valid & ~placed_valid & (fill == 0) & ~flushing & ~beats.r_rdy
+            ~skid_valid & ~word_valid & ~placed_valid & (fill == 0) & ~flushing & ~beats.r_rdy
         )
         return m
