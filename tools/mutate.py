@@ -244,6 +244,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "read in turn (step 48's two_heads, in the engine's load and execute queues)",
     ),
     Mutant(
+        "packer-skid-word-lost", "hw/gearbox.py",
+        ((r"m\.d\.sync \+= \[skid\.eq\(incoming\), skid_valid\.eq\(1\)\]",
+          "m.d.sync += [skid.eq(incoming), skid_valid.eq(0)]"),),
+        "the packer's input skid never holds the word it caught while the gearbox waited, so "
+        "that word is lost (step 50)",
+    ),
+    Mutant(
         "output-skid-beat-lost", "hw/engine.py",
         ((r"m\.d\.sync \+= out_q\.eq\(skid\)", "m.d.sync += out_q.eq(incoming)"),),
         "the output stage's skid register does not move up: the beat it caught under "
