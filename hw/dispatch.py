@@ -326,52 +326,62 @@ class Dispatcher(wiring.Component):
                 m.d.comb += eq.sparse.eq(0)
 
         check_step = Signal(range(bounds_cycles + 1), name="check_step")
+        # The length's tests are registered at start and acted on in PROGRAM's first cycle
+        # (step 51), so no path runs from `program_length` through a 16-bit compare into the
+        # error outputs (056bef6's worst path). A program of no instructions and a length
+        # error are then told a cycle later, before any beat is taken.
+        length_over = Signal(name="length_over")  # program_length > instruction_depth
+        length_zero = Signal(name="length_zero")
         with m.FSM(name="dispatch"):
             with m.State("IDLE"), m.If(self.start):
                 m.d.sync += [
                     length.eq(self.program_length),
+                    length_over.eq(self.program_length > cfg.instruction_depth),
+                    length_zero.eq(self.program_length == 0),
                     pc.eq(0),
                     beat.eq(0),
                     loaded.eq(0),
                     last_instruction.eq(self.program_length == 1),
                     last_out_pc.eq(1 << 16),
                 ]
-                with m.If(self.program_length > cfg.instruction_depth):
+                m.next = "PROGRAM"
+            with m.State("PROGRAM"):
+                with m.If(length_over):
+                    m.d.comb += self.busy.eq(1)
                     fail(ERR_PROGRAM_LENGTH, 0)
-                with m.Elif(self.program_length == 0):
+                with m.Elif(length_zero):
+                    m.d.comb += self.busy.eq(1)
                     m.next = "FETCH"
                 with m.Else():
-                    m.next = "PROGRAM"
-            with m.State("PROGRAM"):
-                m.d.comb += [self.busy.eq(1), self.loading.eq(1), self.inp.ready.eq(1)]
-                m.d.comb += [
-                    imem.w_addr.eq(loaded),
-                    imem.w_data.eq(Cat(shift_in, self.inp.payload.data)),
-                    imem.w_en.eq(self.inp.valid & (beat == BEATS_PER_INSTRUCTION - 1)),
-                ]
-                with m.If(self.inp.valid):
-                    m.d.sync += shift_in.eq(Cat(shift_in[STREAM_BITS:], self.inp.payload.data))
-                    with m.If(beat == BEATS_PER_INSTRUCTION - 1):
-                        m.d.sync += [
-                            beat.eq(0),
-                            loaded.eq(loaded + 1),
-                            last_instruction.eq(loaded == length - 2),
-                        ]
-                    with m.Else():
-                        m.d.sync += beat.eq(beat + 1)
-                    with m.If(beat == 0):  # opcode and dst_stream sit in the first beat
-                        padded = Cat(self.inp.payload.data, Const(0, unpadded))
-                        first = data.View(INSTRUCTION_LAYOUTS[Opcode.GEMM], padded)
-                        sends = (first.opcode == Opcode.STORE) | (
-                            (first.opcode == Opcode.GEMM) & first.dst_stream
-                        )
-                        with m.If(sends):
-                            m.d.sync += last_out_pc.eq(loaded)
-                    last_beat = (beat == BEATS_PER_INSTRUCTION - 1) & last_instruction
-                    with m.If(last_beat):
-                        m.next = "FETCH"
-                    with m.Elif(self.inp.payload.last):
-                        fail(ERR_TLAST, loaded)
+                    m.d.comb += [self.busy.eq(1), self.loading.eq(1), self.inp.ready.eq(1)]
+                    m.d.comb += [
+                        imem.w_addr.eq(loaded),
+                        imem.w_data.eq(Cat(shift_in, self.inp.payload.data)),
+                        imem.w_en.eq(self.inp.valid & (beat == BEATS_PER_INSTRUCTION - 1)),
+                    ]
+                    with m.If(self.inp.valid):
+                        m.d.sync += shift_in.eq(Cat(shift_in[STREAM_BITS:], self.inp.payload.data))
+                        with m.If(beat == BEATS_PER_INSTRUCTION - 1):
+                            m.d.sync += [
+                                beat.eq(0),
+                                loaded.eq(loaded + 1),
+                                last_instruction.eq(loaded == length - 2),
+                            ]
+                        with m.Else():
+                            m.d.sync += beat.eq(beat + 1)
+                        with m.If(beat == 0):  # opcode and dst_stream sit in the first beat
+                            padded = Cat(self.inp.payload.data, Const(0, unpadded))
+                            first = data.View(INSTRUCTION_LAYOUTS[Opcode.GEMM], padded)
+                            sends = (first.opcode == Opcode.STORE) | (
+                                (first.opcode == Opcode.GEMM) & first.dst_stream
+                            )
+                            with m.If(sends):
+                                m.d.sync += last_out_pc.eq(loaded)
+                        last_beat = (beat == BEATS_PER_INSTRUCTION - 1) & last_instruction
+                        with m.If(last_beat):
+                            m.next = "FETCH"
+                        with m.Elif(self.inp.payload.last):
+                            fail(ERR_TLAST, loaded)
             with m.State("FETCH"):
                 m.d.comb += [self.busy.eq(1), imem.r_addr.eq(pc), imem.r_en.eq(1)]
                 with m.If(pc >= length):
