@@ -123,10 +123,12 @@ class StreamFIFO(wiring.Component):
     ``two_heads`` (default False; with ``registered_head`` and ``bypass``, ``depth`` >= 3):
     the head alternates between two registers (the older one is the head, ``o.payload`` a
     two-way select of them), and a register loads only while it is empty at the start of
-    the cycle, so ``o.ready`` reaches the two full flags, the pointer and the level, not
-    the payload registers' enables: for a queue whose reader pops it at the end of a long
-    test (the execute and load engines' starts). Same cycles, capacity and order as with
-    one head register (the reader sees the next entry the cycle after a pop).
+    the cycle, so ``o.ready`` reaches the two full flags, the pointer and a register of
+    the pop (the level is counted a cycle late; ``i.ready`` is one LUT of four registers),
+    not the payload registers' enables or an adder: for a queue whose reader pops it at the
+    end of a long test (the execute and load engines' starts, the result descriptors).
+    Same cycles, capacity and order as with one head register (the reader sees the next
+    entry the cycle after a pop).
     """
 
     def __init__(
@@ -230,8 +232,15 @@ class StreamFIFO(wiring.Component):
         slots = [Signal(self._layout, name=f"slot{k}", reset_less=True) for k in (0, 1)]
         full = [Signal(name=f"slot{k}_full") for k in (0, 1)]
         older = Signal(name="older")  # the slot holding the head
-        level = Signal(range(depth + 1), name="level")  # entries held
-        room = Signal(name="room", init=1)  # level < depth (registered)
+        # The level is counted a cycle late (step 52, as the engine's token counters):
+        # `level` holds the entries of a cycle ago, `pushed` / `popped` last cycle's
+        # transfers, so a pop reaches `popped` and the flags only, not an adder. `room`
+        # (entries now < depth) selects one of two registered tests of the count by them.
+        level = Signal(range(depth + 1), name="level")  # entries held a cycle ago
+        pushed, popped = Signal(name="pushed"), Signal(name="popped")
+        below = Signal(name="level_below_depth", init=1)  # level now < depth
+        below_1 = Signal(name="level_below_depth_1", init=1)  # level now < depth - 1
+        room = Signal()  # entries now < depth (a pop alone leaves room)
         accept, pop = Signal(), Signal()
         m.d.comb += [
             self.o.payload.eq(Mux(older, slots[1], slots[0])),
@@ -256,5 +265,13 @@ class StreamFIFO(wiring.Component):
             with m.If(load):
                 m.d.sync += slots[k].eq(incoming)
             m.d.sync += full[k].eq(full[k] & ~(pop & (older == k)) | load)
-        level_next = level + accept - pop
-        m.d.sync += [older.eq(older ^ pop), level.eq(level_next), room.eq(level_next < depth)]
+        level_now = level + pushed - popped
+        m.d.comb += room.eq(Mux(pushed == popped, below, popped | below_1))
+        m.d.sync += [
+            older.eq(older ^ pop),
+            level.eq(level_now),
+            pushed.eq(accept),
+            popped.eq(pop),
+            below.eq(level_now < depth),
+            below_1.eq(level_now < depth - 1),
+        ]
