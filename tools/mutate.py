@@ -244,6 +244,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "read in turn (step 48's two_heads, in the engine's load and execute queues)",
     ),
     Mutant(
+        "two-heads-room-late", "hw/interfaces.py",
+        ((r"room\.eq\(Mux\(pushed == popped, below, popped \| below_1\)\)",
+          "room.eq(below)"),),
+        "a two-headed queue's room ignores last cycle's push and pop (step 52's late level), "
+        "so a full queue takes one entry too many",
+    ),
+    Mutant(
         "packer-skid-word-lost", "hw/gearbox.py",
         ((r"m\.d\.sync \+= \[skid\.eq\(incoming\), skid_valid\.eq\(1\)\]",
           "m.d.sync += [skid.eq(incoming), skid_valid.eq(0)]"),),
