@@ -371,6 +371,11 @@ class ExecuteEngine(wiring.Component):
                 m.d.comb += in_store.eq(1)
                 with m.If(store_done):
                     m.next = "IDLE"
+        # `in_store` again, as a flip-flop of its own (step 53), set with the FSM's move into
+        # STORE and cleared with its move out: the packer's input select reads it, placed
+        # beside the packer instead of the FSM's state decode (37bde41's worst path).
+        store_select = Signal(name="store_select")
+        m.d.sync += store_select.eq(Mux(in_store, ~store_done, self.q.ready & head.store))
 
         # Tile descriptors, taken into a register with each tile's first beat and pushed from
         # it the cycle after (step 39), so the tile queue's write depends on flip-flops only,
@@ -409,6 +414,7 @@ class ExecuteEngine(wiring.Component):
         n.in_gemm = in_gemm
         n.in_idle = in_idle
         n.in_store = in_store
+        n.store_select = store_select
         n.issue = issue
         n.kk = kk
         n.kk_last = kk_last
@@ -735,7 +741,7 @@ class ExecuteEngine(wiring.Component):
         m.d.comb += store_done.eq(in_store & t_valid & t_end & packer.i.ready)
 
         # Packer input: the STORE's words while a STORE runs, else streamed results.
-        with m.If(in_store):
+        with m.If(n.store_select):  # = in_store
             m.d.comb += [
                 packer.i.valid.eq(t_valid),
                 packer.i.payload.codes.eq(t_codes),
