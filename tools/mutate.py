@@ -244,12 +244,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "read in turn (step 48's two_heads: the load, execute and result queues)",
     ),
     Mutant(
-        "store-select-late", "hw/execute.py",
-        ((r"store_select\.eq\(Mux\(in_store, ~store_done, self\.q\.ready & head\.store\)\)",
-          "store_select.eq(in_store)"),),
-        "the packer's input select follows the STORE state a cycle late (step 53's register)",
-    ),
-    Mutant(
         "packer-skid-word-lost", "hw/gearbox.py",
         ((r"m\.d\.sync \+= \[skid\.eq\(incoming\), skid_valid\.eq\(1\)\]",
           "m.d.sync += [skid.eq(incoming), skid_valid.eq(0)]"),),
