@@ -252,7 +252,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "output-skid-beat-lost", "hw/engine.py",
-        ((r"m\.d\.sync \+= out_q\.eq\(skid\)", "m.d.sync += out_q.eq(incoming)"),),
+        ((r"out_q\.eq\(Mux\(moves_up, skid, incoming\)\)", "out_q.eq(incoming)"),),
         "the output stage's skid register does not move up: the beat it caught under "
         "back-pressure is replaced by whatever the execute engine offers (step 44)",
     ),
