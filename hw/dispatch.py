@@ -328,7 +328,7 @@ class Dispatcher(wiring.Component):
         check_step = Signal(range(bounds_cycles + 1), name="check_step")
         # The length's tests are registered at start and acted on in PROGRAM's first cycle
         # (step 51), so no path runs from `program_length` through a 16-bit compare into the
-        # error outputs (056bef6's worst path). A program of no instructions and a length
+        # error outputs (356cdc0's worst path). A program of no instructions and a length
         # error are then told a cycle later, before any beat is taken.
         length_over = Signal(name="length_over")  # program_length > instruction_depth
         length_zero = Signal(name="length_zero")

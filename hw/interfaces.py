@@ -238,8 +238,8 @@ class StreamFIFO(wiring.Component):
         # (entries now < depth) selects one of two registered tests of the count by them.
         level = Signal(range(depth + 1), name="level")  # entries held a cycle ago
         pushed, popped = Signal(name="pushed"), Signal(name="popped")
-        below = Signal(name="level_below_depth", init=1)  # level now < depth
-        below_1 = Signal(name="level_below_depth_1", init=1)  # level now < depth - 1
+        below = Signal(name="level_below_depth", init=1)  # level < depth
+        below_1 = Signal(name="level_below_depth_1", init=1)  # level < depth - 1
         room = Signal()  # entries now < depth (a pop alone leaves room)
         accept, pop = Signal(), Signal()
         m.d.comb += [
