@@ -432,7 +432,11 @@ class Engine(wiring.Component):
         m.d.sync += armed.eq(quiet & ~sent_last & ~trailer & ~reset)
         m.d.comb += [
             trailer.eq(armed & take_in),  # armed only while unsent; nothing else sends now
-            finish.eq(quiet & (sent_last | trailer)),
+            # From flip-flops only (step 55): after the trailer, a cycle later, once
+            # `sent_last` has seen it (4c3ea78 with `--seed 2`: `trailer_armed` -> trailer
+            # -> `finish` -> the STATUS error bit, 7.7 ns of routing between the output
+            # stage and the register bank).
+            finish.eq(quiet & sent_last),
         ]
 
         # Busy, done, error; discarding input after an error.
